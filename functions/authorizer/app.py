@@ -1,0 +1,17 @@
+"""AuthorizerFunction: the HTTP API's Lambda authorizer (simple responses) for API keys."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sms_gateway.api_keys import authenticate, authorizer_response
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict, context: LambdaContext) -> dict:  # type: ignore[type-arg]
+    authorization = (event.get("headers") or {}).get("authorization")
+    result = authenticate(authorization)
+    if result.caller is None:
+        logger.info("unauthenticated request", extra={"reason": result.reason})
+    return authorizer_response(result)

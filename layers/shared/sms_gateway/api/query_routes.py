@@ -1,0 +1,30 @@
+"""GET /v1/sms/{id} and GET /v1/sms/."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from sms_gateway import querying
+from sms_gateway.api.caller import SCOPE_READ, require_scope
+from sms_gateway.api.http import json_response
+
+router = APIGatewayHttpRouter()
+
+
+@router.get("/v1/sms/<message_id>")
+def handle_get_message(message_id: str) -> Response[str]:
+    caller = require_scope(router.current_event.raw_event, SCOPE_READ)
+    message = querying.get_message_for(caller.workspace_id, message_id)
+    return json_response(200, message.to_api(with_history=True))
+
+
+@router.get("/v1/sms/")
+def handle_list_messages() -> Response[str]:
+    caller = require_scope(router.current_event.raw_event, SCOPE_READ)
+    params = router.current_event.query_string_parameters or {}
+    page = querying.list_messages_for(caller.workspace_id, params)
+    return json_response(
+        200,
+        {"items": [m.to_api() for m in page.items], "next_cursor": page.next_cursor},
+    )

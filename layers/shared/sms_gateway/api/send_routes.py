@@ -1,0 +1,43 @@
+"""POST /v1/sms/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from sms_gateway import idempotency, sending
+from sms_gateway.api.caller import SCOPE_SEND, require_scope
+from sms_gateway.api.http import json_response
+from sms_gateway.errors import ValidationError
+
+router = APIGatewayHttpRouter()
+
+
+@router.post("/v1/sms/")
+def handle_send() -> Response[str]:
+    event = router.current_event
+    caller = require_scope(event.raw_event, SCOPE_SEND)
+    request = sending.parse_send_request(event.decoded_body)
+    key = (event.headers or {}).get("idempotency-key")
+
+    def send() -> dict[str, Any]:
+        message = sending.send_message(caller.workspace_id, request)
+        return message.to_api()
+
+    if key is None:
+        return json_response(201, send())
+    if not 1 <= len(key) <= idempotency.MAX_KEY_LENGTH:
+        raise ValidationError(
+            f"Idempotency-Key must be 1 to {idempotency.MAX_KEY_LENGTH} characters",
+            errors=[{"field": "Idempotency-Key", "issue": "length out of range"}],
+        )
+    body = idempotency.run_once(
+        scope=caller.workspace_id,
+        key=key,
+        payload=request.model_dump(),
+        action=send,
+        lambda_context=router.lambda_context,
+    )
+    return json_response(201, body)

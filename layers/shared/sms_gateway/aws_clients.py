@@ -1,0 +1,42 @@
+"""AWS clients from a cached factory: created on first use, never at import (cold start)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_sqs.client import SQSClient
+
+# Short timeouts: an API call that hangs would hold a caller's HTTP request for the whole
+# Lambda timeout. Standard retry mode backs off on throttling.
+_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"max_attempts": 3, "mode": "standard"},
+)
+
+
+@lru_cache(maxsize=1)
+def _session() -> boto3.session.Session:
+    return boto3.session.Session()
+
+
+@lru_cache(maxsize=1)
+def dynamodb() -> DynamoDBClient:
+    return _session().client("dynamodb", config=_CONFIG)
+
+
+@lru_cache(maxsize=1)
+def sqs() -> SQSClient:
+    return _session().client("sqs", config=_CONFIG)
+
+
+def reset_clients() -> None:
+    """Drop cached clients (tests switch endpoints and credentials)."""
+    for factory in (_session, dynamodb, sqs):
+        factory.cache_clear()

@@ -1,0 +1,37 @@
+"""Settings read once from the environment that template.yaml gives every function."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    stage: str = "dev"
+    messages_table: str
+    use_cases_table: str
+    opt_outs_table: str
+    api_keys_table: str
+    idempotency_table: str
+    handoff_queue_url: str
+    use_case_cache_ttl_seconds: float = Field(default=30.0, ge=0)
+    idempotency_ttl_seconds: int = Field(default=86_400, gt=0)
+
+
+_FIELDS = tuple(Settings.model_fields)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Validated settings; a missing variable fails loudly on first use, not at import."""
+    values = {name: os.environ[name.upper()] for name in _FIELDS if name.upper() in os.environ}
+    return Settings.model_validate(values)
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests and the local stack change the environment)."""
+    get_settings.cache_clear()

@@ -1,0 +1,42 @@
+"""Plain-Python <-> DynamoDB attribute values, for the low-level client (faster to create than
+the resource API). Integral numbers come back as int, not Decimal."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def to_item(data: Mapping[str, Any]) -> dict[str, AttributeValueTypeDef]:
+    """Serialize, dropping None at the top level: an absent attribute is our null."""
+    return {k: to_value(v) for k, v in data.items() if v is not None}
+
+
+def to_value(value: Any) -> AttributeValueTypeDef:
+    if isinstance(value, float):
+        value = Decimal(str(value))
+    return _serializer.serialize(value)  # type: ignore[return-value]
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}

@@ -1,0 +1,130 @@
+"""Domain errors. Each carries its HTTP status and stable error code; the API maps them in one
+place (sms_gateway.api.http), never by matching on message text."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError as PydanticValidationError
+
+
+class GatewayError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class UnauthorizedError(GatewayError):
+    status = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(GatewayError):
+    status = 403
+    code = "forbidden"
+
+
+class UseCaseNotFoundError(GatewayError):
+    status = 404
+    code = "use_case_not_found"
+
+
+class MessageNotFoundError(GatewayError):
+    status = 404
+    code = "message_not_found"
+
+
+class NotCancelableError(GatewayError):
+    status = 409
+    code = "not_cancelable"
+
+
+class IdempotencyKeyInUseError(GatewayError):
+    status = 409
+    code = "idempotency_key_in_use"
+
+
+class UseCaseInactiveError(GatewayError):
+    status = 422
+    code = "use_case_inactive"
+
+
+class NoSenderInPoolError(GatewayError):
+    status = 422
+    code = "no_sender_in_pool"
+
+
+class A2pCampaignNotVerifiedError(GatewayError):
+    status = 422
+    code = "a2p_campaign_not_verified"
+
+
+class BrandSuspendedError(GatewayError):
+    status = 422
+    code = "brand_suspended"
+
+
+class PhoneInvalidError(GatewayError):
+    status = 422
+    code = "phone_invalid"
+
+
+class PhoneLandlineError(GatewayError):
+    status = 422
+    code = "phone_landline"
+
+
+class RecipientOptedOutError(GatewayError):
+    status = 422
+    code = "recipient_opted_out"
+
+
+class RegionNotPermittedError(GatewayError):
+    status = 422
+    code = "region_not_permitted"
+
+
+class ValidationError(GatewayError):
+    status = 422
+    code = "validation_error"
+
+    @classmethod
+    def from_pydantic(cls, message: str, exc: PydanticValidationError) -> ValidationError:
+        """Each problem as {field, issue}, without echoing the input back."""
+        errors = [
+            {"field": ".".join(str(p) for p in err["loc"]) or None, "issue": err["msg"]}
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        return cls(message, errors=errors)
+
+
+class IdempotencyKeyReusedError(GatewayError):
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class ServiceUnavailableError(GatewayError):
+    """A dependency failed; nothing was left half-done, so the caller may retry."""
+
+    status = 503
+    code = "service_unavailable"
+
+
+# The order in which the send API checks a request: documented, and asserted by the tests.
+SEND_ERRORS: tuple[type[GatewayError], ...] = (
+    UseCaseNotFoundError,
+    UseCaseInactiveError,
+    NoSenderInPoolError,
+    A2pCampaignNotVerifiedError,
+    BrandSuspendedError,
+    PhoneInvalidError,
+    PhoneLandlineError,
+    RecipientOptedOutError,
+    RegionNotPermittedError,
+    ValidationError,
+)

@@ -1,0 +1,175 @@
+"""Data access for the messages table. Every status change is one conditional write."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from sms_gateway import aws_clients
+from sms_gateway.config import get_settings
+from sms_gateway.dynamo import from_item, to_item, to_value
+from sms_gateway.errors import ValidationError
+from sms_gateway.messages import Message, MessageStatus
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, QueryInputTypeDef
+
+BY_WORKSPACE_INDEX = "by_workspace"
+BY_USE_CASE_INDEX = "by_use_case"
+
+
+class MessageAlreadyExistsError(Exception):
+    """A message id was reused; ids are random UUIDs, so this signals a bug, not a retry."""
+
+
+def _created_sort(message: Message) -> str:
+    # created_at alone can tie within a millisecond; the id makes the sort key unique.
+    return f"{message.created_at}#{message.id}"
+
+
+def message_to_item(message: Message) -> dict[str, AttributeValueTypeDef]:
+    data = message.model_dump(mode="json")
+    data["created_sort"] = _created_sort(message)
+    return to_item(data)
+
+
+def put_new_message(message: Message) -> None:
+    try:
+        aws_clients.dynamodb().put_item(
+            TableName=get_settings().messages_table,
+            Item=message_to_item(message),
+            ConditionExpression="attribute_not_exists(id)",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise MessageAlreadyExistsError(message.id) from exc
+        raise
+
+
+def get_message(message_id: str, *, consistent: bool = True) -> Message | None:
+    response = aws_clients.dynamodb().get_item(
+        TableName=get_settings().messages_table,
+        Key={"id": {"S": message_id}},
+        ConsistentRead=consistent,
+    )
+    item = response.get("Item")
+    return Message.model_validate(from_item(item)) if item else None
+
+
+def delete_message_if_status(message_id: str, status: MessageStatus) -> bool:
+    """Remove a message that never left `status`; False if it had moved on (or was gone)."""
+    try:
+        aws_clients.dynamodb().delete_item(
+            TableName=get_settings().messages_table,
+            Key={"id": {"S": message_id}},
+            ConditionExpression="#s = :s",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": {"S": status.value}},
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    items: list[Message]
+    next_cursor: str | None
+
+
+def list_messages(
+    *,
+    workspace_id: str,
+    use_case_id: str | None,
+    status: MessageStatus | None,
+    limit: int,
+    cursor: str | None,
+) -> MessagePage:
+    """Newest first from an index (never a Scan). With a status filter DynamoDB may return short
+    pages, so keep querying until `limit` matches or the partition ends."""
+    if use_case_id:
+        index, partition_name, partition_value = BY_USE_CASE_INDEX, "use_case_id", use_case_id
+    else:
+        index, partition_name, partition_value = BY_WORKSPACE_INDEX, "workspace_id", workspace_id
+    start_key = _decode_cursor(cursor, partition_name, partition_value)
+
+    request: QueryInputTypeDef = {
+        "TableName": get_settings().messages_table,
+        "IndexName": index,
+        "KeyConditionExpression": "#p = :p",
+        "ExpressionAttributeNames": {"#p": partition_name},
+        "ExpressionAttributeValues": {":p": {"S": partition_value}},
+        "ScanIndexForward": False,
+    }
+    filters = []
+    if use_case_id:
+        # A use case id of another workspace must look empty, never leak its messages.
+        filters.append("#w = :w")
+        request["ExpressionAttributeNames"]["#w"] = "workspace_id"
+        request["ExpressionAttributeValues"][":w"] = {"S": workspace_id}
+    if status is not None:
+        filters.append("#s = :s")
+        request["ExpressionAttributeNames"]["#s"] = "status"
+        request["ExpressionAttributeValues"][":s"] = {"S": status.value}
+    if filters:
+        request["FilterExpression"] = " AND ".join(filters)
+
+    items: list[dict[str, Any]] = []
+    while True:
+        request["Limit"] = max(limit - len(items), 1) if not filters else max(limit, 25)
+        if start_key:
+            request["ExclusiveStartKey"] = start_key
+        response = aws_clients.dynamodb().query(**request)
+        for raw in response.get("Items", []):
+            items.append(from_item(raw))
+            if len(items) == limit:
+                break
+        last_key = response.get("LastEvaluatedKey")
+        if len(items) == limit:
+            last = items[-1]
+            more = last_key is not None or raw is not response["Items"][-1]
+            next_cursor = _encode_cursor(last, partition_name) if more else None
+            break
+        if not last_key:
+            next_cursor = None
+            break
+        start_key = dict(last_key)
+    return MessagePage([Message.model_validate(i) for i in items], next_cursor)
+
+
+def _encode_cursor(item: dict[str, Any], partition_name: str) -> str:
+    key = {"id": item["id"], partition_name: item[partition_name], "s": item["created_sort"]}
+    raw = json.dumps(key, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(
+    cursor: str | None, partition_name: str, partition_value: str
+) -> dict[str, AttributeValueTypeDef] | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        valid = (
+            isinstance(key, dict)
+            and set(key) == {"id", partition_name, "s"}
+            and all(isinstance(v, str) for v in key.values())
+        )
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        valid = False
+    # A cursor only continues the listing it came from: it cannot open another partition.
+    if not valid or key[partition_name] != partition_value:
+        raise ValidationError("cursor is not valid for this listing", field="cursor")
+    return {
+        "id": to_value(key["id"]),
+        partition_name: to_value(key[partition_name]),
+        "created_sort": to_value(key["s"]),
+    }

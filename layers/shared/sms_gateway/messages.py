@@ -1,0 +1,89 @@
+"""The outbound message record and its status vocabulary."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MessageStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    PENDING = "pending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+TERMINAL_STATUSES = frozenset(
+    {
+        MessageStatus.DELIVERED,
+        MessageStatus.UNDELIVERED,
+        MessageStatus.FAILED,
+        MessageStatus.CANCELED,
+    }
+)
+
+# The fields of the reference API's 201 response, in its order, plus send_at (scheduling).
+API_FIELDS = (
+    "id",
+    "use_case_id",
+    "message_sid",
+    "from_number",
+    "to_number",
+    "body",
+    "num_segments",
+    "status",
+    "handed_off_at",
+    "delivered_at",
+    "errored_at",
+    "error_code",
+    "created_at",
+    "updated_at",
+    "send_at",
+)
+
+
+class HistoryEntry(BaseModel):
+    """One thing that happened to a message: its creation, a transition or a provider event."""
+
+    model_config = ConfigDict(extra="allow")
+
+    at: str
+    event: str
+    status: MessageStatus | None = None
+    provider_status: str | None = None
+    error_code: int | None = None
+    applied: bool = True
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    workspace_id: str
+    use_case_id: str
+    to_number: str
+    body: str
+    status: MessageStatus
+    message_sid: str | None = None
+    from_number: str | None = None
+    num_segments: int | None = None
+    handed_off_at: str | None = None
+    delivered_at: str | None = None
+    errored_at: str | None = None
+    error_code: int | None = None
+    send_at: str | None = None
+    created_at: str
+    updated_at: str
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+    def to_api(self, *, with_history: bool = False) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        out = {name: data[name] for name in API_FIELDS}
+        if with_history:
+            out["history"] = [entry.model_dump(mode="json") for entry in self.history]
+        return out

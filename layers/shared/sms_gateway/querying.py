@@ -1,0 +1,69 @@
+"""Reading messages back, scoped to the caller's workspace."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sms_gateway import message_store
+from sms_gateway.ids import is_uuid
+from sms_gateway.errors import MessageNotFoundError, ValidationError
+from sms_gateway.message_store import MessagePage
+from sms_gateway.messages import Message, MessageStatus
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
+_LIST_PARAMS = frozenset({"use_case_id", "status", "limit", "cursor"})
+
+
+def get_message_for(workspace_id: str, message_id: str) -> Message:
+    """Another workspace's message is answered exactly as a missing one."""
+    message = message_store.get_message(message_id) if is_uuid(message_id) else None
+    if message is None or message.workspace_id != workspace_id:
+        raise MessageNotFoundError("message not found", message_id=message_id)
+    return message
+
+
+def list_messages_for(workspace_id: str, params: Mapping[str, str]) -> MessagePage:
+    unknown = sorted(set(params) - _LIST_PARAMS)
+    if unknown:
+        raise ValidationError(
+            "unknown query parameter", errors=[{"field": n, "issue": "unknown"} for n in unknown]
+        )
+    use_case_id = params.get("use_case_id") or None
+    if use_case_id is not None and not is_uuid(use_case_id):
+        raise ValidationError(
+            "use_case_id must be a UUID", errors=[{"field": "use_case_id", "issue": "not a UUID"}]
+        )
+    status = _parse_status(params.get("status"))
+    limit = _parse_limit(params.get("limit"))
+    return message_store.list_messages(
+        workspace_id=workspace_id,
+        use_case_id=use_case_id,
+        status=status,
+        limit=limit,
+        cursor=params.get("cursor") or None,
+    )
+
+
+def _parse_status(raw: str | None) -> MessageStatus | None:
+    if not raw:
+        return None
+    try:
+        return MessageStatus(raw)
+    except ValueError as exc:
+        allowed = ", ".join(s.value for s in MessageStatus)
+        raise ValidationError(
+            f"status must be one of: {allowed}", errors=[{"field": "status", "issue": "unknown"}]
+        ) from exc
+
+
+def _parse_limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_PAGE_SIZE
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        raise ValidationError(
+            f"limit must be an integer from 1 to {MAX_PAGE_SIZE}",
+            errors=[{"field": "limit", "issue": "out of range"}],
+        )
+    return int(raw)
+

@@ -1,0 +1,133 @@
+"""Sending: the checks of the send API in their documented order, then one write and one enqueue."""
+
+from __future__ import annotations
+
+import json
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
+
+from sms_gateway import handoff_queue, message_store, opt_out_store, use_case_store
+from sms_gateway.clock import now_iso
+from sms_gateway.ids import is_uuid, new_id
+from sms_gateway.errors import (
+    A2pCampaignNotVerifiedError,
+    BrandSuspendedError,
+    NoSenderInPoolError,
+    RecipientOptedOutError,
+    RegionNotPermittedError,
+    ServiceUnavailableError,
+    UseCaseInactiveError,
+    UseCaseNotFoundError,
+    ValidationError,
+)
+from sms_gateway.messages import HistoryEntry, Message, MessageStatus
+from sms_gateway.phone import check_destination
+from sms_gateway.use_cases import A2pCampaignStatus, BrandStatus, UseCase
+
+logger = Logger(child=True)
+
+MAX_MESSAGE_CHARS = 1600
+
+
+class SendRequest(BaseModel):
+    """The POST /v1/sms/ body. Field formats are checked by send_message, in the API's order."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    use_case_id: str
+    to_phone_number: str
+    message: str
+
+
+def parse_send_request(raw_body: str | None) -> SendRequest:
+    """Malformed JSON, a missing or unknown field, or a wrong type is a validation_error."""
+    try:
+        data = json.loads(raw_body or "")
+    except json.JSONDecodeError as exc:
+        raise ValidationError("request body must be a JSON object") from exc
+    if not isinstance(data, dict):
+        raise ValidationError("request body must be a JSON object")
+    try:
+        return SendRequest.model_validate(data)
+    except PydanticValidationError as exc:
+        raise ValidationError.from_pydantic("request body is invalid", exc) from exc
+
+
+def find_use_case(workspace_id: str, use_case_id: str, *, cached: bool) -> UseCase:
+    """Another workspace's use case is answered exactly as a missing one."""
+    if not is_uuid(use_case_id):
+        raise UseCaseNotFoundError("use case not found", use_case_id=use_case_id)
+    getter = use_case_store.get_use_case_cached if cached else use_case_store.get_use_case
+    use_case = getter(use_case_id)
+    if use_case is None or use_case.deleted or use_case.workspace_id != workspace_id:
+        raise UseCaseNotFoundError("use case not found", use_case_id=use_case_id)
+    return use_case
+
+
+def check_use_case_can_send(use_case: UseCase) -> None:
+    if not use_case.active:
+        raise UseCaseInactiveError("the use case is not active")
+    if not use_case.sender_pool:
+        raise NoSenderInPoolError("the use case's sender pool has no sender")
+    if use_case.has_us_long_code and use_case.a2p_campaign_status is not A2pCampaignStatus.VERIFIED:
+        raise A2pCampaignNotVerifiedError(
+            "the sender pool has US long codes and the A2P 10DLC campaign is not verified",
+            a2p_campaign_status=use_case.a2p_campaign_status.value,
+        )
+    if use_case.brand_status is BrandStatus.SUSPENDED:
+        raise BrandSuspendedError("the brand registration behind the use case is suspended")
+
+
+def opt_out_scopes(use_case: UseCase) -> list[str]:
+    return [
+        opt_out_store.use_case_scope(use_case.id),
+        opt_out_store.service_scope(use_case.messaging_service_sid),
+    ]
+
+
+def send_message(workspace_id: str, request: SendRequest) -> Message:
+    use_case = find_use_case(workspace_id, request.use_case_id, cached=True)
+    check_use_case_can_send(use_case)
+    destination = check_destination(request.to_phone_number)
+    if opt_out_store.is_opted_out(opt_out_scopes(use_case), destination.e164):
+        raise RecipientOptedOutError("the recipient has opted out of messages from this sender")
+    if destination.region not in use_case.allowed_countries:
+        raise RegionNotPermittedError(
+            "the destination country is not allowed for this use case",
+            country=destination.region,
+        )
+    if not 1 <= len(request.message) <= MAX_MESSAGE_CHARS:
+        raise ValidationError(
+            f"message must be 1 to {MAX_MESSAGE_CHARS} characters",
+            errors=[{"field": "message", "issue": "length out of range"}],
+        )
+
+    message = new_message(workspace_id, use_case.id, destination.e164, request.message)
+    message_store.put_new_message(message)
+    try:
+        handoff_queue.enqueue_handoff(message.id)
+    except Exception as exc:
+        # Never leave a pending message that no worker will pick up: undo the write, so the
+        # caller's 503 is the whole truth and a retry starts clean.
+        removed = message_store.delete_message_if_status(message.id, MessageStatus.PENDING)
+        logger.exception("handoff enqueue failed", extra={"removed": removed})
+        raise ServiceUnavailableError("the message could not be queued; retry later") from exc
+    logger.info("message accepted", extra={"message_id": message.id, "status": message.status})
+    return message
+
+
+def new_message(workspace_id: str, use_case_id: str, to_number: str, body: str) -> Message:
+    now = now_iso()
+    return Message(
+        id=new_id(),
+        workspace_id=workspace_id,
+        use_case_id=use_case_id,
+        to_number=to_number,
+        body=body,
+        status=MessageStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+        history=[HistoryEntry(at=now, event="created", status=MessageStatus.PENDING)],
+    )
+

@@ -1,0 +1,59 @@
+"""Creating and changing use cases: the logic the operator CLI and the management API share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+
+from sms_gateway import use_case_store
+from sms_gateway.clock import now_iso
+from sms_gateway.errors import UseCaseNotFoundError, ValidationError
+from sms_gateway.ids import is_uuid, new_id
+from sms_gateway.use_cases import UseCase, UseCaseSpec
+
+
+def create_use_case(workspace_id: str, spec: UseCaseSpec) -> UseCase:
+    now = now_iso()
+    use_case = UseCase(
+        **spec.model_dump(), id=new_id(), workspace_id=workspace_id, created_at=now, updated_at=now
+    )
+    use_case_store.put_new_use_case(use_case)
+    return use_case
+
+
+def get_use_case_for(workspace_id: str, use_case_id: str) -> UseCase:
+    """Another workspace's or a deleted use case is answered exactly as a missing one."""
+    use_case = use_case_store.get_use_case(use_case_id) if is_uuid(use_case_id) else None
+    if use_case is None or use_case.deleted or use_case.workspace_id != workspace_id:
+        raise UseCaseNotFoundError("use case not found", use_case_id=use_case_id)
+    return use_case
+
+
+def update_use_case(workspace_id: str, use_case_id: str, changes: dict[str, Any]) -> UseCase:
+    """Validate the merged record, then write only the changed fields, conditionally."""
+    current = get_use_case_for(workspace_id, use_case_id)
+    merged = {**current.model_dump(mode="json", include=set(UseCaseSpec.model_fields)), **changes}
+    try:
+        spec = UseCaseSpec.model_validate(merged)
+    except PydanticValidationError as exc:
+        raise ValidationError.from_pydantic("use case is invalid", exc) from exc
+    normalized = spec.model_dump(mode="json", include=set(changes))
+    try:
+        return use_case_store.update_use_case(use_case_id, normalized, now_iso())
+    except use_case_store.UseCaseConflictError as exc:
+        raise UseCaseNotFoundError("use case not found", use_case_id=use_case_id) from exc
+
+
+def deactivate_use_case(workspace_id: str, use_case_id: str) -> UseCase:
+    return update_use_case(workspace_id, use_case_id, {"active": False})
+
+
+def delete_use_case(workspace_id: str, use_case_id: str) -> UseCase:
+    """Soft delete: the record stays for the messages that refer to it."""
+    get_use_case_for(workspace_id, use_case_id)
+    try:
+        return use_case_store.update_use_case(use_case_id, {"deleted": True}, now_iso())
+    except use_case_store.UseCaseConflictError as exc:
+        raise UseCaseNotFoundError("use case not found", use_case_id=use_case_id) from exc
+

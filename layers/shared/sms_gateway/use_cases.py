@@ -1,0 +1,158 @@
+"""The SMS use case: a sender pool behind a Twilio Messaging Service, with its compliance state.
+
+`UseCaseSpec` is what an operator or a caller writes (validated); `UseCase` is the stored record.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Self
+
+import phonenumbers
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+
+class SenderKind(StrEnum):
+    LONG_CODE = "long_code"
+    TOLL_FREE = "toll_free"
+    SHORT_CODE = "short_code"
+    ALPHANUMERIC = "alphanumeric"
+
+
+class A2pCampaignStatus(StrEnum):
+    NONE = "none"
+    PENDING = "pending"
+    VERIFIED = "verified"
+    FAILED = "failed"
+
+
+class BrandStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
+_SHORT_CODE = re.compile(r"^\d{3,8}$")
+_ALPHANUMERIC = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
+_COUNTRY_CODES = frozenset(phonenumbers.SUPPORTED_REGIONS)
+
+
+def _twilio_sid(prefix: str) -> AfterValidator:
+    """Twilio SIDs are a two-letter prefix and 32 lower-case hex digits."""
+    pattern = re.compile(rf"^{prefix}[0-9a-f]{{32}}$")
+
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"must be '{prefix}' followed by 32 hexadecimal digits")
+        return value
+
+    return AfterValidator(check)
+
+
+def _country(value: str) -> str:
+    if value not in _COUNTRY_CODES:
+        raise ValueError("must be an ISO 3166-1 alpha-2 country code, e.g. US")
+    return value
+
+
+AccountSid = Annotated[str, _twilio_sid("AC")]
+MessagingServiceSid = Annotated[str, _twilio_sid("MG")]
+CountryCode = Annotated[str, AfterValidator(_country)]
+SecretName = Annotated[
+    str, StringConstraints(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9/_+=.@-]+$")
+]
+
+
+class Sender(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sender: str
+    kind: SenderKind
+
+    @model_validator(mode="after")
+    def _check_sender_matches_kind(self) -> Self:
+        if self.kind is SenderKind.ALPHANUMERIC:
+            if not _ALPHANUMERIC.fullmatch(self.sender):
+                raise ValueError(
+                    "an alphanumeric sender ID has 1 to 11 letters, digits or spaces, "
+                    "with at least one letter"
+                )
+        elif self.kind is SenderKind.SHORT_CODE:
+            if not _SHORT_CODE.fullmatch(self.sender) and not _E164.fullmatch(self.sender):
+                raise ValueError("a short code is 3 to 8 digits")
+        elif not _E164.fullmatch(self.sender) or not _is_valid_number(self.sender):
+            raise ValueError(f"a {self.kind.value} sender must be a valid E.164 number")
+        return self
+
+    @property
+    def is_us_long_code(self) -> bool:
+        return self.kind is SenderKind.LONG_CODE and _region_of(self.sender) == "US"
+
+
+def _is_valid_number(number: str) -> bool:
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(number))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def _region_of(number: str) -> str | None:
+    try:
+        return phonenumbers.region_code_for_number(phonenumbers.parse(number))
+    except phonenumbers.NumberParseException:
+        return None
+
+
+class UseCaseSpec(BaseModel):
+    """A use case as its owner writes it (POST body; PATCH takes any subset)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    active: bool = True
+    twilio_account_sid: AccountSid
+    twilio_auth_token_secret: SecretName
+    messaging_service_sid: MessagingServiceSid
+    sender_pool: list[Sender] = Field(default_factory=list, max_length=400)
+    sticky_sender: bool = True
+    area_code_geomatch: bool = True
+    a2p_campaign_status: A2pCampaignStatus = A2pCampaignStatus.NONE
+    brand_status: BrandStatus = BrandStatus.ACTIVE
+    allowed_countries: list[CountryCode] = Field(default_factory=list, max_length=250)
+
+    @model_validator(mode="after")
+    def _no_duplicates(self) -> Self:
+        senders = [s.sender for s in self.sender_pool]
+        if len(set(senders)) != len(senders):
+            raise ValueError("sender_pool lists a sender twice")
+        if len(set(self.allowed_countries)) != len(self.allowed_countries):
+            raise ValueError("allowed_countries lists a country twice")
+        return self
+
+
+class UseCase(UseCaseSpec):
+    """The stored record: the spec plus identity, tenancy and lifecycle."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    workspace_id: str
+    deleted: bool = False
+    created_at: str
+    updated_at: str
+
+    @property
+    def has_us_long_code(self) -> bool:
+        return any(sender.is_us_long_code for sender in self.sender_pool)
+
+    def to_api(self) -> dict[str, object]:
+        """The resource as callers read it: tenancy and soft-delete flags stay internal."""
+        return self.model_dump(mode="json", exclude={"workspace_id", "deleted"})

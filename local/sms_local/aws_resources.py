@@ -1,0 +1,148 @@
+"""Creates the tables, queues and other resources of template.yaml in an AWS endpoint (moto in
+server mode) and resolves the template's references to them, as CloudFormation would."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from sms_local.template import resources_of_type
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+
+
+@dataclass
+class LocalStack:
+    """What was created, by logical id: the value of Ref and of each GetAtt attribute."""
+
+    endpoint_url: str
+    parameters: dict[str, Any]
+    refs: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's fixed fake credentials
+        )
+
+    def resolve(self, value: Any) -> Any:
+        """Evaluate the intrinsic functions the template uses in function environments."""
+        if isinstance(value, dict) and len(value) == 1:
+            (fn, arg), = value.items()
+            if fn == "Ref":
+                return self._ref(arg)
+            if fn == "Fn::GetAtt":
+                return self.attributes[arg[0]][arg[1]]
+            if fn == "Fn::Sub":
+                return self._sub(arg)
+            if fn == "Fn::Join":
+                return arg[0].join(str(self.resolve(v)) for v in arg[1])
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+    def _ref(self, name: str) -> Any:
+        pseudo = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::StackName": "sms-gateway-local",
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        return self.refs[name]
+
+    def _sub(self, arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name in variables:
+                return str(self.resolve(variables[name]))
+            if "." in name:
+                resource, attribute = name.split(".", 1)
+                return self.attributes[resource][attribute]
+            return str(self._ref(name))
+
+        return re.sub(r"\$\{([^}!]+)\}", replace, text)
+
+    def environment(self, variables: dict[str, Any]) -> dict[str, str]:
+        return {name: str(self.resolve(value)) for name, value in variables.items()}
+
+
+def parameter_defaults(template: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: spec.get("Default", "")
+        for name, spec in template.get("Parameters", {}).items()
+    }
+
+
+def create_resources(
+    template: dict[str, Any], endpoint_url: str, parameters: dict[str, Any] | None = None
+) -> LocalStack:
+    stack = LocalStack(endpoint_url, {**parameter_defaults(template), **(parameters or {})})
+    _create_tables(template, stack)
+    _create_queues(template, stack)
+    return stack
+
+
+def _create_tables(template: dict[str, Any], stack: LocalStack) -> None:
+    dynamodb = stack.client("dynamodb")
+    for name, resource in resources_of_type(template, "AWS::DynamoDB::Table").items():
+        props = resource["Properties"]
+        request: dict[str, Any] = {
+            "TableName": name,
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if props.get("GlobalSecondaryIndexes"):
+            request["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        dynamodb.create_table(**request)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:
+            dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}"
+        stack.refs[name] = name
+        stack.attributes[name] = {"Arn": arn}
+
+
+def _create_queues(template: dict[str, Any], stack: LocalStack) -> None:
+    sqs = stack.client("sqs")
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+    # Every queue first, then the redrive policies, which point at other queues' ARNs.
+    for name, resource in queues.items():
+        props = resource.get("Properties", {})
+        attributes = {
+            key: str(props[key])
+            for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds")
+            if key in props
+        }
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        stack.refs[name] = url
+        stack.attributes[name] = {"Arn": arn, "QueueName": name, "QueueUrl": url}
+    for name, resource in queues.items():
+        redrive = resource.get("Properties", {}).get("RedrivePolicy")
+        if redrive:
+            policy = {
+                "deadLetterTargetArn": stack.resolve(redrive["deadLetterTargetArn"]),
+                "maxReceiveCount": int(redrive["maxReceiveCount"]),
+            }
+            sqs.set_queue_attributes(
+                QueueUrl=stack.refs[name], Attributes={"RedrivePolicy": json.dumps(policy)}
+            )

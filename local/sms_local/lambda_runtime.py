@@ -1,0 +1,83 @@
+"""Runs the functions of template.yaml in this process the way Lambda would: the handler named in
+the template, the template's environment, and a context object."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from sms_local.template import PROJECT_ROOT, FunctionSpec
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object that Powertools and our code read."""
+
+    function_name: str
+    timeout_seconds: int
+    memory_limit_in_mb: int = 512
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+
+    def __post_init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+        )
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self._deadline = time.monotonic() + self.timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+_modules: dict[str, ModuleType] = {}
+_load_lock = threading.Lock()
+
+
+def load_handler(spec: FunctionSpec) -> Handler:
+    """Import functions/<name>/app.py under a name of its own (every function has an app.py)."""
+    module_name, _, attribute = spec.handler.rpartition(".")
+    path = PROJECT_ROOT / spec.code_uri / f"{module_name.replace('.', '/')}.py"
+    unique = f"lambda_{spec.name}_{module_name}"
+    with _load_lock:
+        module = _modules.get(unique)
+        if module is None:
+            loader_spec = importlib.util.spec_from_file_location(unique, path)
+            if loader_spec is None or loader_spec.loader is None:
+                raise ImportError(f"cannot load {path}")
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[unique] = module
+            loader_spec.loader.exec_module(module)
+            _modules[unique] = module
+    handler: Handler = getattr(module, attribute)
+    return handler
+
+
+def merged_environment(
+    specs: dict[str, FunctionSpec], resolve: Callable[[dict[str, Any]], dict[str, str]]
+) -> dict[str, str]:
+    """All functions share one process here, so they share one environment: refuse a template in
+    which two functions give one variable different values (they would see the wrong one)."""
+    merged: dict[str, str] = {}
+    for spec in specs.values():
+        for name, value in resolve(spec.environment).items():
+            if merged.setdefault(name, value) != value:
+                raise ValueError(f"{name} differs between functions; the local stack needs one value")
+    return merged
+
+
+def invoke(spec: FunctionSpec, event: dict[str, Any]) -> Any:
+    handler = load_handler(spec)
+    context = LambdaContext(function_name=spec.name, timeout_seconds=spec.timeout)
+    return handler(event, context)

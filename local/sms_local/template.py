@@ -1,0 +1,170 @@
+"""Reads template.yaml, the single source of truth, for the local stack and the tests: the
+resources to create in moto, each function's handler, environment, routes and event sources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
+
+_SHORT_TAGS = {
+    "Ref": "Ref",
+    "GetAtt": "Fn::GetAtt",
+    "Sub": "Fn::Sub",
+    "If": "Fn::If",
+    "Not": "Fn::Not",
+    "Equals": "Fn::Equals",
+    "Join": "Fn::Join",
+    "Select": "Fn::Select",
+    "Split": "Fn::Split",
+    "And": "Fn::And",
+    "Or": "Fn::Or",
+    "Condition": "Condition",
+    "FindInMap": "Fn::FindInMap",
+    "ImportValue": "Fn::ImportValue",
+    "GetAZs": "Fn::GetAZs",
+    "Base64": "Fn::Base64",
+}
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """SafeLoader that turns CloudFormation short tags (!Ref, !GetAtt ...) into their long form."""
+
+
+def _construct(tag: str) -> Any:
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+        value: Any
+        if isinstance(node, yaml.ScalarNode):
+            value = loader.construct_scalar(node)
+            if tag == "Fn::GetAtt":
+                value = str(value).split(".", 1)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        return {tag: value}
+
+    return construct
+
+
+for _short, _long in _SHORT_TAGS.items():
+    _TemplateLoader.add_constructor(f"!{_short}", _construct(_long))
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    with path.open() as handle:
+        data: dict[str, Any] = yaml.load(handle, Loader=_TemplateLoader)  # noqa: S506
+    return data
+
+
+@lru_cache(maxsize=1)
+def project_template() -> dict[str, Any]:
+    return load_template()
+
+
+def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource
+        for name, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == resource_type
+    }
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    function: str
+    authorized: bool
+
+
+@dataclass(frozen=True)
+class SqsSource:
+    function: str
+    queue: str
+    batch_size: int
+    report_batch_item_failures: bool
+    maximum_concurrency: Any = None
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    code_uri: str
+    handler: str
+    environment: dict[str, Any] = field(default_factory=dict)
+    timeout: int = 3
+
+
+def functions(template: dict[str, Any]) -> dict[str, FunctionSpec]:
+    globals_ = template.get("Globals", {}).get("Function", {})
+    global_env = globals_.get("Environment", {}).get("Variables", {})
+    specs = {}
+    for name, resource in resources_of_type(template, "AWS::Serverless::Function").items():
+        props = resource["Properties"]
+        env = {**global_env, **props.get("Environment", {}).get("Variables", {})}
+        specs[name] = FunctionSpec(
+            name=name,
+            code_uri=props["CodeUri"],
+            handler=props["Handler"],
+            environment=env,
+            timeout=int(props.get("Timeout", globals_.get("Timeout", 3))),
+        )
+    return specs
+
+
+def http_routes(template: dict[str, Any]) -> list[Route]:
+    routes = []
+    for name, resource in resources_of_type(template, "AWS::Serverless::Function").items():
+        for event in resource["Properties"].get("Events", {}).values():
+            if event.get("Type") != "HttpApi":
+                continue
+            props = event["Properties"]
+            auth = props.get("Auth", {}).get("Authorizer")
+            routes.append(
+                Route(
+                    method=props["Method"].upper(),
+                    path=props["Path"],
+                    function=name,
+                    authorized=auth != "NONE",
+                )
+            )
+    return routes
+
+
+def sqs_sources(template: dict[str, Any]) -> list[SqsSource]:
+    sources = []
+    for name, resource in resources_of_type(template, "AWS::Serverless::Function").items():
+        for event in resource["Properties"].get("Events", {}).values():
+            if event.get("Type") != "SQS":
+                continue
+            props = event["Properties"]
+            queue = props["Queue"]["Fn::GetAtt"][0]
+            sources.append(
+                SqsSource(
+                    function=name,
+                    queue=queue,
+                    batch_size=int(props.get("BatchSize", 10)),
+                    report_batch_item_failures="ReportBatchItemFailures"
+                    in props.get("FunctionResponseTypes", []),
+                    maximum_concurrency=props.get("ScalingConfig", {}).get("MaximumConcurrency"),
+                )
+            )
+    return sources
+
+
+def default_authorizer(template: dict[str, Any]) -> str | None:
+    """The function behind the HTTP API's default authorizer, if there is one."""
+    for resource in resources_of_type(template, "AWS::Serverless::HttpApi").values():
+        auth = resource["Properties"].get("Auth", {})
+        default = auth.get("DefaultAuthorizer")
+        if default:
+            arn = auth["Authorizers"][default]["FunctionArn"]
+            return str(arn["Fn::GetAtt"][0])
+    return None

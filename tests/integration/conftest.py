@@ -1,0 +1,145 @@
+"""Integration fixtures: moto in server mode on 127.0.0.1 holding the resources of template.yaml,
+and the HTTP API front of the local stack, which runs the authorizer and the handlers in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from sms_gateway import api_keys, aws_clients, config, idempotency, use_case_store
+from sms_gateway.api.caller import ALL_SCOPES
+from sms_gateway.use_case_admin import create_use_case
+from sms_gateway.use_cases import UseCase, UseCaseSpec
+from sms_local import template as tpl
+from sms_local.aws_resources import LocalStack, create_resources
+from sms_local.gateway import HttpApiGateway, HttpResult
+from sms_local.lambda_runtime import merged_environment
+
+
+@pytest.fixture(scope="session")
+def aws() -> Iterator[LocalStack]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    template = tpl.project_template()
+    stack = create_resources(template, endpoint)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    os.environ.update(merged_environment(tpl.functions(template), stack.environment))
+    config.reset_settings()
+    aws_clients.reset_clients()
+    idempotency.reset()
+    yield stack
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches(aws: LocalStack) -> None:
+    use_case_store.clear_cache()
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    raw: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.raw)
+
+
+class Api:
+    """A caller of the HTTP API: requests go through the gateway, authorizer included."""
+
+    def __init__(self, gateway: HttpApiGateway, key: str | None = None) -> None:
+        self.gateway = gateway
+        self.key = key
+
+    def with_key(self, key: str | None) -> Api:
+        return Api(self.gateway, key)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        raw_body: bytes | None = None,
+        query: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        all_headers = {"host": "127.0.0.1", **(headers or {})}
+        if self.key is not None:
+            all_headers.setdefault("authorization", f"Bearer {self.key}")
+        body = raw_body
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            all_headers.setdefault("content-type", "application/json")
+        result: HttpResult = self.gateway.handle(
+            method, path, urlencode(query or {}), all_headers, body or b""
+        )
+        return Response(result.status, result.headers, result.body)
+
+    def send(self, body: Any, **kwargs: Any) -> Response:
+        return self.request("POST", "/v1/sms/", json_body=body, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def gateway(aws: LocalStack) -> HttpApiGateway:
+    template = tpl.project_template()
+    # No authorizer cache here, so a revoked key is refused at once in tests.
+    return HttpApiGateway(
+        tpl.http_routes(template),
+        tpl.functions(template),
+        tpl.default_authorizer(template),
+        authorizer_ttl_seconds=0,
+    )
+
+
+@dataclass
+class Tenant:
+    workspace_id: str
+    key: str
+    api: Api
+
+
+def make_tenant(gateway: HttpApiGateway, scopes: tuple[str, ...] = ALL_SCOPES) -> Tenant:
+    workspace = api_keys.create_workspace(f"test-{uuid.uuid4().hex[:8]}")
+    issued = api_keys.issue_key(workspace["workspace_id"], scopes)
+    return Tenant(workspace["workspace_id"], issued.secret, Api(gateway, issued.secret))
+
+
+@pytest.fixture
+def tenant(gateway: HttpApiGateway) -> Tenant:
+    return make_tenant(gateway)
+
+
+def use_case_spec(**overrides: Any) -> UseCaseSpec:
+    data: dict[str, Any] = {
+        "name": "Appointment reminders",
+        "twilio_account_sid": "AC" + uuid.uuid4().hex,
+        "twilio_auth_token_secret": "sms/twilio/test",
+        "messaging_service_sid": "MG" + uuid.uuid4().hex,
+        "sender_pool": [
+            {"sender": "+14155550100", "kind": "long_code"},
+            {"sender": "+12125550100", "kind": "long_code"},
+        ],
+        "a2p_campaign_status": "verified",
+        "brand_status": "active",
+        "allowed_countries": ["US", "CA", "GB"],
+    }
+    data.update(overrides)
+    return UseCaseSpec.model_validate(data)
+
+
+@pytest.fixture
+def use_case(tenant: Tenant) -> UseCase:
+    return create_use_case(tenant.workspace_id, use_case_spec())

@@ -1,5 +1,6 @@
 # The words a newcomer would guess: `make dev` runs the service locally, `make test` runs every check.
 SHELL := /bin/bash
+export SAM_CLI_TELEMETRY := 0
 .DEFAULT_GOAL := help
 
 PORT ?= 3000

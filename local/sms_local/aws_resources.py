@@ -26,7 +26,8 @@ class LocalStack:
     attributes: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
-        return boto3.client(
+        factory: Any = boto3.client
+        return factory(
             service,
             endpoint_url=self.endpoint_url,
             region_name=REGION,
@@ -37,7 +38,7 @@ class LocalStack:
     def resolve(self, value: Any) -> Any:
         """Evaluate the intrinsic functions the template uses in function environments."""
         if isinstance(value, dict) and len(value) == 1:
-            (fn, arg), = value.items()
+            ((fn, arg),) = value.items()
             if fn == "Ref":
                 return self._ref(arg)
             if fn == "Fn::GetAtt":
@@ -83,10 +84,7 @@ class LocalStack:
 
 
 def parameter_defaults(template: dict[str, Any]) -> dict[str, Any]:
-    return {
-        name: spec.get("Default", "")
-        for name, spec in template.get("Parameters", {}).items()
-    }
+    return {name: spec.get("Default", "") for name, spec in template.get("Parameters", {}).items()}
 
 
 def create_resources(

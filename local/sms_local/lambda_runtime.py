@@ -73,7 +73,9 @@ def merged_environment(
     for spec in specs.values():
         for name, value in resolve(spec.environment).items():
             if merged.setdefault(name, value) != value:
-                raise ValueError(f"{name} differs between functions; the local stack needs one value")
+                raise ValueError(
+                    f"{name} differs between functions; the local stack needs one value"
+                )
     return merged
 
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
-
 from sms_gateway import aws_clients, opt_out_store
 from sms_gateway.config import get_settings
 from sms_gateway.dynamo import from_item
 from sms_gateway.use_case_admin import create_use_case, delete_use_case
 from sms_gateway.use_cases import UseCase, UseCaseSpec
+
 from tests.integration.conftest import Tenant, make_tenant, use_case_spec
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -27,7 +27,7 @@ def drain_handoff_queue() -> list[dict[str, Any]]:
     """Receive and delete everything queued for handoff (no worker runs in these tests)."""
     sqs = aws_clients.sqs()
     url = get_settings().handoff_queue_url
-    bodies = []
+    bodies: list[dict[str, Any]] = []
     while True:
         batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         if not batch:
@@ -186,7 +186,9 @@ def test_a2p_campaign_is_only_required_for_us_long_codes(
         "",
     ],
 )
-def test_invalid_destination_is_phone_invalid(tenant: Tenant, use_case: UseCase, number: str) -> None:
+def test_invalid_destination_is_phone_invalid(
+    tenant: Tenant, use_case: UseCase, number: str
+) -> None:
     response = tenant.api.send(send_body(use_case, to_phone_number=number))
     assert error_of(response) == (422, "phone_invalid")
     assert_nothing_written(tenant)
@@ -349,7 +351,9 @@ def test_idempotency_keys_are_per_workspace(
     assert other.api.send(send_body(other_use_case), headers=key).status == 201
 
 
-def test_failed_request_does_not_burn_its_idempotency_key(tenant: Tenant, use_case: UseCase) -> None:
+def test_failed_request_does_not_burn_its_idempotency_key(
+    tenant: Tenant, use_case: UseCase
+) -> None:
     key = {"idempotency-key": f"order-{uuid.uuid4()}"}
     bad = tenant.api.send(send_body(use_case, to_phone_number=LANDLINE_GB), headers=key)
     assert error_of(bad) == (422, "phone_landline")
@@ -360,9 +364,9 @@ class CallCounter:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def __call__(self, event_name: str, **_: Any) -> None:
+    def __call__(self, event_name: str, **kwargs: Any) -> None:
         # event name: before-call.<service>.<Operation>
-        _, service, operation = event_name.split(".")
+        _prefix, service, operation = event_name.split(".")
         self.calls.append(f"{service}.{operation}")
 
 

@@ -35,7 +35,7 @@ def to_item(data: Mapping[str, Any]) -> dict[str, AttributeValueTypeDef]:
 def to_value(value: Any) -> AttributeValueTypeDef:
     if isinstance(value, float):
         value = Decimal(str(value))
-    return _serializer.serialize(value)  # type: ignore[return-value]
+    return _serializer.serialize(value)
 
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -100,24 +100,26 @@ def list_messages(
         index, partition_name, partition_value = BY_WORKSPACE_INDEX, "workspace_id", workspace_id
     start_key = _decode_cursor(cursor, partition_name, partition_value)
 
-    request: QueryInputTypeDef = {
-        "TableName": get_settings().messages_table,
-        "IndexName": index,
-        "KeyConditionExpression": "#p = :p",
-        "ExpressionAttributeNames": {"#p": partition_name},
-        "ExpressionAttributeValues": {":p": {"S": partition_value}},
-        "ScanIndexForward": False,
-    }
+    names = {"#p": partition_name}
+    values: dict[str, AttributeValueTypeDef] = {":p": {"S": partition_value}}
     filters = []
     if use_case_id:
         # A use case id of another workspace must look empty, never leak its messages.
         filters.append("#w = :w")
-        request["ExpressionAttributeNames"]["#w"] = "workspace_id"
-        request["ExpressionAttributeValues"][":w"] = {"S": workspace_id}
+        names["#w"] = "workspace_id"
+        values[":w"] = {"S": workspace_id}
     if status is not None:
         filters.append("#s = :s")
-        request["ExpressionAttributeNames"]["#s"] = "status"
-        request["ExpressionAttributeValues"][":s"] = {"S": status.value}
+        names["#s"] = "status"
+        values[":s"] = {"S": status.value}
+    request: QueryInputTypeDef = {
+        "TableName": get_settings().messages_table,
+        "IndexName": index,
+        "KeyConditionExpression": "#p = :p",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+        "ScanIndexForward": False,
+    }
     if filters:
         request["FilterExpression"] = " AND ".join(filters)
 

@@ -37,7 +37,8 @@ def is_opted_out(scopes: list[str], phone_number: str) -> bool:
         )
         if response.get("Responses", {}).get(table):
             return True
-        keys = list(response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", []))
+        unprocessed = response.get("UnprocessedKeys", {}).get(table)
+        keys = list(unprocessed["Keys"]) if unprocessed else []
     return False
 
 

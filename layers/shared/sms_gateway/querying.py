@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sms_gateway import message_store
-from sms_gateway.ids import is_uuid
 from sms_gateway.errors import MessageNotFoundError, ValidationError
+from sms_gateway.ids import is_uuid
 from sms_gateway.message_store import MessagePage
 from sms_gateway.messages import Message, MessageStatus
 
@@ -66,4 +66,3 @@ def _parse_limit(raw: str | None) -> int:
             errors=[{"field": "limit", "issue": "out of range"}],
         )
     return int(raw)
-

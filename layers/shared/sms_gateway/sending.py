@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
 from sms_gateway import handoff_queue, message_store, opt_out_store, use_case_store
 from sms_gateway.clock import now_iso
-from sms_gateway.ids import is_uuid, new_id
 from sms_gateway.errors import (
     A2pCampaignNotVerifiedError,
     BrandSuspendedError,
@@ -21,6 +21,7 @@ from sms_gateway.errors import (
     UseCaseNotFoundError,
     ValidationError,
 )
+from sms_gateway.ids import is_uuid, new_id
 from sms_gateway.messages import HistoryEntry, Message, MessageStatus
 from sms_gateway.phone import check_destination
 from sms_gateway.use_cases import A2pCampaignStatus, BrandStatus, UseCase
@@ -130,4 +131,3 @@ def new_message(workspace_id: str, use_case_id: str, to_number: str, body: str) 
         updated_at=now,
         history=[HistoryEntry(at=now, event="created", status=MessageStatus.PENDING)],
     )
-

@@ -56,4 +56,3 @@ def delete_use_case(workspace_id: str, use_case_id: str) -> UseCase:
         return use_case_store.update_use_case(use_case_id, {"deleted": True}, now_iso())
     except use_case_store.UseCaseConflictError as exc:
         raise UseCaseNotFoundError("use case not found", use_case_id=use_case_id) from exc
-

@@ -1,0 +1,122 @@
+"""GET /v1/sms/{id} and GET /v1/sms/: the caller's own messages, newest first, by cursor."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sms_gateway.use_case_admin import create_use_case
+from sms_gateway.use_cases import UseCase
+
+from tests.integration.conftest import Tenant, make_tenant, use_case_spec
+from tests.integration.test_send_api import drain_handoff_queue, send_body
+
+
+def send(tenant: Tenant, use_case: UseCase, **overrides: Any) -> dict[str, Any]:
+    response = tenant.api.send(send_body(use_case, **overrides))
+    assert response.status == 201
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_get_returns_the_record_with_its_history(tenant: Tenant, use_case: UseCase) -> None:
+    sent = send(tenant, use_case)
+    response = tenant.api.request("GET", f"/v1/sms/{sent['id']}")
+    assert response.status == 200
+    body = response.json()
+    assert {k: v for k, v in body.items() if k != "history"} == sent
+    assert [entry["event"] for entry in body["history"]] == ["created"]
+    assert body["history"][0]["status"] == "pending"
+    drain_handoff_queue()
+
+
+def test_get_unknown_message_is_404(tenant: Tenant) -> None:
+    for message_id in (str(uuid.uuid4()), "not-a-uuid"):
+        response = tenant.api.request("GET", f"/v1/sms/{message_id}")
+        assert response.status == 404
+        assert response.json()["error"]["code"] == "message_not_found"
+
+
+def test_another_workspaces_message_is_404(gateway: Any, tenant: Tenant, use_case: UseCase) -> None:
+    sent = send(tenant, use_case)
+    stranger = make_tenant(gateway)
+    response = stranger.api.request("GET", f"/v1/sms/{sent['id']}")
+    assert response.status == 404
+    assert response.json()["error"]["code"] == "message_not_found"
+    drain_handoff_queue()
+
+
+def list_all(tenant: Tenant, **query: str) -> tuple[list[dict[str, Any]], int]:
+    """Follow next_cursor to the end; return every item and the number of pages."""
+    items: list[dict[str, Any]] = []
+    pages = 0
+    cursor = None
+    while True:
+        params = {**query, **({"cursor": cursor} if cursor else {})}
+        response = tenant.api.request("GET", "/v1/sms/", query=params)
+        assert response.status == 200, response.json()
+        body = response.json()
+        assert set(body) == {"items", "next_cursor"}
+        items.extend(body["items"])
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items, pages
+
+
+def test_list_is_newest_first_and_paginates(tenant: Tenant, use_case: UseCase) -> None:
+    sent = [send(tenant, use_case, message=f"message {i}") for i in range(7)]
+    items, pages = list_all(tenant, limit="3")
+    assert [m["id"] for m in items] == [m["id"] for m in reversed(sent)]
+    assert pages == 3
+    drain_handoff_queue()
+
+
+def test_list_filters_by_use_case_and_status(tenant: Tenant, use_case: UseCase) -> None:
+    other = create_use_case(tenant.workspace_id, use_case_spec())
+    mine = [send(tenant, use_case) for _ in range(3)]
+    send(tenant, other)
+    items, _ = list_all(tenant, use_case_id=use_case.id, limit="2")
+    assert sorted(m["id"] for m in items) == sorted(m["id"] for m in mine)
+    pending, _ = list_all(tenant, status="pending", limit="1")
+    assert len(pending) == 4
+    delivered, pages = list_all(tenant, status="delivered")
+    assert (delivered, pages) == ([], 1)
+    drain_handoff_queue()
+
+
+def test_list_never_shows_another_workspace(
+    gateway: Any, tenant: Tenant, use_case: UseCase
+) -> None:
+    send(tenant, use_case)
+    stranger = make_tenant(gateway)
+    assert list_all(stranger) == ([], 1)
+    # Naming the other workspace's use case does not help either.
+    assert list_all(stranger, use_case_id=use_case.id) == ([], 1)
+    drain_handoff_queue()
+
+
+def test_a_cursor_cannot_be_forged_or_moved_to_another_listing(
+    tenant: Tenant, use_case: UseCase
+) -> None:
+    for _ in range(2):
+        send(tenant, use_case)
+    first = tenant.api.request("GET", "/v1/sms/", query={"limit": "1"}).json()
+    cursor = first["next_cursor"]
+    assert cursor
+    moved = tenant.api.request(
+        "GET", "/v1/sms/", query={"limit": "1", "cursor": cursor, "use_case_id": use_case.id}
+    )
+    assert moved.status == 422
+    assert moved.json()["error"]["code"] == "validation_error"
+    garbage = tenant.api.request("GET", "/v1/sms/", query={"cursor": "!!notacursor"})
+    assert garbage.status == 422
+    drain_handoff_queue()
+
+
+def test_list_parameters_are_validated(tenant: Tenant) -> None:
+    for query in ({"limit": "0"}, {"limit": "101"}, {"limit": "x"}, {"status": "lost"},
+                  {"use_case_id": "nope"}, {"colour": "red"}):  # fmt: skip
+        response = tenant.api.request("GET", "/v1/sms/", query=query)
+        assert response.status == 422, query
+        assert response.json()["error"]["code"] == "validation_error"

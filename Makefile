@@ -110,6 +110,10 @@ pytest: $(VENV)/.installed
 .PHONY: test
 test: lint typecheck validate pytest
 
+.PHONY: openapi
+openapi: $(VENV)/.installed
+	$(PY) -m sms_gateway.openapi docs/openapi.json
+
 .PHONY: clean
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from sms_gateway.api import query_routes
 from sms_gateway.api.http import build_resolver
 

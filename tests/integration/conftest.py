@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 import pytest
 from moto.server import ThreadedMotoServer
+
 from sms_gateway import api_keys, aws_clients, config, idempotency, use_case_store
 from sms_gateway.api.caller import ALL_SCOPES
 from sms_gateway.use_case_admin import create_use_case

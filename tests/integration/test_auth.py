@@ -8,15 +8,24 @@ import uuid
 from typing import Any
 
 import pytest
+
 from sms_gateway import api_keys, aws_clients
 from sms_gateway.api.caller import SCOPE_MANAGE, SCOPE_READ, SCOPE_SEND
 from sms_gateway.config import get_settings
 from sms_gateway.use_cases import UseCase
-
 from tests.integration.conftest import Api, Tenant, make_tenant
 from tests.integration.test_send_api import drain_handoff_queue, send_body
 
-ROUTES = [("POST", "/v1/sms/"), ("GET", "/v1/sms/"), ("GET", f"/v1/sms/{uuid.uuid4()}")]
+ROUTES = [
+    ("POST", "/v1/sms/"),
+    ("GET", "/v1/sms/"),
+    ("GET", f"/v1/sms/{uuid.uuid4()}"),
+    ("POST", "/v1/sms/use-cases"),
+    ("GET", "/v1/sms/use-cases"),
+    ("GET", f"/v1/sms/use-cases/{uuid.uuid4()}"),
+    ("PATCH", f"/v1/sms/use-cases/{uuid.uuid4()}"),
+    ("DELETE", f"/v1/sms/use-cases/{uuid.uuid4()}"),
+]
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)
@@ -59,6 +68,10 @@ def test_revoked_key_is_401(tenant: Tenant, use_case: UseCase) -> None:
         ((SCOPE_READ, SCOPE_MANAGE), "POST", "/v1/sms/"),
         ((SCOPE_SEND,), "GET", "/v1/sms/"),
         ((SCOPE_SEND,), "GET", f"/v1/sms/{uuid.uuid4()}"),
+        ((SCOPE_SEND, SCOPE_READ), "POST", "/v1/sms/use-cases"),
+        ((SCOPE_SEND, SCOPE_READ), "GET", "/v1/sms/use-cases"),
+        ((SCOPE_SEND, SCOPE_READ), "PATCH", f"/v1/sms/use-cases/{uuid.uuid4()}"),
+        ((SCOPE_SEND, SCOPE_READ), "DELETE", f"/v1/sms/use-cases/{uuid.uuid4()}"),
     ],
 )
 def test_key_without_the_scope_is_403(

@@ -7,7 +7,6 @@ from typing import Any
 
 from sms_gateway.use_case_admin import create_use_case
 from sms_gateway.use_cases import UseCase
-
 from tests.integration.conftest import Tenant, make_tenant, use_case_spec
 from tests.integration.test_send_api import drain_handoff_queue, send_body
 

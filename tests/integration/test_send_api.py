@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
+
 from sms_gateway import aws_clients, opt_out_store
 from sms_gateway.config import get_settings
 from sms_gateway.dynamo import from_item
 from sms_gateway.use_case_admin import create_use_case, delete_use_case
 from sms_gateway.use_cases import UseCase, UseCaseSpec
-
 from tests.integration.conftest import Tenant, make_tenant, use_case_spec
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -5,6 +5,7 @@ import sys
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+
 from sms_gateway.segments import SegmentCount, count_segments, is_gsm7
 
 # Written out independently of the module, in septet order, so its position is the septet value.

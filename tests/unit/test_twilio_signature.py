@@ -5,9 +5,10 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sms_gateway.twilio_signature import compute_signature, is_valid_signature
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
+
+from sms_gateway.twilio_signature import compute_signature, is_valid_signature
 
 TOKEN = "12345678901234567890123456789012"
 URL = "https://gateway.example.com/webhooks/twilio/status"

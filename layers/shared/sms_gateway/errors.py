@@ -97,7 +97,11 @@ class ValidationError(GatewayError):
     def from_pydantic(cls, message: str, exc: PydanticValidationError) -> ValidationError:
         """Each problem as {field, issue}, without echoing the input back."""
         errors = [
-            {"field": ".".join(str(p) for p in err["loc"]) or None, "issue": err["msg"]}
+            {
+                "field": ".".join(str(p) for p in err["loc"]) or None,
+                "code": err["type"],
+                "issue": err["msg"],
+            }
             for err in exc.errors(include_url=False, include_input=False)
         ]
         return cls(message, errors=errors)

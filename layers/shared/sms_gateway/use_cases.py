@@ -18,6 +18,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 
 class SenderKind(StrEnum):
@@ -51,7 +52,9 @@ def _twilio_sid(prefix: str) -> AfterValidator:
 
     def check(value: str) -> str:
         if not pattern.fullmatch(value):
-            raise ValueError(f"must be '{prefix}' followed by 32 hexadecimal digits")
+            raise PydanticCustomError(
+                "twilio_sid_invalid", f"must be '{prefix}' followed by 32 lower-case hex digits"
+            )
         return value
 
     return AfterValidator(check)
@@ -59,7 +62,9 @@ def _twilio_sid(prefix: str) -> AfterValidator:
 
 def _country(value: str) -> str:
     if value not in _COUNTRY_CODES:
-        raise ValueError("must be an ISO 3166-1 alpha-2 country code, e.g. US")
+        raise PydanticCustomError(
+            "country_invalid", "must be an ISO 3166-1 alpha-2 country code, e.g. US"
+        )
     return value
 
 
@@ -81,15 +86,26 @@ class Sender(BaseModel):
     def _check_sender_matches_kind(self) -> Self:
         if self.kind is SenderKind.ALPHANUMERIC:
             if not _ALPHANUMERIC.fullmatch(self.sender):
-                raise ValueError(
+                raise PydanticCustomError(
+                    "sender_invalid",
                     "an alphanumeric sender ID has 1 to 11 letters, digits or spaces, "
-                    "with at least one letter"
+                    "with at least one letter",
                 )
         elif self.kind is SenderKind.SHORT_CODE:
             if not _SHORT_CODE.fullmatch(self.sender) and not _E164.fullmatch(self.sender):
-                raise ValueError("a short code is 3 to 8 digits")
+                raise PydanticCustomError("sender_invalid", "a short code is 3 to 8 digits")
         elif not _E164.fullmatch(self.sender) or not _is_valid_number(self.sender):
-            raise ValueError(f"a {self.kind.value} sender must be a valid E.164 number")
+            raise PydanticCustomError(
+                "sender_invalid",
+                "a {kind} sender must be a valid E.164 number",
+                {"kind": self.kind.value},
+            )
+        elif (self.kind is SenderKind.TOLL_FREE) != _is_toll_free(self.sender):
+            raise PydanticCustomError(
+                "sender_kind_mismatch",
+                "{sender_kind} does not match the number's type",
+                {"sender_kind": self.kind.value},
+            )
         return self
 
     @property
@@ -102,6 +118,11 @@ def _is_valid_number(number: str) -> bool:
         return phonenumbers.is_valid_number(phonenumbers.parse(number))
     except phonenumbers.NumberParseException:
         return False
+
+
+def _is_toll_free(number: str) -> bool:
+    parsed = phonenumbers.parse(number)
+    return phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.TOLL_FREE
 
 
 def _region_of(number: str) -> str | None:
@@ -132,9 +153,11 @@ class UseCaseSpec(BaseModel):
     def _no_duplicates(self) -> Self:
         senders = [s.sender for s in self.sender_pool]
         if len(set(senders)) != len(senders):
-            raise ValueError("sender_pool lists a sender twice")
+            raise PydanticCustomError("sender_duplicate", "sender_pool lists a sender twice")
         if len(set(self.allowed_countries)) != len(self.allowed_countries):
-            raise ValueError("allowed_countries lists a country twice")
+            raise PydanticCustomError(
+                "country_duplicate", "allowed_countries lists a country twice"
+            )
         return self
 
 

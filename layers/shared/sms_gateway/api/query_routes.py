@@ -7,19 +7,37 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from sms_gateway import querying
 from sms_gateway.api.caller import SCOPE_READ, require_scope
+from sms_gateway.api.docs import MessageDetailOut, MessageListOut, route_doc
 from sms_gateway.api.http import json_response
+from sms_gateway.errors import MessageNotFoundError, ValidationError
 
 router = APIGatewayHttpRouter()
 
 
-@router.get("/v1/sms/<message_id>")
-def handle_get_message(message_id: str) -> Response[str]:
+@router.get(
+    "/v1/sms/<id>",
+    **route_doc(
+        summary="Get a message with its status history",
+        scope=SCOPE_READ,
+        success=(200, "The message", MessageDetailOut),
+        errors=(MessageNotFoundError,),
+    ),
+)
+def handle_get_message(id: str) -> Response[str]:
     caller = require_scope(router.current_event.raw_event, SCOPE_READ)
-    message = querying.get_message_for(caller.workspace_id, message_id)
+    message = querying.get_message_for(caller.workspace_id, id)
     return json_response(200, message.to_api(with_history=True))
 
 
-@router.get("/v1/sms/")
+@router.get(
+    "/v1/sms/",
+    **route_doc(
+        summary="List messages, newest first",
+        scope=SCOPE_READ,
+        success=(200, "A page of messages", MessageListOut),
+        errors=(ValidationError,),
+    ),
+)
 def handle_list_messages() -> Response[str]:
     caller = require_scope(router.current_event.raw_event, SCOPE_READ)
     params = router.current_event.query_string_parameters or {}

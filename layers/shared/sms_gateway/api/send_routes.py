@@ -9,13 +9,28 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from sms_gateway import idempotency, sending
 from sms_gateway.api.caller import SCOPE_SEND, require_scope
+from sms_gateway.api.docs import MessageOut, route_doc
 from sms_gateway.api.http import json_response
-from sms_gateway.errors import ValidationError
+from sms_gateway.errors import (
+    SEND_ERRORS,
+    IdempotencyKeyInUseError,
+    IdempotencyKeyReusedError,
+    ValidationError,
+)
 
 router = APIGatewayHttpRouter()
 
 
-@router.post("/v1/sms/")
+@router.post(
+    "/v1/sms/",
+    **route_doc(
+        summary="Send an SMS through a use case",
+        scope=SCOPE_SEND,
+        success=(201, "The message was accepted and queued", MessageOut),
+        errors=(*SEND_ERRORS, IdempotencyKeyReusedError, IdempotencyKeyInUseError),
+        request_model=sending.SendRequest,
+    ),
+)
 def handle_send() -> Response[str]:
     event = router.current_event
     caller = require_scope(event.raw_event, SCOPE_SEND)

@@ -1,0 +1,130 @@
+"""The use-case management API: /v1/sms/use-cases (scope use_cases:manage)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import BaseModel, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
+
+from sms_gateway import use_case_admin, use_case_store
+from sms_gateway.api.caller import SCOPE_MANAGE, require_scope
+from sms_gateway.api.docs import route_doc
+from sms_gateway.api.http import json_response
+from sms_gateway.errors import UseCaseNotFoundError, ValidationError
+from sms_gateway.use_cases import UseCaseSpec
+
+router = APIGatewayHttpRouter()
+
+
+class UseCaseOut(UseCaseSpec):
+    model_config = ConfigDict(title="UseCase")
+    id: str
+    created_at: str
+    updated_at: str
+
+
+class UseCaseListOut(BaseModel):
+    model_config = ConfigDict(title="UseCaseList")
+    items: list[UseCaseOut]
+
+
+def _json_object(raw: str | None) -> dict[str, Any]:
+    try:
+        data = json.loads(raw or "")
+    except json.JSONDecodeError as exc:
+        raise ValidationError("request body must be a JSON object") from exc
+    if not isinstance(data, dict):
+        raise ValidationError("request body must be a JSON object")
+    return data
+
+
+@router.post(
+    "/v1/sms/use-cases",
+    **route_doc(
+        summary="Create a use case",
+        scope=SCOPE_MANAGE,
+        success=(201, "The created use case", UseCaseOut),
+        errors=(ValidationError,),
+        request_model=UseCaseSpec,
+    ),
+)
+def handle_create_use_case() -> Response[str]:
+    caller = require_scope(router.current_event.raw_event, SCOPE_MANAGE)
+    data = _json_object(router.current_event.decoded_body)
+    try:
+        spec = UseCaseSpec.model_validate(data)
+    except PydanticValidationError as exc:
+        raise ValidationError.from_pydantic("use case is invalid", exc) from exc
+    use_case = use_case_admin.create_use_case(caller.workspace_id, spec)
+    return json_response(201, use_case.to_api())
+
+
+@router.get(
+    "/v1/sms/use-cases",
+    **route_doc(
+        summary="List the workspace's use cases",
+        scope=SCOPE_MANAGE,
+        success=(200, "Every live use case of the workspace", UseCaseListOut),
+        errors=(),
+    ),
+)
+def handle_list_use_cases() -> Response[str]:
+    caller = require_scope(router.current_event.raw_event, SCOPE_MANAGE)
+    use_cases = use_case_store.list_use_cases(caller.workspace_id)
+    return json_response(200, {"items": [u.to_api() for u in use_cases]})
+
+
+@router.get(
+    "/v1/sms/use-cases/<id>",
+    **route_doc(
+        summary="Get a use case",
+        scope=SCOPE_MANAGE,
+        success=(200, "The use case", UseCaseOut),
+        errors=(UseCaseNotFoundError,),
+    ),
+)
+def handle_get_use_case(id: str) -> Response[str]:
+    caller = require_scope(router.current_event.raw_event, SCOPE_MANAGE)
+    return json_response(200, use_case_admin.get_use_case_for(caller.workspace_id, id).to_api())
+
+
+@router.patch(
+    "/v1/sms/use-cases/<id>",
+    **route_doc(
+        summary="Change some fields of a use case",
+        scope=SCOPE_MANAGE,
+        success=(200, "The changed use case", UseCaseOut),
+        errors=(UseCaseNotFoundError, ValidationError),
+        request_model=UseCaseSpec,
+    ),
+)
+def handle_patch_use_case(id: str) -> Response[str]:
+    caller = require_scope(router.current_event.raw_event, SCOPE_MANAGE)
+    changes = _json_object(router.current_event.decoded_body)
+    unknown = sorted(set(changes) - set(UseCaseSpec.model_fields))
+    if unknown:
+        raise ValidationError(
+            "unknown fields",
+            errors=[{"field": f, "code": "extra_forbidden", "issue": "unknown"} for f in unknown],
+        )
+    use_case = use_case_admin.update_use_case(caller.workspace_id, id, changes)
+    return json_response(200, use_case.to_api())
+
+
+@router.delete(
+    "/v1/sms/use-cases/<id>",
+    **route_doc(
+        summary="Delete a use case (sends through it then get 404)",
+        scope=SCOPE_MANAGE,
+        success=(204, "Deleted", None),
+        errors=(UseCaseNotFoundError,),
+    ),
+)
+def handle_delete_use_case(id: str) -> Response[str]:
+    caller = require_scope(router.current_event.raw_event, SCOPE_MANAGE)
+    use_case_admin.delete_use_case(caller.workspace_id, id)
+    return Response(status_code=204, body="")

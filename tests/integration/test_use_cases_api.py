@@ -1,0 +1,187 @@
+"""The use-case management API, through the authorizer, against moto."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Tenant, make_tenant
+from tests.integration.test_send_api import drain_handoff_queue
+
+
+def resource(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": "Appointment reminders",
+        "active": True,
+        "twilio_account_sid": "AC0123456789abcdef0123456789abcdef",
+        "twilio_auth_token_secret": "sms/twilio/AC0123456789abcdef0123456789abcdef",
+        "messaging_service_sid": "MG0123456789abcdef0123456789abcdef",
+        "sender_pool": [
+            {"sender": "+14155550100", "kind": "long_code"},
+            {"sender": "ACME", "kind": "alphanumeric"},
+        ],
+        "sticky_sender": True,
+        "area_code_geomatch": True,
+        "a2p_campaign_status": "verified",
+        "brand_status": "active",
+        "allowed_countries": ["US", "CA", "GB"],
+    }
+    data.update(overrides)
+    return data
+
+
+def create(tenant: Tenant, **overrides: Any) -> dict[str, Any]:
+    response = tenant.api.request("POST", "/v1/sms/use-cases", json_body=resource(**overrides))
+    assert response.status == 201, response.json()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_create_returns_the_resource_with_id_and_times(tenant: Tenant) -> None:
+    body = create(tenant)
+    uuid.UUID(body["id"])
+    assert body["created_at"] == body["updated_at"]
+    assert {k: v for k, v in body.items() if k not in {"id", "created_at", "updated_at"}} == (
+        resource()
+    )
+
+
+def test_get_list_patch_and_delete(tenant: Tenant) -> None:
+    created = create(tenant)
+    path = f"/v1/sms/use-cases/{created['id']}"
+    assert tenant.api.request("GET", path).json() == created
+    listed = tenant.api.request("GET", "/v1/sms/use-cases").json()["items"]
+    assert [u["id"] for u in listed] == [created["id"]]
+
+    patched = tenant.api.request("PATCH", path, json_body={"name": "OTP", "active": False})
+    assert patched.status == 200
+    assert patched.json()["name"] == "OTP" and patched.json()["active"] is False
+    assert patched.json()["updated_at"] >= created["updated_at"]
+    assert tenant.api.request("GET", path).json()["name"] == "OTP"
+
+    assert tenant.api.request("DELETE", path).status == 204
+    assert tenant.api.request("GET", path).status == 404
+    assert tenant.api.request("GET", "/v1/sms/use-cases").json()["items"] == []
+    assert tenant.api.request("DELETE", path).status == 404
+
+
+def test_a_deleted_use_case_cannot_send(tenant: Tenant) -> None:
+    created = create(tenant)
+    tenant.api.request("DELETE", f"/v1/sms/use-cases/{created['id']}")
+    response = tenant.api.send(
+        {"use_case_id": created["id"], "to_phone_number": "+14155552671", "message": "hi"}
+    )
+    assert response.status == 404
+    assert response.json()["error"]["code"] == "use_case_not_found"
+
+
+def test_workspaces_are_isolated(gateway: Any, tenant: Tenant) -> None:
+    # Given workspace A's use case and message
+    mine = create(tenant)
+    sent = tenant.api.send(
+        {"use_case_id": mine["id"], "to_phone_number": "+14155552671", "message": "hi"}
+    ).json()
+    other = make_tenant(gateway)
+    path = f"/v1/sms/use-cases/{mine['id']}"
+    # Then workspace B gets exactly what a missing resource gets
+    missing = f"/v1/sms/use-cases/{uuid.uuid4()}"
+    for method, body in (("GET", None), ("PATCH", {"name": "mine now"}), ("DELETE", None)):
+        theirs = other.api.request(method, path, json_body=body)
+        nothing = other.api.request(method, missing, json_body=body)
+        assert theirs.status == nothing.status == 404
+        assert theirs.json()["error"]["code"] == nothing.json()["error"]["code"]
+    assert other.api.request("GET", "/v1/sms/use-cases").json()["items"] == []
+    assert other.api.request("GET", f"/v1/sms/{sent['id']}").status == 404
+    send_as_other = other.api.send(
+        {"use_case_id": mine["id"], "to_phone_number": "+14155552671", "message": "hi"}
+    )
+    assert send_as_other.status == 404
+    # And A's use case is untouched
+    assert tenant.api.request("GET", path).json()["name"] == mine["name"]
+    drain_handoff_queue()
+
+
+INVALID = [
+    ({"twilio_account_sid": "AB0123456789abcdef0123456789abcdef"}, "twilio_sid_invalid"),
+    ({"twilio_account_sid": "AC0123"}, "twilio_sid_invalid"),
+    ({"messaging_service_sid": "MG0123456789ABCDEF0123456789ABCDEF"}, "twilio_sid_invalid"),
+    ({"messaging_service_sid": "AC0123456789abcdef0123456789abcdef"}, "twilio_sid_invalid"),
+    ({"allowed_countries": ["USA"]}, "country_invalid"),
+    ({"allowed_countries": ["us"]}, "country_invalid"),
+    ({"allowed_countries": ["XX"]}, "country_invalid"),
+    ({"allowed_countries": ["US", "US"]}, "country_duplicate"),
+    ({"sender_pool": [{"sender": "ACME SMS LTD1", "kind": "alphanumeric"}]}, "sender_invalid"),
+    ({"sender_pool": [{"sender": "12345", "kind": "alphanumeric"}]}, "sender_invalid"),
+    ({"sender_pool": [{"sender": "AC-ME", "kind": "alphanumeric"}]}, "sender_invalid"),
+    ({"sender_pool": [{"sender": "", "kind": "alphanumeric"}]}, "sender_invalid"),
+    ({"sender_pool": [{"sender": "4155550100", "kind": "long_code"}]}, "sender_invalid"),
+    ({"sender_pool": [{"sender": "+19995550100", "kind": "long_code"}]}, "sender_invalid"),
+    ({"sender_pool": [{"sender": "+14155550100", "kind": "toll_free"}]}, "sender_kind_mismatch"),
+    ({"sender_pool": [{"sender": "+18005550100", "kind": "long_code"}]}, "sender_kind_mismatch"),
+    ({"sender_pool": [{"sender": "+14155550100", "kind": "pager"}]}, "enum"),
+    (
+        {"sender_pool": [{"sender": "+14155550100", "kind": "long_code"}] * 2},
+        "sender_duplicate",
+    ),
+    ({"a2p_campaign_status": "approved"}, "enum"),
+    ({"brand_status": "paused"}, "enum"),
+    ({"active": "yes please"}, "bool_parsing"),
+    ({"name": ""}, "string_too_short"),
+    ({"twilio_auth_token": "secret"}, "extra_forbidden"),
+    ({"twilio_auth_token_secret": "has spaces in it"}, "string_pattern_mismatch"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "code"), INVALID)
+def test_create_validation_errors(tenant: Tenant, overrides: dict[str, Any], code: str) -> None:
+    response = tenant.api.request("POST", "/v1/sms/use-cases", json_body=resource(**overrides))
+    assert response.status == 422
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert code in [e["code"] for e in error["errors"]], error
+    assert tenant.api.request("GET", "/v1/sms/use-cases").json()["items"] == []
+
+
+@pytest.mark.parametrize("missing", ["name", "twilio_account_sid", "messaging_service_sid"])
+def test_create_requires_fields(tenant: Tenant, missing: str) -> None:
+    body = resource()
+    del body[missing]
+    response = tenant.api.request("POST", "/v1/sms/use-cases", json_body=body)
+    assert response.status == 422
+    assert [e["field"] for e in response.json()["error"]["errors"]] == [missing]
+
+
+@pytest.mark.parametrize(("overrides", "code"), INVALID)
+def test_patch_validation_errors_change_nothing(
+    tenant: Tenant, overrides: dict[str, Any], code: str
+) -> None:
+    created = create(tenant)
+    path = f"/v1/sms/use-cases/{created['id']}"
+    response = tenant.api.request("PATCH", path, json_body=overrides)
+    assert response.status == 422
+    assert code in [e["code"] for e in response.json()["error"]["errors"]]
+    assert tenant.api.request("GET", path).json() == created
+
+
+def test_patch_rejects_null_for_a_required_field(tenant: Tenant) -> None:
+    created = create(tenant)
+    path = f"/v1/sms/use-cases/{created['id']}"
+    response = tenant.api.request("PATCH", path, json_body={"name": None})
+    assert response.status == 422
+
+
+def test_a_change_applies_to_the_next_send(tenant: Tenant) -> None:
+    created = create(tenant, allowed_countries=["US"])
+    assert tenant.api.send(send_body_for(created, "+447400123456")).status == 422
+    tenant.api.request(
+        "PATCH", f"/v1/sms/use-cases/{created['id']}", json_body={"allowed_countries": ["GB"]}
+    )
+    # The PATCH ran in this process, so the send path's cache was refreshed by the write.
+    assert tenant.api.send(send_body_for(created, "+447400123456")).status == 201
+    drain_handoff_queue()
+
+
+def send_body_for(use_case: dict[str, Any], number: str) -> dict[str, Any]:
+    return {"use_case_id": use_case["id"], "to_phone_number": number, "message": "hi"}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from pydantic import BaseModel
 
 from sms_gateway.api import query_routes, send_routes, use_case_routes
@@ -37,11 +38,7 @@ def build_document() -> dict[str, Any]:
                 'Every error body is {"error": {"code", "message"}}; codes are stable.'
             ),
             security_schemes={
-                "bearerAuth": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "An API key: sk_live_... or sk_test_...",
-                }
+                "bearerAuth": HTTPBearer(description="An API key: sk_live_... or sk_test_...")
             },
         )
     )

@@ -79,7 +79,9 @@ def route_doc(
     request_model: type[BaseModel] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for a Powertools route decorator."""
-    all_errors = (*AUTH_ERRORS, *errors, ServiceUnavailableError) if scope else errors
+    all_errors: tuple[type[GatewayError], ...] = (
+        (*AUTH_ERRORS, *errors, ServiceUnavailableError) if scope else errors
+    )
     status, description, model = success
     responses: dict[int, Any] = {
         status: {"description": description}

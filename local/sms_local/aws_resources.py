@@ -24,6 +24,7 @@ class LocalStack:
     parameters: dict[str, Any]
     refs: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, dict[str, str]] = field(default_factory=dict)
+    conditions: dict[str, Any] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
         factory: Any = boto3.client
@@ -45,11 +46,32 @@ class LocalStack:
                 return self.attributes[arg[0]][arg[1]]
             if fn == "Fn::Sub":
                 return self._sub(arg)
+            if fn == "Fn::If":
+                branch = arg[1] if self.condition(arg[0]) else arg[2]
+                return self.resolve(branch)
             if fn == "Fn::Join":
                 return arg[0].join(str(self.resolve(v)) for v in arg[1])
         if isinstance(value, list):
             return [self.resolve(v) for v in value]
         return value
+
+    def condition(self, name: str) -> bool:
+        return bool(self._evaluate(self.conditions[name]))
+
+    def _evaluate(self, expression: Any) -> Any:
+        if isinstance(expression, dict) and len(expression) == 1:
+            ((fn, arg),) = expression.items()
+            if fn == "Fn::Not":
+                return not self._evaluate(arg[0])
+            if fn == "Fn::Equals":
+                return self._evaluate(arg[0]) == self._evaluate(arg[1])
+            if fn == "Fn::And":
+                return all(self._evaluate(a) for a in arg)
+            if fn == "Fn::Or":
+                return any(self._evaluate(a) for a in arg)
+            if fn == "Condition":
+                return self.condition(arg)
+        return self.resolve(expression)
 
     def _ref(self, name: str) -> Any:
         pseudo = {
@@ -90,7 +112,13 @@ def parameter_defaults(template: dict[str, Any]) -> dict[str, Any]:
 def create_resources(
     template: dict[str, Any], endpoint_url: str, parameters: dict[str, Any] | None = None
 ) -> LocalStack:
-    stack = LocalStack(endpoint_url, {**parameter_defaults(template), **(parameters or {})})
+    stack = LocalStack(
+        endpoint_url,
+        {**parameter_defaults(template), **(parameters or {})},
+        conditions=template.get("Conditions", {}),
+    )
+    # Routes' integrations are in-process here; the API id only appears in default URLs.
+    stack.refs["HttpApi"] = "localapi01"
     _create_tables(template, stack)
     _create_queues(template, stack)
     return stack

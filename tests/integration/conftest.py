@@ -14,7 +14,14 @@ from urllib.parse import urlencode
 import pytest
 from moto.server import ThreadedMotoServer
 
-from sms_gateway import api_keys, aws_clients, config, idempotency, use_case_store
+from sms_gateway import (
+    api_keys,
+    aws_clients,
+    config,
+    idempotency,
+    provider_credentials,
+    use_case_store,
+)
 from sms_gateway.api.caller import ALL_SCOPES
 from sms_gateway.use_case_admin import create_use_case
 from sms_gateway.use_cases import UseCase, UseCaseSpec
@@ -22,6 +29,23 @@ from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack, create_resources
 from sms_local.gateway import HttpApiGateway, HttpResult
 from sms_local.lambda_runtime import merged_environment
+
+# What the status callback verifies signatures against (the deployed stack's PublicBaseUrl).
+PUBLIC_BASE_URL = "https://sms.example.test"
+CALLBACK_URL = f"{PUBLIC_BASE_URL}/v1/webhook/twilio/sms-status"
+
+# AccountSid -> auth token of every subaccount secret the tests created.
+AUTH_TOKENS: dict[str, str] = {}
+
+
+def create_twilio_secret(account_sid: str) -> str:
+    """Store a subaccount's auth token where the convention says it lives; return the token."""
+    token = uuid.uuid4().hex
+    aws_clients.secretsmanager().create_secret(
+        Name=provider_credentials.secret_name_for_account(account_sid), SecretString=token
+    )
+    AUTH_TOKENS[account_sid] = token
+    return token
 
 
 @pytest.fixture(scope="session")
@@ -31,12 +55,13 @@ def aws() -> Iterator[LocalStack]:
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
     template = tpl.project_template()
-    stack = create_resources(template, endpoint)
+    stack = create_resources(template, endpoint, {"PublicBaseUrl": PUBLIC_BASE_URL})
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     os.environ.update(merged_environment(tpl.functions(template), stack.environment))
     config.reset_settings()
     aws_clients.reset_clients()
     idempotency.reset()
+    provider_credentials.reset()
     yield stack
     server.stop()
 
@@ -123,10 +148,11 @@ def tenant(gateway: HttpApiGateway) -> Tenant:
 
 
 def use_case_spec(**overrides: Any) -> UseCaseSpec:
+    account_sid = overrides.pop("twilio_account_sid", None) or "AC" + uuid.uuid4().hex
     data: dict[str, Any] = {
         "name": "Appointment reminders",
-        "twilio_account_sid": "AC" + uuid.uuid4().hex,
-        "twilio_auth_token_secret": "sms/twilio/test",
+        "twilio_account_sid": account_sid,
+        "twilio_auth_token_secret": f"sms/twilio/{account_sid}",
         "messaging_service_sid": "MG" + uuid.uuid4().hex,
         "sender_pool": [
             {"sender": "+14155550100", "kind": "long_code"},
@@ -142,4 +168,7 @@ def use_case_spec(**overrides: Any) -> UseCaseSpec:
 
 @pytest.fixture
 def use_case(tenant: Tenant) -> UseCase:
-    return create_use_case(tenant.workspace_id, use_case_spec())
+    """A ready use case whose subaccount's auth token is in Secrets Manager."""
+    created = create_use_case(tenant.workspace_id, use_case_spec())
+    create_twilio_secret(created.twilio_account_sid)
+    return created

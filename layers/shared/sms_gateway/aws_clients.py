@@ -10,6 +10,7 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_secretsmanager.client import SecretsManagerClient
     from mypy_boto3_sqs.client import SQSClient
 
 # Short timeouts: an API call that hangs would hold a caller's HTTP request for the whole
@@ -36,7 +37,12 @@ def sqs() -> SQSClient:
     return _session().client("sqs", config=_CONFIG)
 
 
+@lru_cache(maxsize=1)
+def secretsmanager() -> SecretsManagerClient:
+    return _session().client("secretsmanager", config=_CONFIG)
+
+
 def reset_clients() -> None:
     """Drop cached clients (tests switch endpoints and credentials)."""
-    for factory in (_session, dynamodb, sqs):
+    for factory in (_session, dynamodb, sqs, secretsmanager):
         factory.cache_clear()

@@ -77,6 +77,10 @@ class Message(BaseModel):
     errored_at: str | None = None
     error_code: int | None = None
     send_at: str | None = None
+    # Internal: the Twilio subaccount that must sign this message's callbacks, and the handoff
+    # worker's claim (set before the provider is called).
+    account_sid: str | None = None
+    claimed_at: str | None = None
     created_at: str
     updated_at: str
     history: list[HistoryEntry] = Field(default_factory=list)

@@ -105,6 +105,7 @@ def send_message(workspace_id: str, request: SendRequest) -> Message:
         )
 
     message = new_message(workspace_id, use_case.id, destination.e164, request.message)
+    message.account_sid = use_case.twilio_account_sid
     message_store.put_new_message(message)
     try:
         handoff_queue.enqueue_handoff(message.id)

@@ -1,0 +1,244 @@
+"""The status machine, enforced by DynamoDB: every transition is one conditional UpdateItem whose
+condition admits only the allowed predecessors (DESIGN.md's table). A failed condition is not an
+error: it is the answer that the transition does not apply (a duplicate or a regression)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from sms_gateway import aws_clients
+from sms_gateway.config import get_settings
+from sms_gateway.dynamo import to_value
+from sms_gateway.messages import HistoryEntry, MessageStatus
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+S = MessageStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    to: MessageStatus
+    allowed_from: tuple[MessageStatus, ...]
+    sets_time: str | None  # the timestamp attribute the transition sets
+    sets_error: bool = False
+
+
+TRANSITIONS: dict[MessageStatus, Transition] = {
+    S.PENDING: Transition(S.PENDING, (S.SCHEDULED,), None),
+    S.CANCELED: Transition(S.CANCELED, (S.SCHEDULED,), None),
+    S.SENT: Transition(S.SENT, (S.PENDING,), "handed_off_at"),
+    S.FAILED: Transition(S.FAILED, (S.PENDING,), "errored_at", sets_error=True),
+    S.DELIVERED: Transition(S.DELIVERED, (S.PENDING, S.SENT), "delivered_at"),
+    S.UNDELIVERED: Transition(S.UNDELIVERED, (S.PENDING, S.SENT), "errored_at", sets_error=True),
+}
+
+# Twilio's MessageStatus -> ours; the others (accepted, queued, sending, scheduled, ...) only go
+# into the history.
+PROVIDER_STATUSES: dict[str, MessageStatus] = {
+    "sent": S.SENT,
+    "delivered": S.DELIVERED,
+    "read": S.DELIVERED,
+    "undelivered": S.UNDELIVERED,
+    "failed": S.FAILED,
+}
+
+
+class _Update:
+    """Builds one UpdateExpression with placeholder names and values."""
+
+    def __init__(self) -> None:
+        self.sets: list[str] = []
+        self.removes: list[str] = []
+        self.conditions: list[str] = ["attribute_exists(#id)"]
+        self.names: dict[str, str] = {"#id": "id"}
+        self.values: dict[str, AttributeValueTypeDef] = {}
+
+    def name(self, attribute: str) -> str:
+        placeholder = f"#{attribute}"
+        self.names[placeholder] = attribute
+        return placeholder
+
+    def value(self, value: Any) -> str:
+        placeholder = f":v{len(self.values)}"
+        self.values[placeholder] = to_value(value)
+        return placeholder
+
+    def set(self, attribute: str, value: Any) -> None:
+        self.sets.append(f"{self.name(attribute)} = {self.value(value)}")
+
+    def set_if_missing(self, attribute: str, value: Any) -> None:
+        n = self.name(attribute)
+        self.sets.append(f"{n} = if_not_exists({n}, {self.value(value)})")
+
+    def append_history(self, entry: HistoryEntry) -> None:
+        n = self.name("history")
+        entry_value = entry.model_dump(mode="json", exclude_none=True)
+        self.sets.append(
+            f"{n} = list_append(if_not_exists({n}, {self.value([])}), {self.value([entry_value])})"
+        )
+
+    def status_in(self, statuses: tuple[MessageStatus, ...]) -> None:
+        n = self.name("status")
+        options = ", ".join(self.value(s.value) for s in statuses)
+        self.conditions.append(f"{n} IN ({options})")
+
+    def condition(self, expression: str) -> None:
+        self.conditions.append(expression)
+
+    def run(self, message_id: str) -> dict[str, Any] | None:
+        """Apply the update; None when its condition does not hold."""
+        clauses = []
+        if self.sets:
+            clauses.append("SET " + ", ".join(self.sets))
+        if self.removes:
+            clauses.append("REMOVE " + ", ".join(self.removes))
+        expression = " ".join(clauses)
+        try:
+            response = aws_clients.dynamodb().update_item(
+                TableName=get_settings().messages_table,
+                Key={"id": {"S": message_id}},
+                UpdateExpression=expression,
+                ConditionExpression=" AND ".join(self.conditions),
+                ExpressionAttributeNames=self.names,
+                ExpressionAttributeValues=self.values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        return dict(response["Attributes"])
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderEvent:
+    """A status callback, reduced to what the message record keeps."""
+
+    account_sid: str
+    provider_status: str
+    at: str
+    message_sid: str | None = None
+    from_number: str | None = None
+    error_code: int | None = None
+    num_segments: int | None = None
+
+
+def _belongs_to(update: _Update, account_sid: str) -> None:
+    # Only the subaccount the message was sent through may move it.
+    update.condition(f"{update.name('account_sid')} = {update.value(account_sid)}")
+
+
+def _provider_facts(update: _Update, event: ProviderEvent) -> None:
+    if event.message_sid:
+        update.set_if_missing("message_sid", event.message_sid)
+    if event.from_number:
+        update.set_if_missing("from_number", event.from_number)
+    if event.num_segments is not None:
+        # The provider's count replaces our own estimate.
+        update.set("num_segments", event.num_segments)
+
+
+def apply_provider_event(message_id: str, event: ProviderEvent) -> bool | None:
+    """Apply a callback. True: the status moved; False: recorded only (a duplicate, a regression
+    or a status that changes nothing); None: no such message for that account."""
+    target = PROVIDER_STATUSES.get(event.provider_status)
+    if target is not None:
+        transition = TRANSITIONS[target]
+        update = _Update()
+        _belongs_to(update, event.account_sid)
+        update.status_in(transition.allowed_from)
+        update.set("status", target.value)
+        update.set("updated_at", event.at)
+        if transition.sets_time:
+            update.set(transition.sets_time, event.at)
+        if target is S.DELIVERED:
+            update.set_if_missing("handed_off_at", event.at)
+        if transition.sets_error and event.error_code is not None:
+            update.set("error_code", event.error_code)
+        _provider_facts(update, event)
+        update.append_history(
+            HistoryEntry(
+                at=event.at,
+                event="provider_status",
+                status=target,
+                provider_status=event.provider_status,
+                error_code=event.error_code,
+                applied=True,
+            )
+        )
+        if update.run(message_id) is not None:
+            return True
+    # Not a transition, or its condition failed: keep the facts and the event in the history.
+    record = _Update()
+    _belongs_to(record, event.account_sid)
+    _provider_facts(record, event)
+    record.append_history(
+        HistoryEntry(
+            at=event.at,
+            event="provider_status",
+            status=None,
+            provider_status=event.provider_status,
+            error_code=event.error_code,
+            applied=False,
+        )
+    )
+    return False if record.run(message_id) is not None else None
+
+
+def claim_for_handoff(message_id: str, at: str) -> bool:
+    """Mark a pending message as being handed off; only one worker can win."""
+    update = _Update()
+    update.status_in((S.PENDING,))
+    update.condition(f"attribute_not_exists({update.name('claimed_at')})")
+    update.condition(f"attribute_not_exists({update.name('message_sid')})")
+    update.set("claimed_at", at)
+    return update.run(message_id) is not None
+
+
+def release_claim(message_id: str, claimed_at: str) -> bool:
+    """Give a claim back after a failure that certainly did not reach the provider."""
+    update = _Update()
+    n = update.name("claimed_at")
+    update.condition(f"{n} = {update.value(claimed_at)}")
+    update.condition(f"attribute_not_exists({update.name('message_sid')})")
+    update.removes.append(n)
+    return update.run(message_id) is not None
+
+
+def record_acceptance(
+    message_id: str, at: str, message_sid: str, num_segments: int, from_number: str | None
+) -> bool:
+    """Store what the provider said on acceptance, never touching a status a callback set."""
+    update = _Update()
+    update.set("message_sid", message_sid)
+    update.set_if_missing("num_segments", num_segments)
+    if from_number:
+        update.set_if_missing("from_number", from_number)
+    update.set("updated_at", at)
+    update.append_history(HistoryEntry(at=at, event="handed_off", status=None, applied=True))
+    return update.run(message_id) is not None
+
+
+def fail(
+    message_id: str, at: str, error_code: int, *, claimed_at: str | None = None, reason: str
+) -> bool:
+    """pending -> failed. With `claimed_at`, only if that claim is still the one in place and the
+    provider's answer was never recorded (the outcome-unknown case)."""
+    update = _Update()
+    update.status_in(TRANSITIONS[S.FAILED].allowed_from)
+    if claimed_at is not None:
+        update.condition(f"{update.name('claimed_at')} = {update.value(claimed_at)}")
+        update.condition(f"attribute_not_exists({update.name('message_sid')})")
+    update.set("status", S.FAILED.value)
+    update.set("errored_at", at)
+    update.set("error_code", error_code)
+    update.set("updated_at", at)
+    update.append_history(
+        HistoryEntry(at=at, event=reason, status=S.FAILED, error_code=error_code, applied=True)
+    )
+    return update.run(message_id) is not None

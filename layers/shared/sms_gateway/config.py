@@ -21,9 +21,10 @@ class Settings(BaseModel):
     twilio_api_base_url: str = "https://api.twilio.com"
     # Callbacks are signed against this URL, so it must be what Twilio is given, not a Host header.
     public_base_url: str = ""
-    twilio_secret_prefix: str = "sms/twilio/"
+    twilio_secret_prefix: str = "sms/twilio/"  # noqa: S105 - a name prefix, not a secret
     # A claim older than this with no provider answer recorded means the worker died mid-call.
     handoff_claim_timeout_seconds: float = Field(default=30.0, ge=0)
+    handoff_retry_base_seconds: int = Field(default=10, ge=0)
     provider_connect_timeout_seconds: float = Field(default=3.05, gt=0)
     provider_read_timeout_seconds: float = Field(default=10.0, gt=0)
     secret_cache_seconds: int = Field(default=300, ge=0)

@@ -1,0 +1,150 @@
+"""Handoff to the provider: at most one SMS per message, whatever SQS redelivers.
+
+A message is claimed with a conditional write before Twilio is called. A claim that finds an
+older claim with no recorded answer means a worker died mid-call: the message may or may not
+have been sent, so it ends `failed` with OUTCOME_UNKNOWN_ERROR_CODE instead of being resent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from aws_lambda_powertools import Logger
+
+from sms_gateway import (
+    message_store,
+    opt_out_store,
+    provider_credentials,
+    transitions,
+    twilio_client,
+    use_case_store,
+)
+from sms_gateway.clock import now_iso, utc_now
+from sms_gateway.config import get_settings
+from sms_gateway.messages import Message, MessageStatus
+from sms_gateway.segments import count_segments
+
+logger = Logger(child=True)
+
+# Our own codes, outside Twilio's ranges: documented in the README and the API reference.
+OUTCOME_UNKNOWN_ERROR_CODE = 99001
+CREDENTIALS_UNAVAILABLE_ERROR_CODE = 99002
+UNSUBSCRIBED_ERROR_CODE = 21610
+
+CALLBACK_PATH = "/v1/webhook/twilio/sms-status"
+
+
+class HandoffOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    ALREADY_HANDLED = "already_handled"
+    GONE = "gone"
+
+
+class RetryHandoffLater(Exception):
+    """Leave the SQS message for redelivery; `backoff` asks for a longer wait than usual."""
+
+    def __init__(self, reason: str, *, backoff: bool) -> None:
+        super().__init__(reason)
+        self.backoff = backoff
+
+
+def status_callback_url(message_id: str) -> str:
+    return f"{get_settings().public_base_url.rstrip('/')}{CALLBACK_PATH}?message_id={message_id}"
+
+
+def hand_off(message_id: str) -> HandoffOutcome:
+    message = message_store.get_message(message_id)
+    if message is None:
+        return HandoffOutcome.GONE
+    if message.status is not MessageStatus.PENDING or message.message_sid:
+        return HandoffOutcome.ALREADY_HANDLED
+    if message.claimed_at:
+        return _resolve_existing_claim(message)
+
+    claimed_at = now_iso()
+    if not transitions.claim_for_handoff(message_id, claimed_at):
+        # Another delivery of the same SQS message won the claim a moment ago.
+        raise RetryHandoffLater("claimed by another worker", backoff=False)
+    return _call_provider(message, claimed_at)
+
+
+def _resolve_existing_claim(message: Message) -> HandoffOutcome:
+    assert message.claimed_at is not None
+    age = utc_now() - datetime.fromisoformat(message.claimed_at)
+    if age < timedelta(seconds=get_settings().handoff_claim_timeout_seconds):
+        raise RetryHandoffLater("a claim is in progress", backoff=False)
+    failed = transitions.fail(
+        message.id,
+        now_iso(),
+        OUTCOME_UNKNOWN_ERROR_CODE,
+        claimed_at=message.claimed_at,
+        reason="handoff_outcome_unknown",
+    )
+    logger.warning(
+        "stale handoff claim resolved", extra={"message_id": message.id, "failed": failed}
+    )
+    return HandoffOutcome.OUTCOME_UNKNOWN if failed else HandoffOutcome.ALREADY_HANDLED
+
+
+def _call_provider(message: Message, claimed_at: str) -> HandoffOutcome:
+    use_case = use_case_store.get_use_case_cached(message.use_case_id)
+    token = provider_credentials.auth_token(use_case.twilio_auth_token_secret) if use_case else None
+    if use_case is None or token is None:
+        transitions.fail(
+            message.id, now_iso(), CREDENTIALS_UNAVAILABLE_ERROR_CODE,
+            claimed_at=claimed_at, reason="credentials_unavailable",
+        )  # fmt: skip
+        logger.error("no provider credentials", extra={"message_id": message.id})
+        return HandoffOutcome.REJECTED
+
+    result = twilio_client.create_message(
+        account_sid=use_case.twilio_account_sid,
+        auth_token=token,
+        to=message.to_number,
+        body=message.body,
+        messaging_service_sid=use_case.messaging_service_sid,
+        status_callback=status_callback_url(message.id),
+    )
+    log = {"message_id": message.id, "result": type(result).__name__}
+    match result:
+        case twilio_client.Accepted():
+            segments = result.num_segments or count_segments(message.body).segments
+            transitions.record_acceptance(
+                message.id, now_iso(), result.message_sid, segments, result.from_number
+            )
+            logger.info("handed off", extra=log)
+            return HandoffOutcome.ACCEPTED
+        case twilio_client.Rejected():
+            transitions.fail(
+                message.id, now_iso(), result.error_code,
+                claimed_at=claimed_at, reason="provider_rejected",
+            )  # fmt: skip
+            if result.error_code == UNSUBSCRIBED_ERROR_CODE:
+                # Twilio keeps STOP per Messaging Service; so do we, to refuse at send time.
+                opt_out_store.add_opt_out(
+                    opt_out_store.service_scope(use_case.messaging_service_sid),
+                    message.to_number,
+                    "twilio_21610",
+                )
+            logger.info("provider rejected", extra={**log, "error_code": result.error_code})
+            return HandoffOutcome.REJECTED
+        case twilio_client.RetryLater():
+            transitions.release_claim(message.id, claimed_at)
+            logger.info("provider busy, will retry", extra={**log, "reason": result.reason})
+            raise RetryHandoffLater(result.reason, backoff=True)
+        case twilio_client.OutcomeUnknown():
+            transitions.fail(
+                message.id, now_iso(), OUTCOME_UNKNOWN_ERROR_CODE,
+                claimed_at=claimed_at, reason="handoff_outcome_unknown",
+            )  # fmt: skip
+            logger.warning("provider outcome unknown", extra={**log, "reason": result.reason})
+            return HandoffOutcome.OUTCOME_UNKNOWN
+
+
+def backoff_seconds(receive_count: int) -> int:
+    """Exponential backoff through SQS visibility: 10 s, 20 s, 40 s ... capped at 15 minutes."""
+    base = get_settings().handoff_retry_base_seconds
+    return int(min(900, base * 2 ** max(0, receive_count - 1)))

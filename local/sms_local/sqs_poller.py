@@ -1,0 +1,95 @@
+"""Feeds an SQS event source of template.yaml to its function as Lambda's event source mapping
+does: batches of the configured size, successes deleted, reported failures left for redelivery
+after the visibility timeout (and moved to the DLQ by the redrive policy)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+from sms_local.aws_resources import REGION, LocalStack
+from sms_local.lambda_runtime import invoke
+from sms_local.template import FunctionSpec, SqsSource
+
+log = logging.getLogger("sms_local.sqs")
+
+
+def sqs_event(records: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": record["MessageId"],
+                "receiptHandle": record["ReceiptHandle"],
+                "body": record["Body"],
+                "attributes": record.get("Attributes", {}),
+                "messageAttributes": record.get("MessageAttributes", {}),
+                "md5OfBody": record.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for record in records
+        ]
+    }
+
+
+class SqsPoller:
+    def __init__(self, stack: LocalStack, source: SqsSource, function: FunctionSpec) -> None:
+        self._sqs = stack.client("sqs")
+        self._url = stack.refs[source.queue]
+        self._arn = stack.attributes[source.queue]["Arn"]
+        self._source = source
+        self._function = function
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"sqs-{source.function}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def poll_once(self, wait_seconds: int = 0) -> int:
+        """Receive one batch and run the function on it; return how many records it held."""
+        received = self._sqs.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=min(self._source.batch_size, 10),
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+            ReceiveRequestAttemptId=uuid.uuid4().hex,
+        ).get("Messages", [])
+        if not received:
+            return 0
+        failed_ids: set[str] = set()
+        try:
+            result = invoke(self._function, sqs_event(received, self._arn))
+        except Exception:
+            log.exception("%s failed; the whole batch will be retried", self._function.name)
+            return len(received)
+        if self._source.report_batch_item_failures and isinstance(result, dict):
+            failed_ids = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        done = [r for r in received if r["MessageId"] not in failed_ids]
+        if done:
+            self._sqs.delete_message_batch(
+                QueueUrl=self._url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": r["ReceiptHandle"]} for i, r in enumerate(done)
+                ],
+            )
+        return len(received)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.poll_once(wait_seconds=1) == 0:
+                    time.sleep(0.05)
+            except Exception:
+                log.exception("polling %s failed", self._source.queue)
+                self._stop.wait(1)

@@ -1,0 +1,250 @@
+"""Handoff against the Twilio simulator: at most one SMS per message, whatever happens."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sms_gateway import config, transitions, twilio_client
+from sms_gateway.use_cases import UseCase
+from sms_local import template as tpl
+from sms_local.aws_resources import LocalStack
+from sms_local.gateway import HttpApiGateway
+from sms_local.http_server import ApiServer
+from sms_local.sqs_poller import SqsPoller
+from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
+from tests.integration.conftest import AUTH_TOKENS, Tenant
+from tests.integration.test_send_api import drain_handoff_queue, send_body
+
+
+def set_settings(**values: str) -> dict[str, str | None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    config.reset_settings()
+    twilio_client.reset()
+    return saved
+
+
+def restore_settings(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    config.reset_settings()
+    twilio_client.reset()
+
+
+@pytest.fixture
+def simulator(use_case: UseCase) -> Iterator[TwilioSimulator]:
+    sim = TwilioSimulator(
+        SimulatorConfig(
+            accounts={use_case.twilio_account_sid: AUTH_TOKENS[use_case.twilio_account_sid]},
+            services={use_case.messaging_service_sid: [s.sender for s in use_case.sender_pool]},
+            callback_delays=(0.05, 0.05),
+        )
+    )
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def server(gateway: HttpApiGateway) -> Iterator[ApiServer]:
+    api = ApiServer(gateway)
+    api.start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def wired(simulator: TwilioSimulator, server: ApiServer) -> Iterator[None]:
+    """Point the handoff at the simulator and the callbacks at the local HTTP server."""
+    saved = set_settings(TWILIO_API_BASE_URL=simulator.base_url, PUBLIC_BASE_URL=server.url)
+    drain_handoff_queue()
+    yield
+    restore_settings(saved)
+
+
+@pytest.fixture
+def poller(aws: LocalStack) -> SqsPoller:
+    template = tpl.project_template()
+    [source] = [s for s in tpl.sqs_sources(template) if s.function == "HandoffFunction"]
+    return SqsPoller(aws, source, tpl.functions(template)["HandoffFunction"])
+
+
+def message(tenant: Tenant, message_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = tenant.api.request("GET", f"/v1/sms/{message_id}").json()
+    return body
+
+
+def wait_for(tenant: Tenant, message_id: str, statuses: set[str], timeout: float = 10) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        current = message(tenant, message_id)
+        if current["status"] in statuses or time.monotonic() > deadline:
+            return current
+        time.sleep(0.05)
+
+
+def send(tenant: Tenant, use_case: UseCase, to: str) -> str:
+    response = tenant.api.send(send_body(use_case, to_phone_number=to))
+    assert response.status == 201, response.json()
+    return str(response.json()["id"])
+
+
+def test_pending_to_delivered_with_geomatch_and_segments(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller
+) -> None:
+    message_id = send(tenant, use_case, "+12125552671")
+    assert poller.poll_once() == 1
+    final = wait_for(tenant, message_id, {"delivered"})
+    assert final["status"] == "delivered"
+    assert final["from_number"] == "+12125550100"  # the pool's number in the recipient's area
+    assert final["num_segments"] == 1
+    assert final["message_sid"].startswith("SM")
+    assert final["handed_off_at"] <= final["delivered_at"]
+    assert simulator.create_count() == 1
+    events = [(h["event"], h.get("provider_status")) for h in final["history"]]
+    assert ("handed_off", None) in events and ("provider_status", "delivered") in events
+
+
+def test_a_twice_delivered_sqs_message_sends_one_sms(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller,
+    aws: LocalStack,
+) -> None:  # fmt: skip
+    message_id = send(tenant, use_case, "+14155552671")
+    # Given the same handoff message queued again (SQS is at-least-once)
+    sqs = aws.client("sqs")
+    sqs.send_message(
+        QueueUrl=aws.refs["HandoffQueue"], MessageBody=f'{{"message_id": "{message_id}"}}'
+    )
+    while poller.poll_once():
+        pass
+    assert wait_for(tenant, message_id, {"delivered"})["status"] == "delivered"
+    assert simulator.create_count() == 1
+
+
+def test_a_crash_after_the_provider_answered_never_sends_twice(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None,
+    poller: SqsPoller, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # Given callbacks that never reach us (any of them would carry the MessageSid and prove the
+    # acceptance), and a worker that dies before recording Twilio's answer
+    lost = set_settings(PUBLIC_BASE_URL="http://127.0.0.1:9")
+    message_id = send(tenant, use_case, "+14155552671")
+
+    def crash(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("worker died")
+
+    monkeypatch.setattr(transitions, "record_acceptance", crash)
+    poller.poll_once()
+    restore_settings(lost)
+    assert simulator.create_count() == 1
+    monkeypatch.undo()
+    assert message(tenant, message_id)["status"] == "pending"
+    # When SQS redelivers after the claim has gone stale
+    # (the crashed batch is invisible for the 60 s visibility timeout: queue its twin instead)
+    saved = set_settings(HANDOFF_CLAIM_TIMEOUT_SECONDS="0")
+    try:
+        poller._sqs.send_message(
+            QueueUrl=poller._url, MessageBody=f'{{"message_id": "{message_id}"}}'
+        )
+        assert poller.poll_once() == 1
+    finally:
+        restore_settings(saved)
+    # Then the message is failed as "outcome unknown", and no second SMS went out
+    final = message(tenant, message_id)
+    assert (final["status"], final["error_code"]) == ("failed", 99001)
+    assert simulator.create_count() == 1
+
+
+def _redeliver_now(poller: SqsPoller) -> None:
+    """The crashed batch's message is invisible for the visibility timeout; make it visible."""
+    sqs = poller._sqs
+    for _ in range(50):
+        for m in sqs.receive_message(QueueUrl=poller._url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            sqs.change_message_visibility(
+                QueueUrl=poller._url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+            )
+        if poller.poll_once():
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("to", "code"),
+    [("+15005550001", 21211), ("+15005550003", 21408), ("+15005550009", 21614)],
+)
+def test_a_rejected_message_fails_with_twilios_code(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None,
+    poller: SqsPoller, to: str, code: int,
+) -> None:  # fmt: skip
+    message_id = send(tenant, use_case, to)
+    poller.poll_once()
+    final = message(tenant, message_id)
+    assert (final["status"], final["error_code"]) == ("failed", code)
+    assert final["errored_at"] is not None
+
+
+def test_unsubscribed_recipient_fails_and_is_opted_out(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller
+) -> None:
+    message_id = send(tenant, use_case, "+15005550004")
+    poller.poll_once()
+    assert message(tenant, message_id)["error_code"] == 21610
+    again = tenant.api.send(send_body(use_case, to_phone_number="+15005550004"))
+    assert again.json()["error"]["code"] == "recipient_opted_out"
+
+
+def test_busy_provider_is_retried_later_without_failing(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller
+) -> None:
+    message_id = send(tenant, use_case, "+14155550429")
+    saved = set_settings(HANDOFF_RETRY_BASE_SECONDS="0")
+    try:
+        poller.poll_once()
+    finally:
+        restore_settings(saved)
+    current = message(tenant, message_id)
+    assert current["status"] == "pending" and current["error_code"] is None
+    # The claim was released, so the redelivery may call the provider again.
+    _redeliver_now(poller)
+    assert simulator.create_count() == 2
+    assert message(tenant, message_id)["status"] == "pending"
+
+
+def test_a_read_timeout_fails_as_outcome_unknown(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller
+) -> None:
+    # Given a slow provider whose callbacks never reach us (a `queued` callback would carry the
+    # MessageSid and prove acceptance, which rightly keeps the message pending)
+    saved = set_settings(PROVIDER_READ_TIMEOUT_SECONDS="0.5", PUBLIC_BASE_URL="http://127.0.0.1:9")
+    try:
+        message_id = send(tenant, use_case, "+14155550777")
+        poller.poll_once()
+    finally:
+        restore_settings(saved)
+    final = message(tenant, message_id)
+    assert (final["status"], final["error_code"]) == ("failed", 99001)
+    assert simulator.create_count() == 1
+
+
+def test_connection_refused_is_retried(
+    tenant: Tenant, use_case: UseCase, wired: None, poller: SqsPoller
+) -> None:
+    saved = set_settings(TWILIO_API_BASE_URL="http://127.0.0.1:9")
+    try:
+        message_id = send(tenant, use_case, "+14155552671")
+        poller.poll_once()
+    finally:
+        restore_settings(saved)
+    current = message(tenant, message_id)
+    assert current["status"] == "pending" and current["message_sid"] is None
+    drain_handoff_queue()

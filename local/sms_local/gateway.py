@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import threading
 import time
@@ -14,6 +15,8 @@ from typing import Any
 from sms_local import http_events
 from sms_local.lambda_runtime import invoke
 from sms_local.template import FunctionSpec, Route
+
+log = logging.getLogger("sms_local.gateway")
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class HttpApiGateway:
         try:
             result = invoke(self._functions[route.function], event)
         except Exception:
+            log.exception("%s raised", route.function)
             return _json_result(500, {"message": "Internal Server Error"})
         return self._to_http(result)
 
@@ -115,6 +119,7 @@ class HttpApiGateway:
             try:
                 response = invoke(self._functions[self._authorizer], auth_event)
             except Exception:
+                log.exception("the authorizer raised")
                 return _json_result(500, {"message": "Internal Server Error"})
             with self._cache_lock:
                 self._auth_cache[identity] = (now + self._authorizer_ttl, response)

@@ -1,0 +1,234 @@
+"""`make dev`: the whole service on one machine, all on 127.0.0.1.
+
+moto in server mode holds the tables, queues and secrets of template.yaml; an HTTP front serves
+the template's routes (authorizer included); pollers feed the SQS event sources to their
+functions; a runner fires due EventBridge Scheduler schedules; the Twilio simulator plays the
+provider and calls back to the front. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import warnings
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.logging.types import LogRecord
+from moto.server import ThreadedMotoServer
+
+from sms_gateway import aws_clients, config
+from sms_local import template as tpl
+from sms_local.aws_resources import REGION, create_resources
+from sms_local.demo_data import DemoData, create_demo_data
+from sms_local.gateway import HttpApiGateway
+from sms_local.http_server import ApiServer
+from sms_local.lambda_runtime import load_handler, merged_environment
+from sms_local.sqs_poller import SqsPoller
+from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
+
+log = logging.getLogger("sms_local")
+
+# Keys of our handlers' structured logs worth one compact line each.
+_LOG_KEYS = ("message_id", "status", "provider_status", "applied", "result", "error_code", "code")
+
+
+class CompactFormatter(LambdaPowertoolsFormatter):
+    """One short line per event instead of Powertools' JSON, for a terminal."""
+
+    def serialize(self, log: LogRecord) -> str:
+        # Functions share one process (and Powertools' logger) here, so no function name.
+        fields: dict[str, Any] = dict(log)
+        extras = " ".join(f"{key}={fields[key]}" for key in _LOG_KEYS if key in fields)
+        moment = str(log.get("timestamp", ""))[11:19]
+        return f"{moment} {'sms_gateway':<16} {log.get('message')} {extras}".rstrip()
+
+
+class LocalStackRunner:
+    def __init__(
+        self,
+        port: int,
+        callback_delays: tuple[float, float] = (0.3, 0.7),
+        authorizer_ttl_seconds: float = 300.0,
+    ) -> None:
+        self.port = port
+        self.callback_delays = callback_delays
+        self.authorizer_ttl_seconds = authorizer_ttl_seconds
+        self._stoppers: list[Any] = []
+        self.info: dict[str, Any] = {}
+
+    def start(self) -> dict[str, Any]:
+        template = tpl.project_template()
+        functions = tpl.functions(template)
+        gateway = HttpApiGateway(
+            tpl.http_routes(template),
+            functions,
+            tpl.default_authorizer(template),
+            authorizer_ttl_seconds=self.authorizer_ttl_seconds,
+        )
+        api = ApiServer(gateway, self.port)  # bound now, so its URL is known to everything else
+        self._stoppers.append(api.stop)
+
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        moto.start()
+        self._stoppers.append(moto.stop)
+        host, moto_port = moto.get_host_and_port()
+        endpoint = f"http://{host}:{moto_port}"
+
+        # Accounts and services are filled in once the demo use case exists.
+        simulator = TwilioSimulator(
+            SimulatorConfig(accounts={}, services={}, callback_delays=self.callback_delays)
+        )
+        simulator.start()
+        self._stoppers.append(simulator.stop)
+        stack = create_resources(
+            template,
+            endpoint,
+            {"PublicBaseUrl": api.url, "TwilioApiBaseUrl": simulator.base_url},
+        )
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",  # moto's fake credentials
+                "AWS_DEFAULT_REGION": REGION,
+                # Nowhere to ship EMF metrics to on a laptop; they would only clutter the log.
+                "POWERTOOLS_METRICS_DISABLED": "true",
+                **merged_environment(functions, stack.environment),
+            }
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        config.reset_settings()
+        aws_clients.reset_clients()
+        for spec in functions.values():
+            load_handler(spec)  # import now: the first request should not pay for it
+        _compact_handler_logs()
+
+        demo = create_demo_data()
+        simulator.configure(
+            accounts={demo.account_sid: demo.auth_token},
+            services={
+                demo.use_case.messaging_service_sid: [s.sender for s in demo.use_case.sender_pool]
+            },
+        )
+
+        for source in tpl.sqs_sources(template):
+            poller = SqsPoller(stack, source, functions[source.function])
+            poller.start()
+            self._stoppers.append(poller.stop)
+
+        api.start()
+        self.info = _info(api.url, simulator.base_url, endpoint, demo)
+        return self.info
+
+    def stop(self) -> None:
+        # Last started, first stopped: pollers before the simulator before moto.
+        while self._stoppers:
+            stop = self._stoppers.pop()
+            try:
+                stop()
+            except Exception:
+                log.exception("while stopping")
+
+
+def _compact_handler_logs() -> None:
+    service = os.environ.get("POWERTOOLS_SERVICE_NAME", "sms-gateway")
+    for handler in logging.getLogger(service).handlers:
+        handler.setFormatter(CompactFormatter())
+
+
+def _info(api_url: str, simulator_url: str, aws_url: str, demo: DemoData) -> dict[str, Any]:
+    return {
+        "api_url": api_url,
+        "simulator_url": simulator_url,
+        "aws_endpoint_url": aws_url,
+        "workspace_id": demo.workspace_id,
+        "use_case_id": demo.use_case.id,
+        "keys": demo.keys,
+        "twilio": {
+            "account_sid": demo.account_sid,
+            "auth_token": demo.auth_token,
+            "messaging_service_sid": demo.use_case.messaging_service_sid,
+        },
+        "sender_pool": [s.sender for s in demo.use_case.sender_pool],
+    }
+
+
+def banner(info: dict[str, Any]) -> str:
+    send = (
+        f"curl -s -X POST {info['api_url']}/v1/sms/ \\\n"
+        f"  -H 'Authorization: Bearer {info['keys']['live']}' \\\n"
+        "  -H 'Content-Type: application/json' \\\n"
+        f'  -d \'{{"use_case_id": "{info["use_case_id"]}", '
+        '"to_phone_number": "+12125552671", "message": "Your code is 123456"}\''
+    )
+    read = (
+        f"curl -s {info['api_url']}/v1/sms/<id from the first answer> \\\n"
+        f"  -H 'Authorization: Bearer {info['keys']['live']}'"
+    )
+    return "\n".join(
+        [
+            "",
+            "SMS gateway running locally (Ctrl-C to stop)",
+            f"  API            {info['api_url']}   (OpenAPI: {info['api_url']}/openapi.json)",
+            f"  Twilio sim     {info['simulator_url']}",
+            f"  use case id    {info['use_case_id']}",
+            f"  live key       {info['keys']['live']}",
+            f"  test key       {info['keys']['test']}",
+            f"  admin key      {info['keys']['admin']}",
+            "",
+            "Send a message:",
+            send,
+            "",
+            "Read it back:",
+            read,
+            "",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sms-gateway-local", description=__doc__)
+    parser.add_argument("--port", type=int, default=3000, help="HTTP API port (default 3000)")
+    parser.add_argument("--info-file", type=Path, help="write the stack's details here as JSON")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)-16s %(message)s",
+                        datefmt="%H:%M:%S", stream=sys.stdout)  # fmt: skip
+    warnings.filterwarnings("ignore", "No application metrics to publish")
+    for noisy in ("werkzeug", "botocore", "urllib3", "sms_local.twilio_simulator"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    runner = LocalStackRunner(args.port)
+    stopped = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        info = runner.start()
+        print(banner(info), flush=True)
+        if args.info_file:
+            # Written last and atomically: its presence means the stack serves.
+            tmp = args.info_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(info, indent=2))
+            tmp.replace(args.info_file)
+        stopped.wait()
+    finally:
+        print("stopping...", flush=True)
+        runner.stop()
+        if args.info_file:
+            args.info_file.unlink(missing_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

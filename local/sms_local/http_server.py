@@ -7,9 +7,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from sms_local.gateway import HttpApiGateway
+from sms_local.gateway import HttpApiGateway, HttpResult
+from sms_local.template import PROJECT_ROOT
 
 log = logging.getLogger("sms_local.http")
+
+# Generated from the code by `make openapi`; served as the deployed docs would be.
+OPENAPI = PROJECT_ROOT / "docs" / "openapi.json"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -20,6 +24,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
+        if self.command == "GET" and parts.path == "/openapi.json":
+            self._reply(HttpResult(200, {"content-type": "application/json"}, OPENAPI.read_bytes()))
+            return
         result = self.server.gateway.handle(
             self.command,
             parts.path,
@@ -28,6 +35,10 @@ class _Handler(BaseHTTPRequestHandler):
             body,
             source_ip=self.client_address[0],
         )
+        self._reply(result)
+        log.info("%s %s -> %d", self.command, parts.path, result.status)
+
+    def _reply(self, result: HttpResult) -> None:
         self.send_response(result.status)
         for name, value in result.headers.items():
             self.send_header(name, value)
@@ -35,7 +46,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(result.body)
-        log.info("%s %s -> %d", self.command, parts.path, result.status)
 
     do_GET = do_POST = do_PATCH = do_DELETE = do_PUT = _serve
 

@@ -71,6 +71,10 @@ every attempt is appended to ``callback_log``.
 
 Knobs
 -----
+``GET /_simulator/control`` answers the counters (create_count, accepted) and the knobs;
+``POST /_simulator/control`` with a JSON object such as ``{"duplicate_callbacks": true}`` sets
+them, so end-to-end tests that reach the simulator only over HTTP can turn them.
+
 ``duplicate_callbacks`` sends every callback twice in a row; ``reorder_callbacks`` sends the
 final status first, then ``sent``, then ``queued``. Both are read when a message is accepted.
 They, and the rest of the config, may be changed at runtime with ``configure(...)`` or by
@@ -128,6 +132,8 @@ CALLBACK_TIMEOUT_SECONDS: Final = 5.0
 CALLBACK_MAX_RETRIES: Final = 2
 CALLBACK_RETRY_BACKOFF_SECONDS: Final = 0.1
 USER_AGENT: Final = "TwilioProxy/1.1"
+CONTROL_PATH: Final = "/_simulator/control"
+_CONTROL_KNOBS: Final = ("duplicate_callbacks", "reorder_callbacks")
 
 _STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 _MAX_BODY_CHARS: Final = 1600
@@ -745,7 +751,30 @@ class TwilioSimulator:
         if method == "GET" and (match := _FETCH_PATH.fullmatch(path)):
             self._authenticate(authorization, match["account"])
             return _Reply(200, self._fetch(match["account"], match["sid"]))
+        if path == CONTROL_PATH:
+            return self._control(method, body)
         raise _not_found(path)
+
+    def _control(self, method: str, body: bytes) -> _Reply:
+        """Test control over HTTP (not a Twilio API): read counters, set the callback knobs."""
+        if method == "POST":
+            try:
+                changes = json.loads(body or b"{}")
+            except ValueError:
+                changes = None
+            if (
+                not isinstance(changes, dict)
+                or not set(changes) <= set(_CONTROL_KNOBS)
+                or not all(isinstance(v, bool) for v in changes.values())
+            ):
+                raise _bad_request(
+                    0, f"send a JSON object of booleans: {', '.join(_CONTROL_KNOBS)}"
+                )
+            self.configure(**changes)
+        config = self._config_snapshot()
+        with self._lock:
+            counters = {"create_count": self._create_count, "accepted": len(self._messages)}
+        return _Reply(200, {**counters, **{k: getattr(config, k) for k in _CONTROL_KNOBS}})
 
     def _config_snapshot(self) -> SimulatorConfig:
         with self._lock:

@@ -119,9 +119,34 @@ def create_resources(
     )
     # Routes' integrations are in-process here; the API id only appears in default URLs.
     stack.refs["HttpApi"] = "localapi01"
+    _register_functions_and_roles(template, stack)
     _create_tables(template, stack)
     _create_queues(template, stack)
+    _create_schedule_groups(template, stack)
     return stack
+
+
+def function_arn(logical_id: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{logical_id}"
+
+
+def _register_functions_and_roles(template: dict[str, Any], stack: LocalStack) -> None:
+    """Functions run in-process and roles are not enforced here: only their names and ARNs."""
+    for name in resources_of_type(template, "AWS::Serverless::Function"):
+        stack.refs[name] = name
+        stack.attributes[name] = {"Arn": function_arn(name)}
+    for name in resources_of_type(template, "AWS::IAM::Role"):
+        stack.refs[name] = name
+        stack.attributes[name] = {"Arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"}
+
+
+def _create_schedule_groups(template: dict[str, Any], stack: LocalStack) -> None:
+    scheduler = stack.client("scheduler")
+    for name, resource in resources_of_type(template, "AWS::Scheduler::ScheduleGroup").items():
+        group = str(stack.resolve(resource["Properties"]["Name"]))
+        arn = scheduler.create_schedule_group(Name=group)["ScheduleGroupArn"]
+        stack.refs[name] = group
+        stack.attributes[name] = {"Arn": arn}
 
 
 def _create_tables(template: dict[str, Any], stack: LocalStack) -> None:

@@ -59,6 +59,9 @@ class HttpApiGateway:
         self._authorizer_ttl = authorizer_ttl_seconds
         self._auth_cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
+        # Powertools' resolvers keep the current event in class state shared by every resolver
+        # in the process; Lambda runs one event per process, so route handlers run one at a time.
+        self._route_lock = threading.Lock()
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self._routes:
@@ -97,7 +100,8 @@ class HttpApiGateway:
             if denied is not None:
                 return denied
         try:
-            result = invoke(self._functions[route.function], event)
+            with self._route_lock:
+                result = invoke(self._functions[route.function], event)
         except Exception:
             log.exception("%s raised", route.function)
             return _json_result(500, {"message": "Internal Server Error"})

@@ -70,7 +70,7 @@ class ApiServer(ThreadingHTTPServer):
         self._thread.start()
 
     def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        if self._thread:
+        if self._thread:  # shutdown() would wait forever for a loop that never ran
+            self.shutdown()
             self._thread.join(timeout=5)
+        self.server_close()

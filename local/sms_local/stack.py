@@ -31,6 +31,7 @@ from sms_local.demo_data import DemoData, create_demo_data
 from sms_local.gateway import HttpApiGateway
 from sms_local.http_server import ApiServer
 from sms_local.lambda_runtime import load_handler, merged_environment
+from sms_local.schedule_runner import ScheduleRunner
 from sms_local.sqs_poller import SqsPoller
 from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
 
@@ -123,6 +124,14 @@ class LocalStackRunner:
             poller = SqsPoller(stack, source, functions[source.function])
             poller.start()
             self._stoppers.append(poller.stop)
+
+        groups = [
+            stack.refs[name]
+            for name in tpl.resources_of_type(template, "AWS::Scheduler::ScheduleGroup")
+        ]
+        runner = ScheduleRunner(stack, functions, groups)
+        runner.start()
+        self._stoppers.append(runner.stop)
 
         api.start()
         self.info = _info(api.url, simulator.base_url, endpoint, demo)

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -210,3 +211,24 @@ def test_openapi_document_is_served(stack: Stack) -> None:
     reply = http("GET", f"{stack.api_url}/openapi.json")
     assert reply.status == 200
     assert "/v1/sms/" in json.loads(reply.body)["paths"]
+
+
+def test_scheduled_message_is_delivered_after_its_time_and_a_canceled_one_never_sent(
+    stack: Stack,
+) -> None:
+    client = stack.client()
+    before = stack.simulator()["create_count"]
+    # Scheduling starts a little over a minute ahead (sooner is sent at once).
+    send_at = (datetime.now(UTC) + timedelta(seconds=65)).isoformat(timespec="seconds")
+    body = {"use_case_id": stack.info["use_case_id"], "to_phone_number": MOBILE, "message": "hi"}
+    kept = client.request("POST", "/v1/sms/", {**body, "send_at": send_at}).json()
+    dropped = client.request("POST", "/v1/sms/", {**body, "send_at": send_at}).json()
+    assert kept["status"] == dropped["status"] == "scheduled"
+    canceled = client.request("POST", f"/v1/sms/{dropped['id']}/cancel")
+    assert (canceled.status, canceled.json()["status"]) == (200, "canceled")
+
+    final = client.wait_for(kept["id"], {"delivered"}, timeout=120)
+    assert final["status"] == "delivered"
+    assert final["handed_off_at"] >= kept["send_at"]
+    assert client.request("GET", f"/v1/sms/{dropped['id']}").json()["status"] == "canceled"
+    assert stack.simulator()["create_count"] == before + 1

@@ -10,6 +10,7 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_scheduler.client import EventBridgeSchedulerClient
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
     from mypy_boto3_sqs.client import SQSClient
 
@@ -42,7 +43,12 @@ def secretsmanager() -> SecretsManagerClient:
     return _session().client("secretsmanager", config=_CONFIG)
 
 
+@lru_cache(maxsize=1)
+def scheduler() -> EventBridgeSchedulerClient:
+    return _session().client("scheduler", config=_CONFIG)
+
+
 def reset_clients() -> None:
     """Drop cached clients (tests switch endpoints and credentials)."""
-    for factory in (_session, dynamodb, sqs, secretsmanager):
+    for factory in (_session, dynamodb, sqs, secretsmanager, scheduler):
         factory.cache_clear()

@@ -18,6 +18,10 @@ class Settings(BaseModel):
     api_keys_table: str
     idempotency_table: str
     handoff_queue_url: str = ""
+    schedule_group_name: str = ""
+    scheduler_role_arn: str = ""
+    scheduled_dispatch_function_arn: str = ""
+    schedule_dead_letter_queue_arn: str = ""
     twilio_api_base_url: str = "https://api.twilio.com"
     # Callbacks are signed against this URL, so it must be what Twilio is given, not a Host header.
     public_base_url: str = ""

@@ -112,6 +112,11 @@ class IdempotencyKeyReusedError(GatewayError):
     code = "idempotency_key_reused"
 
 
+class SendAtOutOfRangeError(GatewayError):
+    status = 422
+    code = "send_at_out_of_range"
+
+
 class ServiceUnavailableError(GatewayError):
     """A dependency failed; nothing was left half-done, so the caller may retry."""
 
@@ -131,4 +136,5 @@ SEND_ERRORS: tuple[type[GatewayError], ...] = (
     RecipientOptedOutError,
     RegionNotPermittedError,
     ValidationError,
+    SendAtOutOfRangeError,
 )

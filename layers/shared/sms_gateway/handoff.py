@@ -24,6 +24,7 @@ from sms_gateway.clock import now_iso, utc_now
 from sms_gateway.config import get_settings
 from sms_gateway.messages import Message, MessageStatus
 from sms_gateway.segments import count_segments
+from sms_gateway.status_callback import CALLBACK_PATH
 
 logger = Logger(child=True)
 
@@ -31,8 +32,6 @@ logger = Logger(child=True)
 OUTCOME_UNKNOWN_ERROR_CODE = 99001
 CREDENTIALS_UNAVAILABLE_ERROR_CODE = 99002
 UNSUBSCRIBED_ERROR_CODE = 21610
-
-CALLBACK_PATH = "/v1/webhook/twilio/sms-status"
 
 
 class HandoffOutcome(StrEnum):

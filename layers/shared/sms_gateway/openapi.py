@@ -12,11 +12,23 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from pydantic import BaseModel
 
-from sms_gateway.api import query_routes, send_routes, use_case_routes
+from sms_gateway.api import (
+    cancel_routes,
+    query_routes,
+    send_routes,
+    use_case_routes,
+    webhook_routes,
+)
 from sms_gateway.sending import SendRequest
 from sms_gateway.use_cases import UseCaseSpec
 
-ROUTERS = (send_routes.router, query_routes.router, use_case_routes.router)
+ROUTERS = (
+    send_routes.router,
+    cancel_routes.router,
+    query_routes.router,
+    use_case_routes.router,
+    webhook_routes.router,
+)
 REQUEST_MODELS: dict[str, type[BaseModel]] = {
     model.__name__: model for model in (SendRequest, UseCaseSpec)
 }

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
-from sms_gateway import handoff_queue, message_store, opt_out_store, use_case_store
-from sms_gateway.clock import now_iso
+from sms_gateway import (
+    handoff_queue,
+    message_store,
+    opt_out_store,
+    schedules,
+    scheduling,
+    use_case_store,
+)
+from sms_gateway.clock import iso, now_iso
 from sms_gateway.errors import (
     A2pCampaignNotVerifiedError,
     BrandSuspendedError,
@@ -39,6 +47,7 @@ class SendRequest(BaseModel):
     use_case_id: str
     to_phone_number: str
     message: str
+    send_at: str | None = None
 
 
 def parse_send_request(raw_body: str | None) -> SendRequest:
@@ -104,31 +113,46 @@ def send_message(workspace_id: str, request: SendRequest) -> Message:
             errors=[{"field": "message", "issue": "length out of range"}],
         )
 
-    message = new_message(workspace_id, use_case.id, destination.e164, request.message)
-    message.account_sid = use_case.twilio_account_sid
+    send_time = scheduling.parse_send_at(request.send_at)
+
+    message = new_message(
+        workspace_id, use_case, destination.e164, request.message, send_time.scheduled_for
+    )
     message_store.put_new_message(message)
     try:
-        handoff_queue.enqueue_handoff(message.id)
+        if send_time.scheduled_for is None:
+            handoff_queue.enqueue_handoff(message.id)
+        else:
+            schedules.create_message_schedule(message.id, send_time.scheduled_for)
     except Exception as exc:
-        # Never leave a pending message that no worker will pick up: undo the write, so the
-        # caller's 503 is the whole truth and a retry starts clean.
-        removed = message_store.delete_message_if_status(message.id, MessageStatus.PENDING)
-        logger.exception("handoff enqueue failed", extra={"removed": removed})
+        # Never leave a message that nothing will pick up (no queued handoff, no schedule):
+        # undo the write, so the caller's 503 is the whole truth and a retry starts clean.
+        removed = message_store.delete_message_if_status(message.id, message.status)
+        logger.exception("handoff could not be arranged", extra={"removed": removed})
         raise ServiceUnavailableError("the message could not be queued; retry later") from exc
     logger.info("message accepted", extra={"message_id": message.id, "status": message.status})
     return message
 
 
-def new_message(workspace_id: str, use_case_id: str, to_number: str, body: str) -> Message:
+def new_message(
+    workspace_id: str,
+    use_case: UseCase,
+    to_number: str,
+    body: str,
+    scheduled_for: datetime | None = None,
+) -> Message:
     now = now_iso()
+    status = MessageStatus.PENDING if scheduled_for is None else MessageStatus.SCHEDULED
     return Message(
         id=new_id(),
         workspace_id=workspace_id,
-        use_case_id=use_case_id,
+        use_case_id=use_case.id,
+        account_sid=use_case.twilio_account_sid,
         to_number=to_number,
         body=body,
-        status=MessageStatus.PENDING,
+        status=status,
+        send_at=iso(scheduled_for) if scheduled_for else None,
         created_at=now,
         updated_at=now,
-        history=[HistoryEntry(at=now, event="created", status=MessageStatus.PENDING)],
+        history=[HistoryEntry(at=now, event="created", status=status)],
     )

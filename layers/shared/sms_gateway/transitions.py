@@ -156,7 +156,9 @@ def apply_provider_event(message_id: str, event: ProviderEvent) -> bool | None:
         update.set("updated_at", event.at)
         if transition.sets_time:
             update.set(transition.sets_time, event.at)
-        if target is S.DELIVERED:
+        if target in (S.DELIVERED, S.UNDELIVERED):
+            # Either one is the carrier's answer, so the message was handed off even when its
+            # `sent` callback is late or lost; otherwise the outcome would depend on the order.
             update.set_if_missing("handed_off_at", event.at)
         if transition.sets_error and event.error_code is not None:
             update.set("error_code", event.error_code)
@@ -188,6 +190,18 @@ def apply_provider_event(message_id: str, event: ProviderEvent) -> bool | None:
         )
     )
     return False if record.run(message_id) is not None else None
+
+
+def apply_internal(message_id: str, target: MessageStatus, at: str, event: str) -> bool:
+    """A transition of our own (dispatch, cancel), e.g. scheduled -> pending; False if the
+    message is not in an allowed predecessor status (or does not exist)."""
+    transition = TRANSITIONS[target]
+    update = _Update()
+    update.status_in(transition.allowed_from)
+    update.set("status", target.value)
+    update.set("updated_at", at)
+    update.append_history(HistoryEntry(at=at, event=event, status=target, applied=True))
+    return update.run(message_id) is not None
 
 
 def claim_for_handoff(message_id: str, at: str) -> bool:

@@ -1,0 +1,19 @@
+"""StatusCallbackFunction: POST /v1/webhook/twilio/sms-status."""
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sms_gateway.api import webhook_routes
+from sms_gateway.api.http import build_resolver
+
+logger = Logger()
+metrics = Metrics()
+app = build_resolver()
+app.include_router(webhook_routes.router)
+
+
+# DESIGN.md: the correlation id is the message id, which the callback URL carries.
+@logger.inject_lambda_context(correlation_id_path="queryStringParameters.message_id")
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:  # type: ignore[type-arg]
+    return app.resolve(event, context)

@@ -1,0 +1,28 @@
+"""POST /v1/sms/{id}/cancel."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from sms_gateway import scheduling
+from sms_gateway.api.caller import SCOPE_SEND, require_scope
+from sms_gateway.api.docs import MessageOut, route_doc
+from sms_gateway.api.http import json_response
+from sms_gateway.errors import MessageNotFoundError, NotCancelableError
+
+router = APIGatewayHttpRouter()
+
+
+@router.post(
+    "/v1/sms/<id>/cancel",
+    **route_doc(
+        summary="Cancel a scheduled message",
+        scope=SCOPE_SEND,
+        success=(200, "The canceled message", MessageOut),
+        errors=(MessageNotFoundError, NotCancelableError),
+    ),
+)
+def handle_cancel(id: str) -> Response[str]:
+    caller = require_scope(router.current_event.raw_event, SCOPE_SEND)
+    return json_response(200, scheduling.cancel_message(caller.workspace_id, id).to_api())

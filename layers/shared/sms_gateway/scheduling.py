@@ -1,0 +1,95 @@
+"""Scheduled sends: when a `send_at` schedules a message, the dispatch when it fires, and cancel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aws_lambda_powertools import Logger
+
+from sms_gateway import handoff_queue, message_store, schedules, transitions
+from sms_gateway.clock import now_iso, utc_now
+from sms_gateway.errors import (
+    MessageNotFoundError,
+    NotCancelableError,
+    SendAtOutOfRangeError,
+    ValidationError,
+)
+from sms_gateway.ids import is_uuid
+from sms_gateway.messages import Message, MessageStatus
+
+logger = Logger(child=True)
+
+SEND_NOW_WITHIN = timedelta(minutes=1)
+LATEST_PAST = timedelta(hours=1)
+FURTHEST_AHEAD = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class SendTime:
+    """When to send: None means now."""
+
+    scheduled_for: datetime | None
+
+
+def parse_send_at(raw: str | None, now: datetime | None = None) -> SendTime:
+    """RFC 3339 with an offset. Within the next minute, or up to an hour late: send now."""
+    if raw is None:
+        return SendTime(None)
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise ValidationError(
+            "send_at must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T09:00:00Z",
+            errors=[{"field": "send_at", "code": "datetime_parsing", "issue": "not RFC 3339"}],
+        ) from exc
+    if moment.tzinfo is None or "T" not in raw.upper():
+        raise ValidationError(
+            "send_at must carry a time and a UTC offset (Z or +hh:mm)",
+            errors=[{"field": "send_at", "code": "timezone_missing", "issue": "no offset"}],
+        )
+    now = now or utc_now()
+    if moment < now - LATEST_PAST or moment > now + FURTHEST_AHEAD:
+        raise SendAtOutOfRangeError(
+            "send_at must be between one hour ago and 30 days ahead", send_at=raw
+        )
+    return SendTime(moment if moment > now + SEND_NOW_WITHIN else None)
+
+
+def dispatch_scheduled(message_id: str) -> bool:
+    """scheduled -> pending, then queue the handoff. A canceled, already dispatched or unknown
+    message is left alone, so a duplicate or late firing does nothing (True if queued)."""
+    moved = transitions.apply_internal(message_id, MessageStatus.PENDING, now_iso(), "dispatched")
+    if not moved:
+        message = message_store.get_message(message_id)
+        # A firing that moved the message but failed to queue it is retried by the scheduler:
+        # queue again while no worker has claimed it (the handoff's claim makes this harmless).
+        moved = bool(
+            message
+            and message.status is MessageStatus.PENDING
+            and message.send_at
+            and not message.claimed_at
+            and not message.message_sid
+        )
+    if moved:
+        handoff_queue.enqueue_handoff(message_id)
+    logger.info("scheduled dispatch", extra={"message_id": message_id, "queued": moved})
+    return moved
+
+
+def cancel_message(workspace_id: str, message_id: str) -> Message:
+    message = message_store.get_message(message_id) if is_uuid(message_id) else None
+    if message is None or message.workspace_id != workspace_id:
+        raise MessageNotFoundError("message not found", message_id=message_id)
+    if not transitions.apply_internal(message_id, MessageStatus.CANCELED, now_iso(), "canceled"):
+        current = message_store.get_message(message_id) or message
+        raise NotCancelableError(
+            f"only a scheduled message can be canceled; this one is {current.status.value}",
+            status=current.status.value,
+        )
+    # The status is what counts: a schedule that still fires finds nothing to do.
+    schedules.delete_message_schedule(message_id)
+    canceled = message_store.get_message(message_id)
+    assert canceled is not None
+    logger.info("message canceled", extra={"message_id": message_id})
+    return canceled

@@ -1,0 +1,259 @@
+"""Scheduled sends, dispatch and cancel, against moto (Scheduler, DynamoDB, SQS)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from sms_gateway import aws_clients, scheduling, transitions
+from sms_gateway.clock import now_iso
+from sms_gateway.config import get_settings
+from sms_gateway.messages import MessageStatus
+from sms_gateway.use_cases import UseCase
+from sms_local import template as tpl
+from sms_local.aws_resources import function_arn
+from sms_local.lambda_runtime import invoke
+from tests.integration.conftest import Tenant, make_tenant
+from tests.integration.test_send_api import drain_handoff_queue, send_body, stored_messages
+
+
+@pytest.fixture(autouse=True)
+def _empty_queue() -> None:
+    drain_handoff_queue()
+
+
+def at(delta: timedelta, offset_hours: int = 0) -> str:
+    zone = UTC if offset_hours == 0 else timezone(offset_hours)
+    return (datetime.now(UTC) + delta).astimezone(zone).isoformat(timespec="seconds")
+
+
+def timezone(hours: int) -> Any:
+    from datetime import timezone as tz
+
+    return tz(timedelta(hours=hours))
+
+
+def get_schedule(message_id: str) -> dict[str, Any] | None:
+    try:
+        schedule = dict(
+            aws_clients.scheduler().get_schedule(
+                Name=f"msg-{message_id}", GroupName=get_settings().schedule_group_name
+            )
+        )
+    except aws_clients.scheduler().exceptions.ResourceNotFoundException:
+        return None
+    return schedule
+
+
+def schedule_later(tenant: Tenant, use_case: UseCase, minutes: int = 10) -> dict[str, Any]:
+    response = tenant.api.send(send_body(use_case, send_at=at(timedelta(minutes=minutes))))
+    assert response.status == 201, response.json()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_a_message_further_than_a_minute_ahead_is_scheduled(
+    tenant: Tenant, use_case: UseCase
+) -> None:
+    # Given a send time expressed in another offset
+    send_at = at(timedelta(minutes=90), offset_hours=2)
+    response = tenant.api.send(send_body(use_case, send_at=send_at))
+    assert response.status == 201
+    body = response.json()
+    expected = datetime.fromisoformat(send_at).astimezone(UTC)
+    assert body["status"] == "scheduled"
+    assert datetime.fromisoformat(body["send_at"].replace("Z", "+00:00")) == expected
+    assert body["send_at"].endswith("Z")
+    assert tenant.api.request("GET", f"/v1/sms/{body['id']}").json()["send_at"] == body["send_at"]
+    assert drain_handoff_queue() == []  # nothing handed off before its time
+
+    schedule = get_schedule(body["id"])
+    assert schedule is not None
+    assert schedule["GroupName"] == get_settings().schedule_group_name
+    assert schedule["ScheduleExpression"] == f"at({expected:%Y-%m-%dT%H:%M:%S})"
+    assert schedule["ScheduleExpressionTimezone"] == "UTC"
+    assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    assert schedule["ActionAfterCompletion"] == "DELETE"
+    target = schedule["Target"]
+    assert target["Arn"] == function_arn("ScheduledDispatchFunction")
+    assert target["RoleArn"] == get_settings().scheduler_role_arn
+    assert json.loads(target["Input"]) == {"message_id": body["id"]}
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    assert target["DeadLetterConfig"]["Arn"] == get_settings().schedule_dead_letter_queue_arn
+
+
+@pytest.mark.parametrize(
+    "delta",
+    [timedelta(seconds=50), timedelta(0), timedelta(minutes=-59)],
+    ids=["within-a-minute", "now", "59-minutes-late"],
+)
+def test_near_or_recent_send_at_sends_now(
+    tenant: Tenant, use_case: UseCase, delta: timedelta
+) -> None:
+    response = tenant.api.send(send_body(use_case, send_at=at(delta)))
+    assert response.status == 201
+    body = response.json()
+    assert body["status"] == "pending"
+    assert body["send_at"] is None
+    assert drain_handoff_queue() == [{"message_id": body["id"]}]
+    assert get_schedule(body["id"]) is None
+
+
+@pytest.mark.parametrize(
+    "delta", [timedelta(minutes=-61), timedelta(days=30, minutes=5)], ids=["too-late", "too-far"]
+)
+def test_send_at_out_of_range(tenant: Tenant, use_case: UseCase, delta: timedelta) -> None:
+    response = tenant.api.send(send_body(use_case, send_at=at(delta)))
+    assert response.status == 422
+    assert response.json()["error"]["code"] == "send_at_out_of_range"
+    assert stored_messages(tenant.workspace_id) == []
+
+
+def test_twenty_nine_days_ahead_is_fine(tenant: Tenant, use_case: UseCase) -> None:
+    assert schedule_later(tenant, use_case, minutes=29 * 24 * 60)["status"] == "scheduled"
+
+
+@pytest.mark.parametrize("send_at", ["2030-01-01T10:00:00", "tomorrow", "2030-01-01", 1234])
+def test_malformed_send_at_is_a_validation_error(
+    tenant: Tenant, use_case: UseCase, send_at: Any
+) -> None:
+    response = tenant.api.send(send_body(use_case, send_at=send_at))
+    assert response.status == 422
+    assert response.json()["error"]["code"] == "validation_error"
+    assert stored_messages(tenant.workspace_id) == []
+
+
+def test_schedule_failure_answers_503_and_keeps_nothing(tenant: Tenant, use_case: UseCase) -> None:
+    with Stubber(aws_clients.scheduler()) as stub:
+        stub.add_client_error("create_schedule", "InternalServerException", http_status_code=500)
+        response = tenant.api.send(send_body(use_case, send_at=at(timedelta(hours=1))))
+    assert response.status == 503
+    assert response.json()["error"]["code"] == "service_unavailable"
+    assert stored_messages(tenant.workspace_id) == []
+
+
+def dispatch(message_id: str) -> Any:
+    spec = tpl.functions(tpl.project_template())["ScheduledDispatchFunction"]
+    return invoke(spec, {"message_id": message_id})
+
+
+def test_dispatch_moves_the_message_to_pending_and_queues_it_once(
+    tenant: Tenant, use_case: UseCase
+) -> None:
+    scheduled = schedule_later(tenant, use_case)
+    assert dispatch(scheduled["id"]) == {"queued": True}
+    message = tenant.api.request("GET", f"/v1/sms/{scheduled['id']}").json()
+    assert message["status"] == "pending"
+    assert [h["event"] for h in message["history"]] == ["created", "dispatched"]
+    assert drain_handoff_queue() == [{"message_id": scheduled["id"]}]
+    # A duplicate (late) firing while the message waits for a worker queues it again, which the
+    # handoff's claim makes harmless; once handed off, a firing does nothing.
+    transitions.claim_for_handoff(scheduled["id"], now_iso())
+    assert dispatch(scheduled["id"]) == {"queued": False}
+    assert drain_handoff_queue() == []
+
+
+def test_dispatch_ignores_unknown_and_malformed_ids(tenant: Tenant) -> None:
+    assert dispatch(str(uuid.uuid4())) == {"queued": False}
+    assert dispatch("nope") == {"queued": False}
+    assert drain_handoff_queue() == []
+
+
+def test_cancel_a_scheduled_message(tenant: Tenant, use_case: UseCase) -> None:
+    scheduled = schedule_later(tenant, use_case)
+    response = tenant.api.request("POST", f"/v1/sms/{scheduled['id']}/cancel")
+    assert response.status == 200
+    assert response.json()["status"] == "canceled"
+    assert get_schedule(scheduled["id"]) is None
+    # A firing that was already under way finds nothing to do
+    assert dispatch(scheduled["id"]) == {"queued": False}
+    assert drain_handoff_queue() == []
+    again = tenant.api.request("POST", f"/v1/sms/{scheduled['id']}/cancel")
+    assert (again.status, again.json()["error"]["code"]) == (409, "not_cancelable")
+
+
+def test_cancel_survives_a_schedule_that_is_already_gone(tenant: Tenant, use_case: UseCase) -> None:
+    scheduled = schedule_later(tenant, use_case)
+    aws_clients.scheduler().delete_schedule(
+        Name=f"msg-{scheduled['id']}", GroupName=get_settings().schedule_group_name
+    )
+    response = tenant.api.request("POST", f"/v1/sms/{scheduled['id']}/cancel")
+    assert response.status == 200
+
+
+def force_status(message_id: str, status: MessageStatus) -> None:
+    aws_clients.dynamodb().update_item(
+        TableName=get_settings().messages_table,
+        Key={"id": {"S": message_id}},
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": {"S": status.value}},
+    )
+
+
+@pytest.mark.parametrize(
+    "status", [s for s in MessageStatus if s is not MessageStatus.SCHEDULED], ids=str
+)
+def test_only_scheduled_messages_can_be_canceled(
+    tenant: Tenant, use_case: UseCase, status: MessageStatus
+) -> None:
+    scheduled = schedule_later(tenant, use_case)
+    force_status(scheduled["id"], status)
+    response = tenant.api.request("POST", f"/v1/sms/{scheduled['id']}/cancel")
+    assert (response.status, response.json()["error"]["code"]) == (409, "not_cancelable")
+    assert response.json()["error"]["status"] == status.value
+
+
+def test_cancel_of_unknown_or_foreign_message_is_404(
+    gateway: Any, tenant: Tenant, use_case: UseCase
+) -> None:
+    scheduled = schedule_later(tenant, use_case)
+    stranger = make_tenant(gateway)
+    for who, message_id in ((stranger, scheduled["id"]), (tenant, str(uuid.uuid4()))):
+        response = who.api.request("POST", f"/v1/sms/{message_id}/cancel")
+        assert (response.status, response.json()["error"]["code"]) == (404, "message_not_found")
+    assert get_schedule(scheduled["id"]) is not None
+
+
+def test_cancel_racing_dispatch_has_exactly_one_winner(tenant: Tenant, use_case: UseCase) -> None:
+    messages = [schedule_later(tenant, use_case)["id"] for _ in range(12)]
+    outcomes: dict[str, dict[str, Any]] = {m: {} for m in messages}
+
+    def cancel(message_id: str, start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            scheduling.cancel_message(tenant.workspace_id, message_id)
+            outcomes[message_id]["cancel"] = True
+        except Exception as exc:
+            outcomes[message_id]["cancel"] = type(exc).__name__
+
+    def fire(message_id: str, start: threading.Barrier) -> None:
+        start.wait()
+        outcomes[message_id]["dispatch"] = scheduling.dispatch_scheduled(message_id)
+
+    for message_id in messages:
+        start = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=cancel, args=(message_id, start)),
+            threading.Thread(target=fire, args=(message_id, start)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    queued = {body["message_id"] for body in drain_handoff_queue()}
+    for message_id, outcome in outcomes.items():
+        final = tenant.api.request("GET", f"/v1/sms/{message_id}").json()["status"]
+        if outcome["cancel"] is True:
+            assert (outcome["dispatch"], final) == (False, "canceled")
+            assert message_id not in queued
+        else:
+            assert outcome == {"cancel": "NotCancelableError", "dispatch": True}
+            assert final == "pending" and message_id in queued

@@ -1,0 +1,773 @@
+"""POST /v1/webhook/twilio/sms-status through the HTTP API front against moto.
+
+Callbacks are signed with the twilio SDK's RequestValidator (the reference implementation), over
+the URL the handoff gives Twilio, and state is read back through GET /v1/sms/{id}.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from twilio.request_validator import RequestValidator
+
+from sms_gateway import aws_clients, clock, config, status_callback, transitions
+from sms_gateway.config import get_settings
+from sms_gateway.errors import ForbiddenError
+from sms_gateway.use_case_admin import create_use_case
+from sms_gateway.use_cases import UseCase
+from sms_local import http_events, lambda_runtime
+from sms_local import template as tpl
+from sms_local.gateway import HttpApiGateway, HttpResult
+from tests.integration.conftest import (
+    AUTH_TOKENS,
+    CALLBACK_URL,
+    Tenant,
+    create_twilio_secret,
+    use_case_spec,
+)
+from tests.integration.test_send_api import ISO_UTC, drain_handoff_queue, send_body
+
+PATH = "/v1/webhook/twilio/sms-status"
+MESSAGE_SID = "SM" + "0" * 31 + "1"
+SENDER = "+14155550100"
+# API Gateway's default domain: the host a deployed callback arrives on without a custom domain.
+EXECUTE_API_HOST = "abc123defg.execute-api.us-east-1.amazonaws.com"
+# The error codes Twilio reports with these statuses (the simulator's magic numbers use them too).
+ERROR_CODES = {"undelivered": "30003", "failed": "30007"}
+TERMINAL = {"delivered", "undelivered", "failed"}
+RANK = {"pending": 0, "sent": 1, "delivered": 2, "undelivered": 2, "failed": 2}
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def new_message(tenant: Tenant, use_case: UseCase) -> str:
+    """A pending message with no MessageSid yet: no handoff worker runs in these tests."""
+    response = tenant.api.send(send_body(use_case))
+    assert response.status == 201
+    drain_handoff_queue()
+    message_id: str = response.json()["id"]
+    return message_id
+
+
+def callback_params(account_sid: str, status: str, **extra: str) -> dict[str, str]:
+    """The form Twilio posts (the fields the simulator sends, as Twilio sends them)."""
+    params = {
+        "AccountSid": account_sid,
+        "ApiVersion": "2010-04-01",
+        "From": SENDER,
+        "MessageSid": MESSAGE_SID,
+        "MessageStatus": status,
+        "SmsSid": MESSAGE_SID,
+        "SmsStatus": status,
+        "To": "+14155552671",
+    }
+    if status in ERROR_CODES:
+        params["ErrorCode"] = ERROR_CODES[status]
+    params.update(extra)
+    return params
+
+
+def sign(url: str, params: Mapping[str, str], token: str) -> str:
+    signature: str = RequestValidator(token).compute_signature(url, dict(params))
+    return signature
+
+
+def callback_url(query: str, base: str | None = None) -> str:
+    """The URL Twilio signs: the public one the handoff gives it, unless `base` says otherwise."""
+    url = CALLBACK_URL if base is None else f"{base}{PATH}"
+    return f"{url}?{query}" if query else url
+
+
+def post(
+    gateway: HttpApiGateway,
+    query: str,
+    params: Mapping[str, str],
+    signature: str | None,
+    *,
+    host: str = "127.0.0.1",
+    body: bytes | None = None,
+) -> HttpResult:
+    headers = {
+        "host": host,
+        "content-type": "application/x-www-form-urlencoded",
+        "user-agent": "TwilioProxy/1.1",
+    }
+    if signature is not None:
+        headers["x-twilio-signature"] = signature
+    raw = urlencode(params).encode() if body is None else body
+    return gateway.handle("POST", PATH, query, headers, raw)
+
+
+def post_signed(
+    gateway: HttpApiGateway, query: str, params: Mapping[str, str], token: str
+) -> HttpResult:
+    """Signed as Twilio signs: over the public callback URL with this query and these params."""
+    return post(gateway, query, params, sign(callback_url(query), params, token))
+
+
+def callback(
+    gateway: HttpApiGateway, message_id: str, account_sid: str, status: str, **extra: str
+) -> HttpResult:
+    """A genuine callback for one message, signed with its subaccount's token."""
+    query = urlencode({"message_id": message_id})
+    params = callback_params(account_sid, status, **extra)
+    return post_signed(gateway, query, params, AUTH_TOKENS[account_sid])
+
+
+def get(tenant: Tenant, message_id: str) -> dict[str, Any]:
+    response = tenant.api.request("GET", f"/v1/sms/{message_id}")
+    assert response.status == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def provider_entries(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [h for h in message["history"] if h["event"] == "provider_status"]
+
+
+def assert_forbidden(result: HttpResult) -> None:
+    assert result.status == 403
+    assert result.headers["content-type"] == "application/json"
+    assert b'"code":"forbidden"' in result.body
+
+
+def stored_item(message_id: str) -> dict[str, Any] | None:
+    response = aws_clients.dynamodb().get_item(
+        TableName=get_settings().messages_table,
+        Key={"id": {"S": message_id}},
+        ConsistentRead=True,
+    )
+    return response.get("Item")
+
+
+@pytest.fixture
+def message_id(tenant: Tenant, use_case: UseCase) -> str:
+    return new_message(tenant, use_case)
+
+
+@pytest.fixture
+def account(use_case: UseCase) -> str:
+    return use_case.twilio_account_sid
+
+
+# --- transitions -------------------------------------------------------------------------------
+
+
+def test_sent_moves_pending_to_sent(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str
+) -> None:
+    result = callback(gateway, message_id, account, "sent", NumSegments="2")
+
+    assert (result.status, result.body) == (204, b"")
+    message = get(tenant, message_id)
+    assert message["status"] == "sent"
+    assert ISO_UTC.match(message["handed_off_at"])
+    assert message["updated_at"] == message["handed_off_at"]
+    assert message["delivered_at"] is message["errored_at"] is message["error_code"] is None
+    # The provider's facts fill what the handoff has not stored yet; its count replaces ours.
+    assert (message["message_sid"], message["from_number"]) == (MESSAGE_SID, SENDER)
+    assert message["num_segments"] == 2
+    assert provider_entries(message) == [
+        {
+            "at": message["handed_off_at"],
+            "event": "provider_status",
+            "status": "sent",
+            "provider_status": "sent",
+            "error_code": None,
+            "applied": True,
+        }
+    ]
+
+
+@pytest.mark.parametrize("provider_status", ["delivered", "read"])
+def test_delivered_from_pending_sets_delivered_at_and_handed_off_at(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str, provider_status: str
+) -> None:
+    assert callback(gateway, message_id, account, provider_status).status == 204
+
+    message = get(tenant, message_id)
+    assert message["status"] == "delivered"
+    assert ISO_UTC.match(message["delivered_at"])
+    # It was never marked sent, so the delivery also tells when it was handed off.
+    assert message["handed_off_at"] == message["delivered_at"]
+    assert message["errored_at"] is message["error_code"] is None
+    [entry] = provider_entries(message)
+    assert (entry["status"], entry["provider_status"], entry["applied"]) == (
+        "delivered",
+        provider_status,
+        True,
+    )
+
+
+def test_delivered_after_sent_keeps_handed_off_at(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str
+) -> None:
+    callback(gateway, message_id, account, "sent")
+    handed_off_at = get(tenant, message_id)["handed_off_at"]
+
+    assert callback(gateway, message_id, account, "delivered").status == 204
+
+    message = get(tenant, message_id)
+    assert message["status"] == "delivered"
+    assert message["handed_off_at"] == handed_off_at
+    assert message["delivered_at"] >= handed_off_at
+    assert [e["applied"] for e in provider_entries(message)] == [True, True]
+
+
+def test_undelivered_records_errored_at_and_the_error_code(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str
+) -> None:
+    callback(gateway, message_id, account, "sent")
+    assert callback(gateway, message_id, account, "undelivered").status == 204
+
+    message = get(tenant, message_id)
+    assert message["status"] == "undelivered"
+    assert ISO_UTC.match(message["errored_at"])
+    assert message["error_code"] == 30003
+    assert message["delivered_at"] is None
+    assert provider_entries(message)[-1]["error_code"] == 30003
+
+
+def test_undelivered_before_sent_also_sets_handed_off_at(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str
+) -> None:
+    # The carrier reported on it, so it was handed off: the same state as with `sent` first.
+    assert callback(gateway, message_id, account, "undelivered").status == 204
+
+    message = get(tenant, message_id)
+    assert message["status"] == "undelivered"
+    assert message["handed_off_at"] == message["errored_at"]
+    assert message["error_code"] == 30003
+
+
+def test_failed_from_pending(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str
+) -> None:
+    assert callback(gateway, message_id, account, "failed").status == 204
+
+    message = get(tenant, message_id)
+    assert message["status"] == "failed"
+    assert ISO_UTC.match(message["errored_at"])
+    assert message["error_code"] == 30007
+    assert message["handed_off_at"] is message["delivered_at"] is None
+
+
+@pytest.mark.parametrize("provider_status", ["accepted", "queued", "sending", "scheduled"])
+def test_statuses_that_change_nothing_are_only_recorded(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str, provider_status: str
+) -> None:
+    before = get(tenant, message_id)
+
+    assert callback(gateway, message_id, account, provider_status).status == 204
+
+    message = get(tenant, message_id)
+    assert message["status"] == "pending"
+    assert message["updated_at"] == before["updated_at"]
+    assert message["handed_off_at"] is None
+    # The facts are still worth keeping: From is the sender the Messaging Service chose.
+    assert (message["message_sid"], message["from_number"]) == (MESSAGE_SID, SENDER)
+    [entry] = provider_entries(message)
+    assert entry["status"] is None
+    assert (entry["provider_status"], entry["applied"]) == (provider_status, False)
+
+
+def test_sms_status_and_sms_sid_stand_in_for_the_message_fields(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str
+) -> None:
+    query = urlencode({"message_id": message_id})
+    params = {
+        "AccountSid": account,
+        "SmsSid": MESSAGE_SID,
+        "SmsStatus": "DELIVERED",  # and the status is compared case-insensitively
+        "ErrorCode": "not-a-number",
+    }
+    assert post_signed(gateway, query, params, AUTH_TOKENS[account]).status == 204
+
+    message = get(tenant, message_id)
+    assert (message["status"], message["message_sid"]) == ("delivered", MESSAGE_SID)
+    assert message["from_number"] is None
+    assert provider_entries(message)[0]["error_code"] is None
+
+
+def test_a_callback_before_the_handoff_stored_the_sid_is_applied(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str
+) -> None:
+    # Twilio can call back before the handoff worker has recorded its answer: the message is
+    # still pending, with no MessageSid to look it up by; the id in the URL finds it anyway.
+    assert get(tenant, message_id)["message_sid"] is None
+
+    assert callback(gateway, message_id, account, "delivered").status == 204
+    message = get(tenant, message_id)
+    assert (message["status"], message["message_sid"]) == ("delivered", MESSAGE_SID)
+
+    # The handoff's late record of the acceptance does not undo the delivery.
+    assert transitions.record_acceptance(message_id, clock.now_iso(), MESSAGE_SID, 1, SENDER)
+    after = get(tenant, message_id)
+    assert (after["status"], after["delivered_at"]) == ("delivered", message["delivered_at"])
+
+
+# --- duplicates and regressions ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sequence", "final"),
+    [
+        (["delivered", "sent"], "delivered"),
+        (["delivered", "delivered"], "delivered"),
+        (["delivered", "read"], "delivered"),
+        (["sent", "sent"], "sent"),
+        # DESIGN.md: failed only from pending; a message Twilio sent ends delivered/undelivered.
+        (["sent", "failed"], "sent"),
+        (["undelivered", "delivered"], "undelivered"),
+        (["failed", "sent"], "failed"),
+        (["failed", "undelivered"], "failed"),
+    ],
+)
+def test_duplicates_and_regressions_are_recorded_but_dropped(
+    gateway: HttpApiGateway,
+    tenant: Tenant,
+    message_id: str,
+    account: str,
+    sequence: list[str],
+    final: str,
+) -> None:
+    first, *rest = sequence
+    callback(gateway, message_id, account, first)
+    settled = get(tenant, message_id)
+
+    for status in rest:
+        assert callback(gateway, message_id, account, status).status == 204
+
+    message = get(tenant, message_id)
+    assert message["status"] == final
+    # Nothing but the history moved: no timestamp, error code or updated_at was touched.
+    assert {k: v for k, v in message.items() if k != "history"} == {
+        k: v for k, v in settled.items() if k != "history"
+    }
+    entries = provider_entries(message)
+    assert [e["provider_status"] for e in entries] == sequence
+    assert [e["applied"] for e in entries] == [True] + [False] * len(rest)
+
+
+# --- refused callbacks -------------------------------------------------------------------------
+
+
+def assert_refused_and_unchanged(
+    tenant: Tenant, message_id: str, before: dict[str, Any], result: HttpResult
+) -> None:
+    assert_forbidden(result)
+    assert get(tenant, message_id) == before
+
+
+def signed_post(
+    gateway: HttpApiGateway,
+    message_id: str,
+    account: str,
+    *,
+    token: str | None = None,
+    signed_query: str | None = None,
+    sent_params: Mapping[str, str] | None = None,
+) -> HttpResult:
+    """Sign one thing and send another (each keyword changes one side of the request)."""
+    query = urlencode({"message_id": message_id})
+    params = callback_params(account, "delivered")
+    signature = sign(
+        callback_url(query if signed_query is None else signed_query),
+        params,
+        AUTH_TOKENS[account] if token is None else token,
+    )
+    return post(gateway, query, params if sent_params is None else sent_params, signature)
+
+
+def test_missing_signature_is_refused(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str
+) -> None:
+    before = get(tenant, message_id)
+    query = urlencode({"message_id": message_id})
+    result = post(gateway, query, callback_params(account, "delivered"), None)
+    assert_refused_and_unchanged(tenant, message_id, before, result)
+
+
+@pytest.mark.parametrize("signature", ["", "not base64 at all", "é" * 28, "A" * 28])
+def test_malformed_signature_is_refused(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str, signature: str
+) -> None:
+    before = get(tenant, message_id)
+    query = urlencode({"message_id": message_id})
+    result = post(gateway, query, callback_params(account, "delivered"), signature)
+    assert_refused_and_unchanged(tenant, message_id, before, result)
+
+
+def test_signature_with_the_wrong_token_is_refused(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str
+) -> None:
+    before = get(tenant, message_id)
+    result = signed_post(gateway, message_id, account, token=uuid.uuid4().hex)
+    assert_refused_and_unchanged(tenant, message_id, before, result)
+
+
+@pytest.mark.parametrize(
+    "tampering",
+    [
+        {"MessageStatus": "undelivered"},
+        {"ErrorCode": "30003"},
+        {"From": "+14155550199"},
+    ],
+)
+def test_tampered_parameter_is_refused(
+    gateway: HttpApiGateway,
+    tenant: Tenant,
+    message_id: str,
+    account: str,
+    tampering: dict[str, str],
+) -> None:
+    before = get(tenant, message_id)
+    sent = {**callback_params(account, "delivered"), **tampering}
+    result = signed_post(gateway, message_id, account, sent_params=sent)
+    assert_refused_and_unchanged(tenant, message_id, before, result)
+
+
+def test_signature_over_another_messages_url_is_refused(
+    gateway: HttpApiGateway, tenant: Tenant, use_case: UseCase, message_id: str, account: str
+) -> None:
+    # A genuine callback for one message, replayed onto another message's URL.
+    other_id = new_message(tenant, use_case)
+    before, other_before = get(tenant, message_id), get(tenant, other_id)
+
+    result = signed_post(
+        gateway, message_id, account, signed_query=urlencode({"message_id": other_id})
+    )
+
+    assert_refused_and_unchanged(tenant, message_id, before, result)
+    assert get(tenant, other_id) == other_before
+
+
+def test_signature_over_the_request_host_is_refused_when_a_public_url_is_set(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str
+) -> None:
+    # With PUBLIC_BASE_URL configured, the Host header plays no part in what was signed.
+    before = get(tenant, message_id)
+    query = urlencode({"message_id": message_id})
+    params = callback_params(account, "delivered")
+    url = callback_url(query, base=f"https://{EXECUTE_API_HOST}")
+    result = post(
+        gateway, query, params, sign(url, params, AUTH_TOKENS[account]), host=EXECUTE_API_HOST
+    )
+    assert_refused_and_unchanged(tenant, message_id, before, result)
+
+
+def test_unknown_account_is_refused(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str
+) -> None:
+    # Well-formed and correctly signed with some token, but no secret exists for the account.
+    before = get(tenant, message_id)
+    stranger = "AC" + uuid.uuid4().hex
+    query = urlencode({"message_id": message_id})
+    params = callback_params(stranger, "delivered")
+    result = post(gateway, query, params, sign(callback_url(query), params, uuid.uuid4().hex))
+    assert_refused_and_unchanged(tenant, message_id, before, result)
+
+
+@pytest.mark.parametrize("account_sid", [None, "", "AC123", "../admin/AC" + "0" * 32])
+def test_missing_or_malformed_account_sid_is_refused(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str, account_sid: str | None
+) -> None:
+    before = get(tenant, message_id)
+    query = urlencode({"message_id": message_id})
+    params = callback_params(account, "delivered")
+    if account_sid is None:
+        del params["AccountSid"]
+    else:
+        params["AccountSid"] = account_sid
+    result = post_signed(gateway, query, params, AUTH_TOKENS[account])
+    assert_refused_and_unchanged(tenant, message_id, before, result)
+
+
+@pytest.mark.parametrize("body", [b"", b"\xff\xfe not utf-8"])
+def test_empty_or_undecodable_body_is_refused(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str, body: bytes
+) -> None:
+    before = get(tenant, message_id)
+    query = urlencode({"message_id": message_id})
+    signature = sign(callback_url(query), {}, AUTH_TOKENS[account])
+    result = post(gateway, query, {}, signature, body=body)
+    assert_refused_and_unchanged(tenant, message_id, before, result)
+
+
+def test_another_use_cases_account_cannot_move_the_message(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str
+) -> None:
+    # The other subaccount's token signs correctly, so the request is Twilio's and answered 204;
+    # but the message was sent through another subaccount, and transitions only lets that one
+    # move it (or even add to its history): nothing changes.
+    other = create_use_case(tenant.workspace_id, use_case_spec())
+    create_twilio_secret(other.twilio_account_sid)
+    before = get(tenant, message_id)
+
+    result = callback(gateway, message_id, other.twilio_account_sid, "delivered")
+
+    assert (result.status, result.body) == (204, b"")
+    assert get(tenant, message_id) == before
+
+
+# --- acknowledged and ignored ------------------------------------------------------------------
+
+
+def test_unknown_message_is_acknowledged_and_nothing_is_created(
+    gateway: HttpApiGateway, account: str
+) -> None:
+    unknown = str(uuid.uuid4())
+    assert callback(gateway, unknown, account, "delivered").status == 204
+    # The update is conditional on the item existing: a callback never creates a message.
+    assert stored_item(unknown) is None
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "message_id=not-a-uuid",
+        "message_id=",
+        "other=1",
+        "message_id={id}&message_id={id}",
+    ],
+)
+def test_callback_without_one_valid_message_id_is_acknowledged(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str, query: str
+) -> None:
+    query = query.format(id=message_id)
+    before = get(tenant, message_id)
+    params = callback_params(account, "delivered")
+    result = post_signed(gateway, query, params, AUTH_TOKENS[account])
+    assert (result.status, result.body) == (204, b"")
+    assert get(tenant, message_id) == before
+
+
+def test_callback_without_a_status_is_acknowledged(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str
+) -> None:
+    before = get(tenant, message_id)
+    query = urlencode({"message_id": message_id})
+    params = {"AccountSid": account, "MessageSid": MESSAGE_SID}
+    result = post_signed(gateway, query, params, AUTH_TOKENS[account])
+    assert result.status == 204
+    assert get(tenant, message_id) == before
+
+
+# --- how the request arrives -------------------------------------------------------------------
+
+
+def test_plain_text_body_is_accepted(tenant: Tenant, message_id: str, account: str) -> None:
+    # The gateway base64-encodes form bodies (as API Gateway does for non-text content types);
+    # the handler must read the form the same way when an event carries it as plain text.
+    query = urlencode({"message_id": message_id})
+    params = callback_params(account, "sent")
+    event = http_events.http_event(
+        method="POST",
+        raw_path=PATH,
+        raw_query=query,
+        headers={
+            "host": "127.0.0.1",
+            "content-type": "application/x-www-form-urlencoded",
+            "x-twilio-signature": sign(callback_url(query), params, AUTH_TOKENS[account]),
+        },
+        route_key=f"POST {PATH}",
+    )
+    event["body"] = urlencode(params)
+    event["isBase64Encoded"] = False
+    spec = tpl.functions(tpl.project_template())["StatusCallbackFunction"]
+
+    result = lambda_runtime.invoke(spec, event)
+
+    assert result["statusCode"] == 204
+    assert get(tenant, message_id)["status"] == "sent"
+
+
+@pytest.fixture
+def no_public_base_url() -> Iterator[None]:
+    """PUBLIC_BASE_URL empty, as in a stack deployed without a custom domain."""
+    saved = os.environ["PUBLIC_BASE_URL"]
+    os.environ["PUBLIC_BASE_URL"] = ""
+    config.reset_settings()
+    try:
+        yield
+    finally:
+        os.environ["PUBLIC_BASE_URL"] = saved
+        config.reset_settings()
+
+
+@pytest.mark.usefixtures("no_public_base_url")
+def test_without_a_public_base_url_the_execute_api_domain_is_signed(
+    gateway: HttpApiGateway, tenant: Tenant, message_id: str, account: str
+) -> None:
+    query = urlencode({"message_id": message_id})
+    params = callback_params(account, "sent")
+    token = AUTH_TOKENS[account]
+
+    # What the handoff then gives Twilio is the default execute-api URL: the request's domain.
+    public = sign(callback_url(query), params, token)
+    assert_forbidden(post(gateway, query, params, public, host=EXECUTE_API_HOST))
+    default = sign(callback_url(query, base=f"https://{EXECUTE_API_HOST}"), params, token)
+    assert post(gateway, query, params, default, host=EXECUTE_API_HOST).status == 204
+
+    assert get(tenant, message_id)["status"] == "sent"
+
+
+def test_the_logic_raises_the_domain_error_the_route_maps_to_403(
+    message_id: str, account: str
+) -> None:
+    before = stored_item(message_id)
+    with pytest.raises(ForbiddenError):
+        status_callback.handle_status_callback(
+            body=urlencode(callback_params(account, "delivered")),
+            raw_query=urlencode({"message_id": message_id}),
+            domain_name="127.0.0.1",
+            signature="bogus",
+        )
+    assert stored_item(message_id) == before
+
+
+# --- any order, any duplication ----------------------------------------------------------------
+
+SEQUENCES = [
+    ("queued", "sent", "delivered"),
+    ("queued", "sent", "undelivered"),
+    ("queued", "failed"),
+    ("queued", "sent"),
+]
+
+
+def summary(message: dict[str, Any]) -> dict[str, Any]:
+    """What must not depend on the order the callbacks arrived in."""
+    applied = [e for e in provider_entries(message) if e["applied"]]
+    return {
+        "status": message["status"],
+        "error_code": message["error_code"],
+        "message_sid": message["message_sid"],
+        "from_number": message["from_number"],
+        "handed_off": message["handed_off_at"] is not None,
+        "delivered": message["delivered_at"] is not None,
+        "errored": message["errored_at"] is not None,
+        "applied_terminal": sum(e["status"] in TERMINAL for e in applied),
+    }
+
+
+def shuffled_with_duplicates(sequence: tuple[str, ...]) -> st.SearchStrategy[list[str]]:
+    """Every callback of the sequence at least once, some more than once, in any order."""
+    return st.lists(st.sampled_from(sequence), max_size=3).flatmap(
+        lambda extra: st.permutations([*sequence, *extra])
+    )
+
+
+# The in-order outcome of each sequence, computed once per session (examples share fixtures).
+_IN_ORDER: dict[tuple[str, ...], dict[str, Any]] = {}
+
+
+def deliver_all(
+    gateway: HttpApiGateway, tenant: Tenant, use_case: UseCase, order: list[str]
+) -> dict[str, Any]:
+    message_id = new_message(tenant, use_case)
+    account = use_case.twilio_account_sid
+    rank = 0
+    for status in order:
+        assert callback(gateway, message_id, account, status).status == 204
+        # A strongly consistent read of the item: cheaper than a GET per step, same data.
+        item = stored_item(message_id)
+        assert item is not None
+        now = RANK[item["status"]["S"]]
+        assert now >= rank, f"status went backwards after {status} in {order}"
+        rank = now
+    message = get(tenant, message_id)
+    assert len(provider_entries(message)) == len(order)
+    return message
+
+
+@pytest.mark.parametrize("sequence", SEQUENCES, ids="-".join)
+# derandomize and no database: the same examples on every run, so a failure is reproducible.
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_any_order_and_duplication_ends_as_the_in_order_sequence(
+    gateway: HttpApiGateway,
+    tenant: Tenant,
+    use_case: UseCase,
+    sequence: tuple[str, ...],
+    data: st.DataObject,
+) -> None:
+    if sequence not in _IN_ORDER:
+        _IN_ORDER[sequence] = summary(deliver_all(gateway, tenant, use_case, list(sequence)))
+    expected = _IN_ORDER[sequence]
+    order = data.draw(shuffled_with_duplicates(sequence), label="order")
+
+    assert summary(deliver_all(gateway, tenant, use_case, order)) == expected
+    assert expected["delivered"] == (expected["status"] == "delivered")
+    assert expected["errored"] == (expected["status"] in {"undelivered", "failed"})
+    assert expected["applied_terminal"] == (1 if expected["status"] in TERMINAL else 0)
+
+
+# --- concurrent callbacks ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_callbacks_settle_on_one_terminal_state(
+    tenant: Tenant, message_id: str, account: str, round_: int
+) -> None:
+    # Eight callbacks at once for one message. Each thread runs the callback logic itself (the
+    # signature check and the conditional writes against moto's server): Powertools' resolver
+    # keeps the current event in a class attribute, so its handlers are not safe to run on
+    # several threads of one process (Lambda never does).
+    statuses = ["delivered", "undelivered", "sent", "delivered", "undelivered", "sent",
+                "delivered", "undelivered"]  # fmt: skip
+    query = urlencode({"message_id": message_id})
+    token = AUTH_TOKENS[account]
+    barrier = threading.Barrier(len(statuses))
+    errors: list[BaseException] = []
+
+    def fire(status: str) -> None:
+        params = callback_params(account, status)
+        body = urlencode(params)
+        signature = sign(callback_url(query), params, token)
+        barrier.wait()
+        try:
+            status_callback.handle_status_callback(
+                body=body, raw_query=query, domain_name="127.0.0.1", signature=signature
+            )
+        except BaseException as exc:  # reported below, on the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fire, args=(s,)) for s in statuses]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+
+    message = get(tenant, message_id)
+    entries = provider_entries(message)
+    assert len(entries) == len(statuses)  # every callback is in the history
+    terminal = [e for e in entries if e["applied"] and e["status"] in TERMINAL]
+    assert len(terminal) == 1
+    assert message["status"] == terminal[0]["status"]
+    assert message["handed_off_at"] is not None
+    if message["status"] == "delivered":
+        assert message["delivered_at"] is not None
+        assert message["errored_at"] is message["error_code"] is None
+    else:
+        assert message["status"] == "undelivered"
+        assert message["errored_at"] is not None and message["error_code"] == 30003
+        assert message["delivered_at"] is None
+    assert sum(e["applied"] and e["status"] == "sent" for e in entries) <= 1

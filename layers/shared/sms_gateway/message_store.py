@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 BY_WORKSPACE_INDEX = "by_workspace"
 BY_USE_CASE_INDEX = "by_use_case"
+# Index pages read for one listing page before answering with what was found.
+MAX_QUERIES_PER_PAGE = 10
 
 
 class MessageAlreadyExistsError(Exception):
@@ -123,27 +125,28 @@ def list_messages(
     if filters:
         request["FilterExpression"] = " AND ".join(filters)
 
-    items: list[dict[str, Any]] = []
-    while True:
-        request["Limit"] = max(limit - len(items), 1) if not filters else max(limit, 25)
+    items: list[Message] = []
+    for _ in range(MAX_QUERIES_PER_PAGE):
+        request["Limit"] = limit - len(items) if not filters else max(limit, 25)
         if start_key:
             request["ExclusiveStartKey"] = start_key
         response = aws_clients.dynamodb().query(**request)
-        for raw in response.get("Items", []):
-            items.append(from_item(raw))
-            if len(items) == limit:
-                break
+        page = response.get("Items", [])
         last_key = response.get("LastEvaluatedKey")
-        if len(items) == limit:
-            last = items[-1]
-            more = last_key is not None or raw is not response["Items"][-1]
-            next_cursor = _encode_cursor(last, partition_name) if more else None
-            break
+        for position, raw in enumerate(page):
+            items.append(Message.model_validate(from_item(raw)))
+            if len(items) == limit:
+                more = position < len(page) - 1 or last_key is not None
+                cursor_item = from_item(raw)
+                return MessagePage(
+                    items, _encode_cursor(cursor_item, partition_name) if more else None
+                )
         if not last_key:
-            next_cursor = None
-            break
+            return MessagePage(items, None)
         start_key = dict(last_key)
-    return MessagePage([Message.model_validate(i) for i in items], next_cursor)
+    # A sparse filter must not hold the request for long: hand back what was found so far
+    # with a cursor where the reading stopped.
+    return MessagePage(items, _encode_cursor(from_item(start_key or {}), partition_name))
 
 
 def _encode_cursor(item: dict[str, Any], partition_name: str) -> str:

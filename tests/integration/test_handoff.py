@@ -248,3 +248,21 @@ def test_connection_refused_is_retried(
     current = message(tenant, message_id)
     assert current["status"] == "pending" and current["message_sid"] is None
     drain_handoff_queue()
+
+
+def test_logs_never_hold_a_whole_number_or_body(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None,
+    poller: SqsPoller, capfd: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    # Given a message's whole life: send, handoff, callbacks
+    body = "Secret code 424242 for Alice"
+    response = tenant.api.send(send_body(use_case, to_phone_number="+12125550143", message=body))
+    message_id = response.json()["id"]
+    poller.poll_once()
+    wait_for(tenant, message_id, {"delivered"})
+    simulator.wait_idle()
+    logs = capfd.readouterr().out
+    # Then the logs tell its story without the person's number or the text
+    assert message_id in logs
+    assert "+12125550143" not in logs and "2125550143" not in logs
+    assert body not in logs and "424242" not in logs

@@ -73,7 +73,7 @@ format: $(VENV)/.installed
 
 .PHONY: typecheck
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy layers/shared/sms_gateway local/sms_local functions tests
+	$(VENV)/bin/mypy layers/shared/sms_gateway local/sms_local functions tests bench
 
 .PHONY: validate
 validate: $(SAM_VENV)/.installed
@@ -113,6 +113,10 @@ test: lint typecheck validate pytest
 .PHONY: openapi
 openapi: $(VENV)/.installed
 	$(PY) -m sms_gateway.openapi docs/openapi.json
+
+.PHONY: bench
+bench: $(VENV)/.installed
+	$(PY) -m bench.run $(if $(N),--messages $(N))
 
 .PHONY: clean
 clean:

@@ -1,0 +1,448 @@
+"""AWS calls per message over its whole life, counted with botocore event hooks.
+
+One message is taken through every step by hand, each function invoked the way AWS would invoke
+it, against moto in server mode holding template.yaml's resources, with the Twilio simulator as the
+provider: the authorizer (its key lookup), the send, the SQS event source mapping (its receive
+and delete, made here by a client of our own, as Lambda's poller makes them), the handoff, and the
+three status callbacks the simulator sent (caught by a small receiver, then given to the
+status-callback function). Hooks on sms_gateway.aws_clients' clients record every call
+(`before-parameter-build`) and its answer (`after-call`), from which DynamoDB request units are
+computed with the items' real sizes.
+
+The first message runs with every function's caches cold (as if each ran in a new container);
+the next ones are the steady state, with the use-case and secret caches warm.
+
+    python -m bench.aws_calls [--lives 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import threading
+import time
+import urllib.parse
+import warnings
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+
+import boto3
+
+from bench.common import function_shape, json_result_channel, median, progress
+from bench.pricing import PhaseUsage, item_size, read_units, write_units
+from sms_local import template as tpl
+
+CALLBACK_PATH = "/v1/webhook/twilio/sms-status"
+CALLBACK_STATUSES = ("queued", "sent", "delivered")
+TO_NUMBER = "+13125551234"  # a Chicago mobile: geomatched to the demo pool's Chicago sender
+ESM = "sqs event source mapping"
+AUTHORIZER, SEND, HANDOFF = "authorizer", "send", "handoff"
+
+
+# -- counting ------------------------------------------------------------------------------------
+
+
+@dataclass
+class CallRecord:
+    phase: str
+    service: str
+    operation: str
+    table: str | None = None
+    ok: bool = True
+    error: str | None = None
+    write_units: float = 0.0
+    read_units: float = 0.0
+    item_bytes: int | None = None
+
+
+@dataclass
+class CallCounter:
+    """Registered on clients; records the calls made while a phase is set."""
+
+    gsis: dict[str, list[tuple[list[str], str]]]  # table -> (key attributes, projection) per GSI
+    phase: str | None = None
+    records: list[CallRecord] = field(default_factory=list)
+
+    def attach(self, client: Any) -> None:
+        client.meta.events.register("before-parameter-build", self._before)
+        client.meta.events.register("after-call", self._after)
+
+    def _before(
+        self, params: dict[str, Any], context: dict[str, Any], event_name: str, **kwargs: Any
+    ) -> None:
+        if self.phase is None:
+            return
+        service, operation = event_name.split(".")[1:]
+        record = CallRecord(self.phase, service, operation, params.get("TableName"))
+        self.records.append(record)
+        context["bench_call"] = (record, params)
+
+    def _after(
+        self,
+        http_response: Any,
+        parsed: dict[str, Any],
+        context: dict[str, Any],
+        **kwargs: Any,
+    ) -> None:
+        entry = context.pop("bench_call", None)
+        if entry is None:
+            return
+        record, params = entry
+        record.ok = http_response.status_code < 300
+        if not record.ok:
+            record.error = parsed.get("Error", {}).get("Code")
+        if record.service == "dynamodb":
+            self._capacity(record, params, parsed)
+
+    def _index_units(self, table: str | None, item: dict[str, Any], op: str) -> int:
+        """Write units the table's GSIs take for this write. A GSI holds only the items that have
+        all its key attributes; one projecting ALL is written at the item's size; a KEYS_ONLY one
+        only when the item enters it (our updates never change index keys); an INCLUDE one at
+        one unit (its few attributes)."""
+        units = 0
+        size = write_units(item_size(item))
+        for keys, projection in self.gsis.get(table or "", []):
+            if not all(k in item for k in keys):
+                continue
+            if projection == "ALL":
+                units += size
+            elif projection == "INCLUDE" or op == "PutItem":
+                units += 1
+        return units
+
+    def _capacity(self, record: CallRecord, params: dict[str, Any], parsed: dict[str, Any]) -> None:
+        op = record.operation
+        consistent = bool(params.get("ConsistentRead", False))
+        if op == "GetItem":
+            record.item_bytes = item_size(parsed.get("Item", {}))
+            record.read_units = read_units(record.item_bytes, consistent=consistent)
+        elif op == "BatchGetItem":
+            for table, request in params["RequestItems"].items():
+                found = parsed.get("Responses", {}).get(table, [])
+                strong = bool(request.get("ConsistentRead", False))
+                # A key with no item still costs the minimum read.
+                missing = len(request["Keys"]) - len(found)
+                record.read_units += missing * read_units(0, consistent=strong)
+                record.read_units += sum(read_units(item_size(i), consistent=strong) for i in found)
+        elif op == "Query":
+            size = sum(item_size(i) for i in parsed.get("Items", []))
+            record.read_units = read_units(size, consistent=consistent)
+        elif op in ("PutItem", "UpdateItem", "DeleteItem"):
+            if not record.ok:
+                record.write_units = 1.0  # a failed condition still costs a write
+                return
+            item = params["Item"] if op == "PutItem" else parsed.get("Attributes")
+            if item is None:  # no ALL_NEW answer: size unknown, assume one unit in every index
+                record.write_units = float(1 + len(self.gsis.get(record.table or "", [])))
+                return
+            record.item_bytes = item_size(item)
+            record.write_units = float(
+                write_units(record.item_bytes) + self._index_units(record.table, item, op)
+            )
+
+
+def usage_of(
+    phase: str, records: list[CallRecord], function: str | None, ms: float, api: bool
+) -> PhaseUsage:
+    mine = [r for r in records if r.phase == phase]
+    memory, architecture = function_shape(tpl.project_template(), function) if function else (0, "")
+    return PhaseUsage(
+        phase=phase,
+        function=function,
+        duration_ms=ms,
+        memory_mb=memory,
+        architecture=architecture,
+        api_request=api,
+        dynamodb_write_units=sum(r.write_units for r in mine),
+        dynamodb_read_units=sum(r.read_units for r in mine),
+        sqs_requests=sum(r.service == "sqs" for r in mine),
+        secrets_manager_calls=sum(r.service == "secrets-manager" for r in mine),
+        calls=dict(Counter(f"{r.service}.{r.operation}" for r in mine)),
+    )
+
+
+# -- the Twilio callbacks' receiver --------------------------------------------------------------
+
+
+class CallbackReceiver(ThreadingHTTPServer):
+    """Answers Twilio's status callbacks with 204 and keeps them, to be replayed to the function."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+        self.received: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self.serve_forever, name="bench-callbacks", daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def wait_for(self, message_id: str, count: int, timeout: float = 15.0) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                mine = [r for r in self.received if f"message_id={message_id}" in r[1]]
+            if len(mine) >= count:
+                return mine
+            time.sleep(0.01)
+        raise TimeoutError(f"{count} callbacks for {message_id} did not arrive")
+
+
+class _ReceiverHandler(BaseHTTPRequestHandler):
+    server: CallbackReceiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        path, _, query = self.path.partition("?")
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        with self.server.lock:
+            self.server.received.append((path, query, headers, body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+# -- one message's life --------------------------------------------------------------------------
+
+
+def measure(lives: int) -> dict[str, Any]:
+    from moto.server import ThreadedMotoServer
+
+    from sms_gateway import aws_clients, config, provider_credentials, twilio_client, use_case_store
+    from sms_local import http_events
+    from sms_local.aws_resources import REGION, create_resources
+    from sms_local.demo_data import create_demo_data
+    from sms_local.lambda_runtime import LambdaContext, load_handler, merged_environment
+    from sms_local.sqs_poller import sqs_event
+    from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
+
+    warnings.filterwarnings("ignore", "No application metrics to publish")
+    for noisy in ("werkzeug", "botocore", "urllib3", "sms_local.twilio_simulator"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    template = tpl.project_template()
+    functions = tpl.functions(template)
+    routes = {(r.method, r.path): r.function for r in tpl.http_routes(template)}
+    send_function = routes[("POST", "/v1/sms/")]
+    callback_function = routes[("POST", CALLBACK_PATH)]
+    authorizer_function = tpl.default_authorizer(template)
+    gsis = {
+        name: [
+            (
+                [k["AttributeName"] for k in index["KeySchema"]],
+                str(index.get("Projection", {}).get("ProjectionType", "KEYS_ONLY")),
+            )
+            for index in resource["Properties"].get("GlobalSecondaryIndexes", [])
+        ]
+        for name, resource in tpl.resources_of_type(template, "AWS::DynamoDB::Table").items()
+    }
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    receiver = CallbackReceiver()
+    simulator = TwilioSimulator(
+        SimulatorConfig(accounts={}, services={}, callback_delays=(0.01, 0.01))
+    )
+    simulator.start()
+    try:
+        host, port = moto.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        stack = create_resources(
+            template,
+            endpoint,
+            {"PublicBaseUrl": receiver.url, "TwilioApiBaseUrl": simulator.base_url},
+        )
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",  # moto's fake credentials
+                "AWS_DEFAULT_REGION": REGION,
+                **merged_environment(functions, stack.environment),
+            }
+        )
+        os.environ.pop("AWS_PROFILE", None)
+        config.reset_settings()
+        aws_clients.reset_clients()
+        provider_credentials.reset()
+        twilio_client.reset()
+        use_case_store.clear_cache()
+        demo = create_demo_data()
+        simulator.configure(
+            accounts={demo.account_sid: demo.auth_token},
+            services={
+                demo.use_case.messaging_service_sid: [s.sender for s in demo.use_case.sender_pool]
+            },
+        )
+
+        # The event source that drains the queue the send function enqueues to.
+        [source] = [
+            s
+            for s in tpl.sqs_sources(template)
+            if stack.refs[s.queue] == os.environ["HANDOFF_QUEUE_URL"]
+        ]
+        handoff_function = source.function
+        counter = CallCounter(gsis)
+        factories = ("dynamodb", "sqs", "secretsmanager", "scheduler")
+        for factory in factories:
+            if hasattr(aws_clients, factory):
+                counter.attach(getattr(aws_clients, factory)())
+        # Lambda's poller, not our code, receives and deletes: a client of its own.
+        esm_sqs = boto3.session.Session().client("sqs", endpoint_url=endpoint, region_name=REGION)
+        counter.attach(esm_sqs)
+        observer = boto3.session.Session().client(
+            "dynamodb", endpoint_url=endpoint, region_name=REGION
+        )
+        queue_url = stack.refs[source.queue]
+        queue_arn = stack.attributes[source.queue]["Arn"]
+        messages_table = os.environ["MESSAGES_TABLE"]
+        handlers = {
+            name: load_handler(functions[name])
+            for name in (authorizer_function, send_function, handoff_function, callback_function)
+            if name is not None
+        }
+
+        def invoke(phase: str, function: str, event: dict[str, Any]) -> tuple[Any, float]:
+            context = LambdaContext(function_name=function, timeout_seconds=10)
+            counter.phase = phase
+            started = time.perf_counter()
+            try:
+                result = handlers[function](event, context)
+            finally:
+                counter.phase = None
+            return result, (time.perf_counter() - started) * 1000.0
+
+        def fresh_containers() -> None:
+            use_case_store.clear_cache()
+            provider_credentials.reset()
+
+        def life(cold: bool) -> tuple[list[PhaseUsage], str]:
+            counter.records = []
+            usages: list[PhaseUsage] = []
+            body = json.dumps(
+                {
+                    "use_case_id": demo.use_case.id,
+                    "to_phone_number": TO_NUMBER,
+                    "message": "Your code is 123456",
+                }
+            ).encode()
+            headers = {
+                "host": "sms.example.test",
+                "content-type": "application/json",
+                "authorization": f"Bearer {demo.keys['live']}",
+            }
+            event = http_events.http_event(
+                method="POST", raw_path="/v1/sms/", headers=headers, body=body,
+                route_key="POST /v1/sms/",
+            )  # fmt: skip
+            if authorizer_function is not None:
+                auth_event = http_events.authorizer_event(event, [headers["authorization"]])
+                answer, ms = invoke(AUTHORIZER, authorizer_function, auth_event)
+                assert answer["context"]["authenticated"] is True, answer
+                event["requestContext"]["authorizer"] = {"lambda": answer["context"]}
+                usages.append(usage_of(AUTHORIZER, counter.records, authorizer_function, ms, False))
+            if cold:
+                fresh_containers()
+            answer, ms = invoke(SEND, send_function, event)
+            assert answer["statusCode"] == 201, answer
+            message_id = json.loads(answer["body"])["id"]
+            usages.append(usage_of(SEND, counter.records, send_function, ms, True))
+
+            counter.phase = ESM
+            received = esm_sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=min(source.batch_size, 10),
+                WaitTimeSeconds=1,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            counter.phase = None
+            assert len(received) == 1, received
+            if cold:
+                fresh_containers()
+            answer, ms = invoke(
+                HANDOFF,
+                handoff_function,
+                sqs_event(cast(list[dict[str, Any]], received), queue_arn),
+            )
+            assert not answer.get("batchItemFailures"), answer
+            counter.phase = ESM
+            esm_sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": "0", "ReceiptHandle": received[0]["ReceiptHandle"]}],
+            )
+            counter.phase = None
+            usages.append(usage_of(ESM, counter.records, None, 0.0, False))
+            usages.append(usage_of(HANDOFF, counter.records, handoff_function, ms, False))
+
+            if cold:
+                fresh_containers()
+            callbacks = receiver.wait_for(message_id, len(CALLBACK_STATUSES))
+            for path, query, callback_headers, callback_body in callbacks:
+                status = urllib.parse.parse_qs(callback_body.decode())["MessageStatus"][0]
+                phase = f"callback {status}"
+                callback_event = http_events.http_event(
+                    method="POST", raw_path=path, raw_query=query, headers=callback_headers,
+                    body=callback_body, route_key=f"POST {CALLBACK_PATH}",
+                )  # fmt: skip
+                answer, ms = invoke(phase, callback_function, callback_event)
+                assert answer["statusCode"] == 204, answer
+                usages.append(usage_of(phase, counter.records, callback_function, ms, True))
+            return usages, message_id
+
+        first, _ = life(cold=True)
+        life(cold=False)  # the caches the cold run emptied fill again: not yet the steady state
+        steady_runs = []
+        for number in range(lives):
+            steady_runs.append(life(cold=False))
+            progress(f"aws calls: steady-state message {number + 1}/{lives}")
+
+        final = observer.get_item(
+            TableName=messages_table, Key={"id": {"S": steady_runs[-1][1]}}, ConsistentRead=True
+        )["Item"]
+        assert final["status"]["S"] == "delivered", final["status"]
+        call_sets = [[p.calls for p in usages] for usages, _ in steady_runs]
+        steady = []
+        for index, usage in enumerate(steady_runs[0][0]):
+            durations = [usages[index].duration_ms for usages, _ in steady_runs]
+            steady.append({**asdict(usage), "duration_ms": median(durations)})
+        return {
+            "first_message": [asdict(u) for u in first],
+            "steady_state": steady,
+            "steady_lives": lives,
+            "steady_counts_identical": all(c == call_sets[0] for c in call_sets),
+            "final_status": final["status"]["S"],
+            "final_message_item_bytes": item_size(final),
+            "functions": {
+                "authorizer": authorizer_function,
+                "send": send_function,
+                "handoff": handoff_function,
+                "status_callback": callback_function,
+            },
+            "handoff_batch_size": source.batch_size,
+        }
+    finally:
+        simulator.stop()
+        receiver.shutdown()
+        receiver.server_close()
+        moto.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.aws_calls", description=__doc__)
+    parser.add_argument("--lives", type=int, default=5, help="steady-state messages measured")
+    args = parser.parse_args(argv)
+    with json_result_channel() as write:
+        write(measure(max(1, args.lives)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,8 +10,10 @@ SAM_CONFIG_ENV ?= $(STAGE)
 
 VENV := .venv
 SAM_VENV := .tools/sam
+CHECKOV_VENV := .tools/checkov
 PY := $(VENV)/bin/python
 SAM := $(SAM_VENV)/bin/sam
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 # Python 3.13 is the Lambda runtime: look on PATH first, then in pyenv, and stop with a clear
 # message when neither has it (`sam build` also needs it on PATH, see SAM_PATH below).
@@ -31,7 +33,7 @@ SAM_PATH := $(dir $(PYTHON313)):$(PATH)
 help:
 	@echo "make dev      start the whole service locally (PORT=$(PORT), INFO_FILE=path for a JSON info file)"
 	@echo "make test     lint, types, template checks, unit, integration and end-to-end tests"
-	@echo "make lint | typecheck | validate | unit | integration | e2e | build | deploy | logs | openapi | bench"
+	@echo "make lint | typecheck | validate | scan | unit | integration | e2e | build | deploy | logs | openapi | bench"
 
 .PHONY: python313
 python313:
@@ -54,8 +56,15 @@ $(SAM_VENV)/.installed: | python313
 	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli>=1.130,<2'
 	@touch $@
 
+# Checkov pins an exact boto3 (and old networkx/packaging), so it too lives on its own.
+$(CHECKOV_VENV)/.installed: | python313
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON313) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov>=3.2,<4'
+	@touch $@
+
 .PHONY: install
-install: $(VENV)/.installed $(SAM_VENV)/.installed
+install: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
 .PHONY: dev
 dev: $(VENV)/.installed
@@ -78,6 +87,15 @@ typecheck: $(VENV)/.installed
 .PHONY: validate
 validate: $(SAM_VENV)/.installed
 	PATH="$(SAM_PATH)" $(SAM) validate --lint
+
+# The template's security scan (.checkov.yaml says what and why): silent when clean, its
+# report when not. Checkov exits 0 on a template it could not parse, hence the grep.
+.PHONY: scan
+scan: $(CHECKOV_VENV)/.installed
+	@out=$$($(CHECKOV) --config-file .checkov.yaml 2>&1); rc=$$?; \
+	if [ $$rc -ne 0 ] || grep -q "Parsing errors" <<<"$$out" || ! grep -q "Passed checks" <<<"$$out"; then \
+	  echo "$$out"; echo "make scan: fix the findings above or suppress them with a reason" >&2; exit 1; \
+	fi
 
 .PHONY: build
 build: $(SAM_VENV)/.installed
@@ -108,7 +126,7 @@ pytest: $(VENV)/.installed
 	$(PY) -m pytest tests
 
 .PHONY: test
-test: lint typecheck validate pytest
+test: lint typecheck validate scan build pytest
 
 .PHONY: openapi
 openapi: $(VENV)/.installed

@@ -11,8 +11,8 @@ os.environ.update(
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_SERVICE_NAME": "sms-gateway-test",
-        "POWERTOOLS_METRICS_NAMESPACE": "SmsGatewayTest",
+        "POWERTOOLS_SERVICE_NAME": "sms-gateway",  # as template.yaml: one logger tree
+        "POWERTOOLS_METRICS_NAMESPACE": "SmsGateway",
         "POWERTOOLS_DEV": "false",
     }
 )

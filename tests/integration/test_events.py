@@ -1,0 +1,163 @@
+"""Every sample event in events/ runs through its function against moto, as `sam local invoke`
+would run it: the answer is the documented one, and every AWS call the function makes on the
+way is one its role in template.yaml grants (tests/least_privilege.py).
+
+The samples are deterministic: they name a workspace, a use case, a message and a Twilio
+subaccount that no test creates, and an API key no stack has issued.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Iterator
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+from botocore.client import BaseClient
+
+from sms_local import template as tpl
+from sms_local.aws_resources import LocalStack
+from sms_local.lambda_runtime import invoke
+from tests.least_privilege import EXPECTED_GRANTS, Grant
+from tests.unit.test_events_present import event_files, function_of
+
+# File stem -> what the function answers.
+EXPECTED: dict[str, dict[str, Any]] = {
+    "authorizer": {
+        "result": {
+            "isAuthorized": True,
+            "context": {"authenticated": False, "reason": "the API key is not valid"},
+        }
+    },
+    "send": {"status": 404, "code": "use_case_not_found"},
+    "messages_query_get": {"status": 404, "code": "message_not_found"},
+    "messages_query_list": {"status": 200, "body": {"items": [], "next_cursor": None}},
+    "use_cases_create": {"status": 201},
+    "use_cases_list": {"status": 200},
+    "cancel": {"status": 404, "code": "message_not_found"},
+    "status_callback": {"status": 403, "code": "forbidden"},
+    "handoff": {"result": {"batchItemFailures": []}},
+    "scheduled_dispatch": {"result": {"queued": False}},
+}
+
+
+def load(event_file: Path) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(event_file.read_text())
+    return event
+
+
+def concrete_resources(service: str, params: dict[str, Any]) -> list[str]:
+    """What an API call touches, named as the local stack names it (by logical id)."""
+    if service == "dynamodb":
+        if "RequestItems" in params:
+            return list(params["RequestItems"])
+        table = str(params["TableName"])
+        index = params.get("IndexName")
+        return [f"{table}/index/{index}" if index else table]
+    if service == "sqs":
+        return [str(params["QueueUrl"]).rsplit("/", 1)[-1]]
+    if service == "secretsmanager":
+        return [f"secret:{params['SecretId']}"]
+    if service == "scheduler":
+        return [f"schedule/{params['GroupName']}/{params['Name']}"]
+    raise AssertionError(f"a call to {service} that no function should make: {params}")
+
+
+def permitted(call: Grant, grants: set[Grant], stack: LocalStack) -> bool:
+    action, resource = call
+    for granted_action, pattern in grants:
+        pattern = pattern.replace(
+            "${TwilioSecretPrefix}", str(stack.parameters["TwilioSecretPrefix"])
+        ).replace("${MessageScheduleGroup}", stack.refs["MessageScheduleGroup"])
+        if granted_action == action and fnmatchcase(resource, pattern):
+            return True
+    return False
+
+
+@pytest.fixture
+def aws_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Grant]]:
+    """Every AWS API call made while the test runs, as (IAM action, resource) pairs."""
+    calls: list[Grant] = []
+    original = BaseClient._make_api_call  # type: ignore[attr-defined]  # private, unstubbed
+
+    def recording(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        service = self.meta.service_model.endpoint_prefix
+        for resource in concrete_resources(service, params):
+            calls.append((f"{service}:{operation}", resource))
+        return original(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    yield calls
+
+
+def error_code(body: str) -> str:
+    code: str = json.loads(body)["error"]["code"]
+    return code
+
+
+@pytest.mark.parametrize("event_file", event_files(), ids=lambda p: p.name)
+def test_sample_event_gets_the_documented_answer_with_granted_calls_only(
+    event_file: Path, aws: LocalStack, aws_calls: list[Grant]
+) -> None:
+    function = function_of(event_file)
+    spec = tpl.functions(tpl.project_template())[function]
+    expected = EXPECTED[event_file.stem]
+
+    result = invoke(spec, load(event_file))
+
+    if "result" in expected:
+        assert result == expected["result"]
+    else:
+        assert result["statusCode"] == expected["status"], result
+        if "code" in expected:
+            assert error_code(result["body"]) == expected["code"]
+        if "body" in expected:
+            assert json.loads(result["body"]) == expected["body"]
+    assert aws_calls, "each sample reaches AWS at least once"
+    refused = [c for c in aws_calls if not permitted(c, EXPECTED_GRANTS[function], aws)]
+    assert not refused, f"{function} would be denied {refused} in AWS"
+
+
+def test_every_sample_event_has_an_expected_answer() -> None:
+    assert {f.stem for f in event_files()} == set(EXPECTED)
+
+
+def test_the_use_case_sample_creates_what_it_says(aws: LocalStack) -> None:
+    event_file = next(f for f in event_files() if f.stem == "use_cases_create")
+    event = load(event_file)
+    spec = tpl.functions(tpl.project_template())[function_of(event_file)]
+
+    result = invoke(spec, event)
+
+    created = json.loads(result["body"])
+    sent = json.loads(event["body"])
+    assert {k: created[k] for k in sent} == sent
+
+
+def test_the_status_callback_sample_is_refused_with_the_line_the_alarm_counts(
+    aws: LocalStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given the sample callback: a form body base64-encoded, as API Gateway passes it
+    event_file = next(f for f in event_files() if f.stem == "status_callback")
+    event = load(event_file)
+    assert event["isBase64Encoded"] is True
+    form = dict(parse_qsl(base64.b64decode(event["body"]).decode()))
+    assert {"AccountSid", "MessageSid", "MessageStatus"} <= set(form)
+    spec = tpl.functions(tpl.project_template())["StatusCallbackFunction"]
+
+    # When it arrives with its placeholder signature
+    with caplog.at_level(logging.WARNING):
+        result = invoke(spec, event)
+
+    # Then it is refused, and logged with the message the metric filter matches
+    assert result["statusCode"] == 403
+    (metric_filter,) = tpl.resources_of_type(
+        tpl.project_template(), "AWS::Logs::MetricFilter"
+    ).values()
+    pattern = metric_filter["Properties"]["FilterPattern"]
+    assert any(f'$.message = "{r.getMessage()}"' in pattern for r in caplog.records)

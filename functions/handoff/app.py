@@ -15,13 +15,29 @@ from sms_gateway.handoff_queue import parse_handoff_body
 
 logger = Logger()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch whose every record must wait is reported like any partial failure (the event source
+# mapping retries exactly those records), not raised as an error.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
-def handle_record(record: SQSRecord) -> str:
+def _time_for_one_more_call(context: LambdaContext | None) -> bool:
+    """A record is only started when a whole provider call (and our writes) still fits: a
+    function cut off mid-call would leave that message's outcome unknown."""
+    if context is None:
+        return True
+    settings = get_settings()
+    budget = settings.provider_connect_timeout_seconds + settings.provider_read_timeout_seconds
+    return bool(context.get_remaining_time_in_millis() > (budget + 2) * 1000)
+
+
+def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None) -> str:
     message_id = parse_handoff_body(record.body)
     logger.append_keys(message_id=message_id)
     try:
+        if not _time_for_one_more_call(lambda_context):
+            raise handoff.RetryHandoffLater(
+                "not enough time left in this invocation", backoff=False
+            )
         return handoff.hand_off(message_id).value
     except handoff.RetryHandoffLater as exc:
         if exc.backoff:

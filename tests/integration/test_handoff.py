@@ -17,7 +17,8 @@ from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack
 from sms_local.gateway import HttpApiGateway
 from sms_local.http_server import ApiServer
-from sms_local.sqs_poller import SqsPoller
+from sms_local.lambda_runtime import LambdaContext, load_handler
+from sms_local.sqs_poller import SqsPoller, sqs_event
 from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
 from tests.integration.conftest import AUTH_TOKENS, Tenant
 from tests.integration.test_send_api import drain_handoff_queue, send_body
@@ -287,3 +288,23 @@ def _one_message_life(
     logs = captured.getvalue()
     assert message_id in logs and "handed off" in logs
     return logs
+
+
+def test_records_that_no_longer_fit_in_the_invocation_wait_unclaimed(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack
+) -> None:
+    # Given an invocation with less time left than one provider call may take
+    message_id = send(tenant, use_case, "+14155552671")
+    [record] = aws.client("sqs").receive_message(
+        QueueUrl=aws.refs["HandoffQueue"], AttributeNames=["All"]
+    )["Messages"]
+    spec = tpl.functions(tpl.project_template())["HandoffFunction"]
+    load_handler(spec)
+    context = LambdaContext(function_name="HandoffFunction", timeout_seconds=5)
+    result = load_handler(spec)(sqs_event([record], aws.attributes["HandoffQueue"]["Arn"]), context)
+    # Then the record is handed back for later, unclaimed, and Twilio was not called
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["MessageId"]}]}
+    assert simulator.create_count() == 0
+    current = message(tenant, message_id)
+    assert current["status"] == "pending" and current["message_sid"] is None
+    drain_handoff_queue()

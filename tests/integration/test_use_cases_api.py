@@ -131,6 +131,7 @@ INVALID = [
     ({"name": ""}, "string_too_short"),
     ({"twilio_auth_token": "secret"}, "extra_forbidden"),
     ({"twilio_auth_token_secret": "has spaces in it"}, "string_pattern_mismatch"),
+    ({"twilio_auth_token_secret": "prod/db/password"}, "secret_outside_prefix"),
 ]
 
 

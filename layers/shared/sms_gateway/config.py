@@ -27,7 +27,9 @@ class Settings(BaseModel):
     public_base_url: str = ""
     twilio_secret_prefix: str = "sms/twilio/"  # noqa: S105 - a name prefix, not a secret
     # A claim older than this with no provider answer recorded means the worker died mid-call.
-    handoff_claim_timeout_seconds: float = Field(default=30.0, ge=0)
+    # Longer than the handoff function's timeout (a live worker's claim is never taken for a
+    # dead one) and shorter than the queue's visibility timeout (a redelivery resolves it).
+    handoff_claim_timeout_seconds: float = Field(default=60.0, ge=0)
     handoff_retry_base_seconds: int = Field(default=10, ge=0)
     provider_connect_timeout_seconds: float = Field(default=3.05, gt=0)
     provider_read_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -8,12 +8,31 @@ from pydantic import ValidationError as PydanticValidationError
 
 from sms_gateway import use_case_store
 from sms_gateway.clock import now_iso
+from sms_gateway.config import get_settings
 from sms_gateway.errors import UseCaseNotFoundError, ValidationError
 from sms_gateway.ids import is_uuid, new_id
 from sms_gateway.use_cases import UseCase, UseCaseSpec
 
 
+def check_secret_location(spec: UseCaseSpec) -> None:
+    """The functions may read only secrets under the configured prefix (their IAM policy says
+    so): a use case naming another secret could never send."""
+    prefix = get_settings().twilio_secret_prefix
+    if not spec.twilio_auth_token_secret.startswith(prefix):
+        raise ValidationError(
+            "use case is invalid",
+            errors=[
+                {
+                    "field": "twilio_auth_token_secret",
+                    "code": "secret_outside_prefix",
+                    "issue": f"the secret's name must start with '{prefix}'",
+                }
+            ],
+        )
+
+
 def create_use_case(workspace_id: str, spec: UseCaseSpec) -> UseCase:
+    check_secret_location(spec)
     now = now_iso()
     use_case = UseCase(
         **spec.model_dump(), id=new_id(), workspace_id=workspace_id, created_at=now, updated_at=now
@@ -38,6 +57,7 @@ def update_use_case(workspace_id: str, use_case_id: str, changes: dict[str, Any]
         spec = UseCaseSpec.model_validate(merged)
     except PydanticValidationError as exc:
         raise ValidationError.from_pydantic("use case is invalid", exc) from exc
+    check_secret_location(spec)
     normalized = spec.model_dump(mode="json", include=set(changes))
     try:
         return use_case_store.update_use_case(use_case_id, normalized, now_iso())

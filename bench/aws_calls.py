@@ -310,7 +310,9 @@ def measure(lives: int) -> dict[str, Any]:
         }
 
         def invoke(phase: str, function: str, event: dict[str, Any]) -> tuple[Any, float]:
-            context = LambdaContext(function_name=function, timeout_seconds=10)
+            context = LambdaContext(
+                function_name=function, timeout_seconds=functions[function].timeout
+            )
             counter.phase = phase
             started = time.perf_counter()
             try:

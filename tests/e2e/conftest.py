@@ -120,9 +120,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 time.sleep(0.2)
             yield Stack(json.loads(info_file.read_text()))
         finally:
+            # Ctrl-C must stop everything: the process exits by itself, cleanly, and its port
+            # is free again.
             process.send_signal(signal.SIGINT)
             try:
-                process.wait(timeout=30)
+                code = process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+                pytest.fail(f"the local stack ignored Ctrl-C:\n{log_file.read_text()}")
+            assert code == 0, log_file.read_text()
+            assert not info_file.exists(), "the info file outlived the stack"

@@ -269,3 +269,27 @@ def test_the_table_of_sam_policy_templates_is_sams() -> None:
         # SAM's definition names the resource {"Ref": "<parameter>"}: give the table the same.
         sams = statement_grants(data["Templates"][name]["Definition"]["Statement"])
         assert sams == sam_template_grants(name, {parameter: {"Ref": parameter}}), name
+
+
+@pytest.mark.parametrize(
+    "function",
+    sorted(
+        name
+        for name in tpl.resources_of_type(tpl.project_template(), "AWS::Serverless::Function")
+        if any(route.function == name for route in tpl.http_routes(tpl.project_template()))
+    )
+    + ["AuthorizerFunction"],
+)
+def test_api_gateway_may_invoke_every_function_it_calls(function: str) -> None:
+    # The authorizer included: without its permission every keyed route answers 500.
+    permissions = [
+        r["Properties"]
+        for r in transformed()["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Permission"
+    ]
+    assert any(
+        resource_id(p["FunctionName"]) == function
+        and p["Principal"] == "apigateway.amazonaws.com"
+        and p["Action"] == "lambda:InvokeFunction"
+        for p in permissions
+    )

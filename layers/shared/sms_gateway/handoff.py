@@ -7,10 +7,13 @@ have been sent, so it ends `failed` with OUTCOME_UNKNOWN_ERROR_CODE instead of b
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 
 from sms_gateway import (
     message_store,
@@ -90,7 +93,14 @@ def _resolve_existing_claim(message: Message) -> HandoffOutcome:
 
 def _call_provider(message: Message, claimed_at: str) -> HandoffOutcome:
     use_case = use_case_store.get_use_case_cached(message.use_case_id)
-    token = provider_credentials.auth_token(use_case.twilio_auth_token_secret) if use_case else None
+    try:
+        token = (
+            provider_credentials.auth_token(use_case.twilio_auth_token_secret) if use_case else None
+        )
+    except provider_credentials.CredentialsUnavailableError as exc:
+        # Nothing reached Twilio: give the claim back and try again later.
+        transitions.release_claim(message.id, claimed_at)
+        raise RetryHandoffLater("credentials unavailable now", backoff=True) from exc
     if use_case is None or token is None:
         transitions.fail(
             message.id, now_iso(), CREDENTIALS_UNAVAILABLE_ERROR_CODE,
@@ -111,8 +121,10 @@ def _call_provider(message: Message, claimed_at: str) -> HandoffOutcome:
     match result:
         case twilio_client.Accepted():
             segments = result.num_segments or count_segments(message.body).segments
-            transitions.record_acceptance(
-                message.id, now_iso(), result.message_sid, segments, result.from_number
+            _with_retries(
+                lambda: transitions.record_acceptance(
+                    message.id, now_iso(), result.message_sid, segments, result.from_number
+                )
             )
             logger.info("handed off", extra=log)
             return HandoffOutcome.ACCEPTED
@@ -141,6 +153,19 @@ def _call_provider(message: Message, claimed_at: str) -> HandoffOutcome:
             )  # fmt: skip
             logger.warning("provider outcome unknown", extra={**log, "reason": result.reason})
             return HandoffOutcome.OUTCOME_UNKNOWN
+
+
+def _with_retries(write: Callable[[], bool], attempts: int = 4) -> bool:
+    """Twilio has the message now: losing this write would later fail it as outcome unknown, so
+    it is worth a few more tries than botocore's own before giving up."""
+    for attempt in range(attempts):
+        try:
+            return write()
+        except ClientError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * 2**attempt)
+    return False
 
 
 def backoff_seconds(receive_count: int) -> int:

@@ -63,13 +63,16 @@ def get_message(message_id: str, *, consistent: bool = True) -> Message | None:
     return Message.model_validate(from_item(item)) if item else None
 
 
-def delete_message_if_status(message_id: str, status: MessageStatus) -> bool:
-    """Remove a message that never left `status`; False if it had moved on (or was gone)."""
+def delete_untouched_message(message_id: str, status: MessageStatus) -> bool:
+    """Remove a message that never left `status` and that no worker has claimed; False if it had
+    moved on (the enqueue that reported failure did reach the queue after all)."""
     try:
         aws_clients.dynamodb().delete_item(
             TableName=get_settings().messages_table,
             Key={"id": {"S": message_id}},
-            ConditionExpression="#s = :s",
+            ConditionExpression=(
+                "#s = :s AND attribute_not_exists(claimed_at) AND attribute_not_exists(message_sid)"
+            ),
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":s": {"S": status.value}},
         )

@@ -3,10 +3,12 @@ per warm container). A secret's SecretString is the auth token itself."""
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from botocore.exceptions import ClientError
 
 from sms_gateway import aws_clients
 from sms_gateway.config import get_settings
@@ -19,15 +21,41 @@ def _provider() -> SecretsProvider:
 
 def reset() -> None:
     _provider.cache_clear()
+    _missing.clear()
+
+
+class CredentialsUnavailableError(Exception):
+    """Secrets Manager could not answer now (throttling, network, permissions): try later."""
+
+
+# Secret names known not to exist, until when: a flood of callbacks naming made-up accounts must
+# not become a flood of Secrets Manager calls (Powertools caches only values).
+_missing: dict[str, float] = {}
+MISSING_CACHE_SECONDS = 60.0
 
 
 def auth_token(secret_name: str) -> str | None:
-    """The token, or None when the secret does not exist or cannot be read."""
+    """The token, or None when no such secret exists; CredentialsUnavailableError when Secrets
+    Manager cannot tell now."""
+    if _missing.get(secret_name, 0.0) > time.monotonic():
+        return None
     try:
         value = _provider().get(secret_name, max_age=get_settings().secret_cache_seconds)
-    except GetParameterError:
-        return None
+    except GetParameterError as exc:
+        if _is_not_found(exc):
+            _missing[secret_name] = time.monotonic() + MISSING_CACHE_SECONDS
+            return None
+        raise CredentialsUnavailableError(secret_name) from exc
     return value if isinstance(value, str) and value else None
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ClientError):
+            return cause.response["Error"]["Code"] == "ResourceNotFoundException"
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def secret_name_for_account(account_sid: str) -> str:

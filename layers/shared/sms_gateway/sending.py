@@ -127,9 +127,15 @@ def send_message(workspace_id: str, request: SendRequest) -> Message:
     except Exception as exc:
         # Never leave a message that nothing will pick up (no queued handoff, no schedule):
         # undo the write, so the caller's 503 is the whole truth and a retry starts clean.
-        removed = message_store.delete_message_if_status(message.id, message.status)
+        removed = message_store.delete_untouched_message(message.id, message.status)
         logger.exception("handoff could not be arranged", extra={"removed": removed})
-        raise ServiceUnavailableError("the message could not be queued; retry later") from exc
+        if removed:
+            raise ServiceUnavailableError("the message could not be queued; retry later") from exc
+        # A worker already has it: the enqueue went through despite the error, so this send
+        # succeeded, and a retry by the caller would text the person twice.
+        current = message_store.get_message(message.id)
+        if current is not None:
+            return current
     logger.info("message accepted", extra={"message_id": message.id, "status": message.status})
     return message
 

@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger
 
 from sms_gateway import clock, provider_credentials, transitions
 from sms_gateway.config import get_settings
-from sms_gateway.errors import ForbiddenError
+from sms_gateway.errors import ForbiddenError, ServiceUnavailableError
 from sms_gateway.ids import is_uuid
 from sms_gateway.redact import mask_phone
 from sms_gateway.twilio_signature import is_valid_signature
@@ -66,9 +66,13 @@ def handle_status_callback(
     account_sid = _first(pairs, "AccountSid")
     if not account_sid or not _ACCOUNT_SID.fullmatch(account_sid):
         raise _refuse("no valid AccountSid")
-    token = provider_credentials.auth_token(
-        provider_credentials.secret_name_for_account(account_sid)
-    )
+    try:
+        token = provider_credentials.auth_token(
+            provider_credentials.secret_name_for_account(account_sid)
+        )
+    except provider_credentials.CredentialsUnavailableError as exc:
+        # Not a forgery: a 5xx keeps these apart from the 403s the alarm counts.
+        raise ServiceUnavailableError("cannot verify the signature now") from exc
     if token is None:
         raise _refuse("unknown account", account_sid=account_sid)
     if not is_valid_signature(signed_url(raw_query, domain_name), pairs, signature, token):

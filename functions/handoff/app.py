@@ -40,13 +40,16 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
             )
         return handoff.hand_off(message_id).value
     except handoff.RetryHandoffLater as exc:
-        if exc.backoff:
-            receives = int(record.attributes.approximate_receive_count or 1)
-            aws_clients.sqs().change_message_visibility(
-                QueueUrl=get_settings().handoff_queue_url,
-                ReceiptHandle=record.receipt_handle,
-                VisibilityTimeout=handoff.backoff_seconds(receives),
-            )
+        receives = int(record.attributes.approximate_receive_count or 1)
+        if exc.backoff and receives >= get_settings().handoff_max_receives:
+            handoff.give_up(message_id)
+            return "gave_up"
+        delay = handoff.backoff_seconds(receives) if exc.backoff else exc.retry_in_seconds
+        aws_clients.sqs().change_message_visibility(
+            QueueUrl=get_settings().handoff_queue_url,
+            ReceiptHandle=record.receipt_handle,
+            VisibilityTimeout=delay,
+        )
         raise
 
 

@@ -300,7 +300,7 @@ def test_records_that_no_longer_fit_in_the_invocation_wait_unclaimed(
     )["Messages"]
     spec = tpl.functions(tpl.project_template())["HandoffFunction"]
     load_handler(spec)
-    context = LambdaContext(function_name="HandoffFunction", timeout_seconds=5)
+    context = LambdaContext(function_name="HandoffFunction", timeout_seconds=5)  # < one call
     result = load_handler(spec)(sqs_event([record], aws.attributes["HandoffQueue"]["Arn"]), context)
     # Then the record is handed back for later, unclaimed, and Twilio was not called
     assert result == {"batchItemFailures": [{"itemIdentifier": record["MessageId"]}]}
@@ -308,3 +308,20 @@ def test_records_that_no_longer_fit_in_the_invocation_wait_unclaimed(
     current = message(tenant, message_id)
     assert current["status"] == "pending" and current["message_sid"] is None
     drain_handoff_queue()
+
+
+def test_the_last_delivery_to_a_busy_provider_fails_the_message_instead_of_the_dlq(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack
+) -> None:
+    message_id = send(tenant, use_case, "+14155550429")
+    [record] = aws.client("sqs").receive_message(
+        QueueUrl=aws.refs["HandoffQueue"], AttributeNames=["All"]
+    )["Messages"]
+    record["Attributes"]["ApproximateReceiveCount"] = "15"  # the queue's last delivery
+    spec = tpl.functions(tpl.project_template())["HandoffFunction"]
+    context = LambdaContext(function_name="HandoffFunction", timeout_seconds=spec.timeout)
+    result = load_handler(spec)(sqs_event([record], aws.attributes["HandoffQueue"]["Arn"]), context)
+    assert result == {"batchItemFailures": []}
+    final = message(tenant, message_id)
+    assert (final["status"], final["error_code"]) == ("failed", 99003)
+    assert simulator.create_count() == 1

@@ -31,6 +31,8 @@ class Settings(BaseModel):
     # dead one) and shorter than the queue's visibility timeout (a redelivery resolves it).
     handoff_claim_timeout_seconds: float = Field(default=60.0, ge=0)
     handoff_retry_base_seconds: int = Field(default=10, ge=0)
+    # The handoff queue's maxReceiveCount (template.yaml sets both; a test keeps them equal).
+    handoff_max_receives: int = Field(default=15, ge=1)
     provider_connect_timeout_seconds: float = Field(default=3.05, gt=0)
     provider_read_timeout_seconds: float = Field(default=10.0, gt=0)
     secret_cache_seconds: int = Field(default=300, ge=0)

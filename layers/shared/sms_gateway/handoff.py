@@ -34,6 +34,7 @@ logger = Logger(child=True)
 # Our own codes, outside Twilio's ranges: documented in the README and the API reference.
 OUTCOME_UNKNOWN_ERROR_CODE = 99001
 CREDENTIALS_UNAVAILABLE_ERROR_CODE = 99002
+PROVIDER_UNAVAILABLE_ERROR_CODE = 99003
 UNSUBSCRIBED_ERROR_CODE = 21610
 
 
@@ -46,11 +47,14 @@ class HandoffOutcome(StrEnum):
 
 
 class RetryHandoffLater(Exception):
-    """Leave the SQS message for redelivery; `backoff` asks for a longer wait than usual."""
+    """Leave the SQS message for redelivery. `backoff`: the provider or a dependency is busy
+    (wait longer each time, and give up on the last delivery); otherwise retry after
+    `retry_in_seconds`."""
 
-    def __init__(self, reason: str, *, backoff: bool) -> None:
+    def __init__(self, reason: str, *, backoff: bool, retry_in_seconds: int = 0) -> None:
         super().__init__(reason)
         self.backoff = backoff
+        self.retry_in_seconds = retry_in_seconds
 
 
 def status_callback_url(message_id: str) -> str:
@@ -69,15 +73,25 @@ def hand_off(message_id: str) -> HandoffOutcome:
     claimed_at = now_iso()
     if not transitions.claim_for_handoff(message_id, claimed_at):
         # Another delivery of the same SQS message won the claim a moment ago.
-        raise RetryHandoffLater("claimed by another worker", backoff=False)
+        raise RetryHandoffLater(
+            "claimed by another worker",
+            backoff=False,
+            retry_in_seconds=int(get_settings().handoff_claim_timeout_seconds) + 1,
+        )
     return _call_provider(message, claimed_at)
 
 
 def _resolve_existing_claim(message: Message) -> HandoffOutcome:
     assert message.claimed_at is not None
     age = utc_now() - datetime.fromisoformat(message.claimed_at)
-    if age < timedelta(seconds=get_settings().handoff_claim_timeout_seconds):
-        raise RetryHandoffLater("a claim is in progress", backoff=False)
+    timeout = timedelta(seconds=get_settings().handoff_claim_timeout_seconds)
+    if age < timeout:
+        # Come back when the claim would be stale, to resolve it if its worker died.
+        raise RetryHandoffLater(
+            "a claim is in progress",
+            backoff=False,
+            retry_in_seconds=int((timeout - age).total_seconds()) + 1,
+        )
     failed = transitions.fail(
         message.id,
         now_iso(),
@@ -166,6 +180,14 @@ def _with_retries(write: Callable[[], bool], attempts: int = 4) -> bool:
                 raise
             time.sleep(0.2 * 2**attempt)
     return False
+
+
+def give_up(message_id: str) -> bool:
+    """The last delivery found the provider still busy: end the message (it certainly was not
+    sent) rather than leave it pending in the dead-letter queue."""
+    return transitions.fail_unsent(
+        message_id, now_iso(), PROVIDER_UNAVAILABLE_ERROR_CODE, reason="handoff_gave_up"
+    )
 
 
 def backoff_seconds(receive_count: int) -> int:

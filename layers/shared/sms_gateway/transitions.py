@@ -256,3 +256,19 @@ def fail(
         HistoryEntry(at=at, event=reason, status=S.FAILED, error_code=error_code, applied=True)
     )
     return update.run(message_id) is not None
+
+
+def fail_unsent(message_id: str, at: str, error_code: int, *, reason: str) -> bool:
+    """pending -> failed for a message no worker holds and the provider never accepted."""
+    update = _Update()
+    update.status_in(TRANSITIONS[S.FAILED].allowed_from)
+    update.condition(f"attribute_not_exists({update.name('claimed_at')})")
+    update.condition(f"attribute_not_exists({update.name('message_sid')})")
+    update.set("status", S.FAILED.value)
+    update.set("errored_at", at)
+    update.set("error_code", error_code)
+    update.set("updated_at", at)
+    update.append_history(
+        HistoryEntry(at=at, event=reason, status=S.FAILED, error_code=error_code, applied=True)
+    )
+    return update.run(message_id) is not None

@@ -7,11 +7,13 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from sms_gateway import config, transitions, twilio_client
+from sms_gateway import config, opt_out_store, scheduling, transitions, twilio_client
+from sms_gateway.use_case_admin import update_use_case
 from sms_gateway.use_cases import UseCase
 from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack
@@ -325,3 +327,41 @@ def test_the_last_delivery_to_a_busy_provider_fails_the_message_instead_of_the_d
     final = message(tenant, message_id)
     assert (final["status"], final["error_code"]) == ("failed", 99003)
     assert simulator.create_count() == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"active": False},
+        {"brand_status": "suspended"},
+        {
+            "twilio_account_sid": "AC" + "f" * 32,
+            "twilio_auth_token_secret": "sms/twilio/AC" + "f" * 32,
+        },
+    ],
+    ids=["deactivated", "brand-suspended", "other-subaccount"],
+)
+def test_a_use_case_changed_after_the_send_stops_the_handoff(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None,
+    poller: SqsPoller, change: dict[str, Any],
+) -> None:  # fmt: skip
+    message_id = send(tenant, use_case, "+14155552671")
+    update_use_case(tenant.workspace_id, use_case.id, change)
+    poller.poll_once()
+    final = message(tenant, message_id)
+    assert (final["status"], final["error_code"]) == ("failed", 99004)
+    assert simulator.create_count() == 0
+
+
+def test_a_scheduled_message_to_a_number_that_opted_out_meanwhile_is_not_sent(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller
+) -> None:
+    send_at = (datetime.now(UTC) + timedelta(minutes=5)).isoformat(timespec="seconds")
+    response = tenant.api.send(send_body(use_case, to_phone_number="+14155552671", send_at=send_at))
+    message_id = response.json()["id"]
+    opt_out_store.add_opt_out(opt_out_store.use_case_scope(use_case.id), "+14155552671", "test")
+    assert scheduling.dispatch_scheduled(message_id)
+    poller.poll_once()
+    final = message(tenant, message_id)
+    assert (final["status"], final["error_code"]) == ("failed", 21610)
+    assert simulator.create_count() == 0

@@ -28,6 +28,7 @@ from sms_gateway.config import get_settings
 from sms_gateway.messages import Message, MessageStatus
 from sms_gateway.segments import count_segments
 from sms_gateway.status_callback import CALLBACK_PATH
+from sms_gateway.use_cases import BrandStatus, UseCase
 
 logger = Logger(child=True)
 
@@ -35,6 +36,7 @@ logger = Logger(child=True)
 OUTCOME_UNKNOWN_ERROR_CODE = 99001
 CREDENTIALS_UNAVAILABLE_ERROR_CODE = 99002
 PROVIDER_UNAVAILABLE_ERROR_CODE = 99003
+USE_CASE_CHANGED_ERROR_CODE = 99004
 UNSUBSCRIBED_ERROR_CODE = 21610
 
 
@@ -105,17 +107,40 @@ def _resolve_existing_claim(message: Message) -> HandoffOutcome:
     return HandoffOutcome.OUTCOME_UNKNOWN if failed else HandoffOutcome.ALREADY_HANDLED
 
 
+def _still_sendable(message: Message, use_case: UseCase | None) -> tuple[int, str] | None:
+    """Re-check, at handoff, what may have changed since the send was accepted (a scheduled
+    message may wait 30 days): the error code and reason that stop it, or None."""
+    if (
+        use_case is None
+        or use_case.deleted
+        or not use_case.active
+        or use_case.brand_status is BrandStatus.SUSPENDED
+        or use_case.twilio_account_sid != message.account_sid
+    ):
+        # A changed subaccount would also make every callback fail its account check.
+        return USE_CASE_CHANGED_ERROR_CODE, "use_case_no_longer_sendable"
+    scopes = opt_out_store.scopes_for(use_case.id, use_case.messaging_service_sid)
+    if message.send_at and opt_out_store.is_opted_out(scopes, message.to_number):
+        return UNSUBSCRIBED_ERROR_CODE, "recipient_opted_out"
+    return None
+
+
 def _call_provider(message: Message, claimed_at: str) -> HandoffOutcome:
     use_case = use_case_store.get_use_case_cached(message.use_case_id)
+    stopped = _still_sendable(message, use_case)
+    if stopped is not None:
+        code, reason = stopped
+        transitions.fail(message.id, now_iso(), code, claimed_at=claimed_at, reason=reason)
+        logger.info("not sent", extra={"message_id": message.id, "error_code": code})
+        return HandoffOutcome.REJECTED
+    assert use_case is not None
     try:
-        token = (
-            provider_credentials.auth_token(use_case.twilio_auth_token_secret) if use_case else None
-        )
+        token = provider_credentials.auth_token(use_case.twilio_auth_token_secret)
     except provider_credentials.CredentialsUnavailableError as exc:
         # Nothing reached Twilio: give the claim back and try again later.
         transitions.release_claim(message.id, claimed_at)
         raise RetryHandoffLater("credentials unavailable now", backoff=True) from exc
-    if use_case is None or token is None:
+    if token is None:
         transitions.fail(
             message.id, now_iso(), CREDENTIALS_UNAVAILABLE_ERROR_CODE,
             claimed_at=claimed_at, reason="credentials_unavailable",

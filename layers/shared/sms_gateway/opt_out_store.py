@@ -25,6 +25,11 @@ def service_scope(messaging_service_sid: str) -> str:
     return f"service#{messaging_service_sid}"
 
 
+def scopes_for(use_case_id: str, messaging_service_sid: str) -> list[str]:
+    """A number may opt out of one use case, or (Twilio's STOP) of the whole service."""
+    return [use_case_scope(use_case_id), service_scope(messaging_service_sid)]
+
+
 def is_opted_out(scopes: list[str], phone_number: str) -> bool:
     """One BatchGetItem for all scopes, so the send path pays one read, not one per scope."""
     table = get_settings().opt_outs_table

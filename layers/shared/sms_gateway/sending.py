@@ -89,18 +89,13 @@ def check_use_case_can_send(use_case: UseCase) -> None:
         raise BrandSuspendedError("the brand registration behind the use case is suspended")
 
 
-def opt_out_scopes(use_case: UseCase) -> list[str]:
-    return [
-        opt_out_store.use_case_scope(use_case.id),
-        opt_out_store.service_scope(use_case.messaging_service_sid),
-    ]
-
-
 def send_message(workspace_id: str, request: SendRequest) -> Message:
     use_case = find_use_case(workspace_id, request.use_case_id, cached=True)
     check_use_case_can_send(use_case)
     destination = check_destination(request.to_phone_number)
-    if opt_out_store.is_opted_out(opt_out_scopes(use_case), destination.e164):
+    if opt_out_store.is_opted_out(
+        opt_out_store.scopes_for(use_case.id, use_case.messaging_service_sid), destination.e164
+    ):
         raise RecipientOptedOutError("the recipient has opted out of messages from this sender")
     if destination.region not in use_case.allowed_countries:
         raise RegionNotPermittedError(

@@ -72,6 +72,7 @@ EXPECTED_GRANTS: dict[str, set[Grant]] = {
         ("dynamodb:Query", "MessagesTable/index/by_use_case"),
     },
     "UseCasesFunction": {
+        ("dynamodb:GetItem", "ApiKeysTable"),
         ("dynamodb:GetItem", "UseCasesTable"),
         ("dynamodb:PutItem", "UseCasesTable"),
         ("dynamodb:UpdateItem", "UseCasesTable"),

@@ -52,6 +52,7 @@ def create_demo_data() -> DemoData:
             "allowed_countries": ["US", "CA", "GB"],
         }
     )
+    api_keys.bind_twilio_account(workspace_id, account_sid)
     use_case = create_use_case(workspace_id, spec)
     return DemoData(
         workspace_id=workspace_id,

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 import pytest
 from botocore.client import BaseClient
 
+from sms_gateway import api_keys
 from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack
 from sms_local.lambda_runtime import invoke
@@ -77,6 +78,15 @@ def permitted(call: Grant, grants: set[Grant], stack: LocalStack) -> bool:
         if granted_action == action and fnmatchcase(resource, pattern):
             return True
     return False
+
+
+@pytest.fixture(autouse=True)
+def _sample_workspace_owns_the_sample_account(aws: LocalStack) -> None:
+    """An operator gave the sample use case's Twilio subaccount to the sample's workspace."""
+    event = load(next(f for f in event_files() if f.stem == "use_cases_create"))
+    workspace = event["requestContext"]["authorizer"]["lambda"]["workspace_id"]
+    account = json.loads(event["body"])["twilio_account_sid"]
+    assert api_keys.bind_twilio_account(workspace, account)
 
 
 @pytest.fixture

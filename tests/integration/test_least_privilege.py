@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from botocore.client import BaseClient
 
-from sms_gateway import provider_credentials, use_case_store
+from sms_gateway import api_keys, provider_credentials, use_case_store
 from sms_gateway.use_cases import UseCase
 from sms_local import lambda_runtime
 from sms_local import template as tpl
@@ -138,9 +138,10 @@ def test_every_call_is_granted_and_every_grant_is_needed(
     assert api.request("GET", "/v1/sms/use-cases").status == 200
     assert api.request("GET", path).status == 200
     assert api.request("PATCH", path, json_body={"name": "Renamed"}).status == 200
-    created = api.request(
-        "POST", "/v1/sms/use-cases", json_body=use_case_spec().model_dump(mode="json")
-    )
+    # (an operator gave the workspace the subaccount the new use case names)
+    new_spec = use_case_spec()
+    api_keys.bind_twilio_account(tenant.workspace_id, new_spec.twilio_account_sid)
+    created = api.request("POST", "/v1/sms/use-cases", json_body=new_spec.model_dump(mode="json"))
     assert created.status == 201, created.json()
     deleted = api.request("DELETE", f"/v1/sms/use-cases/{created.json()['id']}")
     assert deleted.status in (200, 204)

@@ -7,16 +7,26 @@ from typing import Any
 
 import pytest
 
+from sms_gateway import api_keys
 from tests.integration.conftest import Tenant, make_tenant
 from tests.integration.test_send_api import drain_handoff_queue
+
+# The Twilio subaccount an operator gave the test's workspace (set per test).
+ACCOUNT = {"sid": ""}
+
+
+@pytest.fixture(autouse=True)
+def _workspace_account(tenant: Tenant) -> None:
+    ACCOUNT["sid"] = "AC" + uuid.uuid4().hex
+    assert api_keys.bind_twilio_account(tenant.workspace_id, ACCOUNT["sid"])
 
 
 def resource(**overrides: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": "Appointment reminders",
         "active": True,
-        "twilio_account_sid": "AC0123456789abcdef0123456789abcdef",
-        "twilio_auth_token_secret": "sms/twilio/AC0123456789abcdef0123456789abcdef",
+        "twilio_account_sid": ACCOUNT["sid"],
+        "twilio_auth_token_secret": f"sms/twilio/{ACCOUNT['sid']}",
         "messaging_service_sid": "MG0123456789abcdef0123456789abcdef",
         "sender_pool": [
             {"sender": "+14155550100", "kind": "long_code"},
@@ -186,3 +196,30 @@ def test_a_change_applies_to_the_next_send(tenant: Tenant) -> None:
 
 def send_body_for(use_case: dict[str, Any], number: str) -> dict[str, Any]:
     return {"use_case_id": use_case["id"], "to_phone_number": number, "message": "hi"}
+
+
+def test_only_a_subaccount_of_the_workspace_can_be_used(gateway: Any, tenant: Tenant) -> None:
+    # Given another workspace's subaccount, and one no operator assigned
+    other = make_tenant(gateway)
+    theirs = "AC" + uuid.uuid4().hex
+    api_keys.bind_twilio_account(other.workspace_id, theirs)
+    unassigned = "AC" + uuid.uuid4().hex
+    for sid in (theirs, unassigned):
+        body = resource(twilio_account_sid=sid, twilio_auth_token_secret=f"sms/twilio/{sid}")
+        response = tenant.api.request("POST", "/v1/sms/use-cases", json_body=body)
+        assert response.status == 422
+        codes = [e["code"] for e in response.json()["error"]["errors"]]
+        assert codes == ["twilio_account_not_in_workspace"]
+    # Nor can a use case be moved onto one
+    created = create(tenant)
+    patch = {"twilio_account_sid": theirs, "twilio_auth_token_secret": f"sms/twilio/{theirs}"}
+    moved = tenant.api.request("PATCH", f"/v1/sms/use-cases/{created['id']}", json_body=patch)
+    assert moved.status == 422
+    assert tenant.api.request("GET", f"/v1/sms/use-cases/{created['id']}").json() == created
+
+
+def test_the_secret_must_be_the_accounts_by_convention(tenant: Tenant) -> None:
+    body = resource(twilio_auth_token_secret="sms/twilio/AC" + "0" * 32)
+    response = tenant.api.request("POST", "/v1/sms/use-cases", json_body=body)
+    assert response.status == 422
+    assert [e["code"] for e in response.json()["error"]["errors"]] == ["secret_outside_prefix"]

@@ -70,6 +70,45 @@ def create_workspace(name: str) -> dict[str, Any]:
     return {k: v for k, v in workspace.items() if k not in {"pk", "kind"}}
 
 
+def _account_pk(account_sid: str) -> str:
+    return f"twilio_account#{account_sid}"
+
+
+def bind_twilio_account(workspace_id: str, account_sid: str) -> bool:
+    """Give a Twilio subaccount to a workspace (an operator's act); False if another workspace
+    has it. Only its owner may point use cases at it: otherwise one tenant could send through,
+    and be billed to, another's account."""
+    try:
+        aws_clients.dynamodb().put_item(
+            TableName=get_settings().api_keys_table,
+            Item=to_item(
+                {
+                    "pk": _account_pk(account_sid),
+                    "kind": "twilio_account",
+                    "workspace_id": workspace_id,
+                    "created_at": now_iso(),
+                }
+            ),
+            ConditionExpression="attribute_not_exists(pk) OR workspace_id = :w",
+            ExpressionAttributeValues={":w": {"S": workspace_id}},
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def twilio_account_owner(account_sid: str) -> str | None:
+    response = aws_clients.dynamodb().get_item(
+        TableName=get_settings().api_keys_table,
+        Key={"pk": {"S": _account_pk(account_sid)}},
+        ConsistentRead=True,
+    )
+    item = from_item(response.get("Item", {}))
+    return str(item["workspace_id"]) if item else None
+
+
 def workspace_exists(workspace_id: str) -> bool:
     response = aws_clients.dynamodb().get_item(
         TableName=get_settings().api_keys_table,

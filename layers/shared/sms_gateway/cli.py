@@ -80,8 +80,17 @@ def cmd_key_revoke(args: argparse.Namespace) -> Any:
     return api_keys.revoke_key(args.workspace, args.key_id)
 
 
+def cmd_twilio_account_bind(args: argparse.Namespace) -> Any:
+    if not api_keys.bind_twilio_account(args.workspace, args.account_sid):
+        raise ValueError(f"{args.account_sid} belongs to another workspace")
+    return {"workspace_id": args.workspace, "twilio_account_sid": args.account_sid}
+
+
 def cmd_use_case_create(args: argparse.Namespace) -> Any:
     spec = UseCaseSpec.model_validate(_read_spec(args.file))
+    # The operator creating a use case gives its workspace the account, if no one else has it.
+    if not api_keys.bind_twilio_account(args.workspace, spec.twilio_account_sid):
+        raise ValueError(f"{spec.twilio_account_sid} belongs to another workspace")
     return use_case_admin.create_use_case(args.workspace, spec).model_dump(mode="json")
 
 
@@ -135,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("--workspace", required=True)
     revoke.add_argument("--key-id", required=True)
     revoke.set_defaults(func=cmd_key_revoke)
+
+    account = groups.add_parser("twilio-account").add_subparsers(dest="action", required=True)
+    bind = account.add_parser("bind", help="assign a Twilio subaccount to a workspace")
+    bind.add_argument("--workspace", required=True)
+    bind.add_argument("--account-sid", required=True)
+    bind.set_defaults(func=cmd_twilio_account_bind)
 
     use_case = groups.add_parser("use-case").add_subparsers(dest="action", required=True)
     create = use_case.add_parser("create", help="create a use case from a JSON file ('-': stdin)")

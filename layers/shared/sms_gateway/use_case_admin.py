@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from sms_gateway import use_case_store
+from sms_gateway import api_keys, use_case_store
 from sms_gateway.clock import now_iso
 from sms_gateway.config import get_settings
 from sms_gateway.errors import UseCaseNotFoundError, ValidationError
@@ -15,17 +15,34 @@ from sms_gateway.use_cases import UseCase, UseCaseSpec
 
 
 def check_secret_location(spec: UseCaseSpec) -> None:
-    """The functions may read only secrets under the configured prefix (their IAM policy says
-    so): a use case naming another secret could never send."""
-    prefix = get_settings().twilio_secret_prefix
-    if not spec.twilio_auth_token_secret.startswith(prefix):
+    """The token must live where the convention puts it, <prefix><AccountSid>: the functions may
+    read only secrets under the prefix, and a status callback finds its token by AccountSid, so
+    any other name would send messages whose statuses could never be verified."""
+    expected = get_settings().twilio_secret_prefix + spec.twilio_account_sid
+    if spec.twilio_auth_token_secret != expected:
         raise ValidationError(
             "use case is invalid",
             errors=[
                 {
                     "field": "twilio_auth_token_secret",
                     "code": "secret_outside_prefix",
-                    "issue": f"the secret's name must start with '{prefix}'",
+                    "issue": f"the auth token must be in the secret named '{expected}'",
+                }
+            ],
+        )
+
+
+def check_account_owner(workspace_id: str, spec: UseCaseSpec) -> None:
+    """Callers may only use Twilio subaccounts an operator gave their workspace."""
+    if api_keys.twilio_account_owner(spec.twilio_account_sid) != workspace_id:
+        raise ValidationError(
+            "use case is invalid",
+            errors=[
+                {
+                    "field": "twilio_account_sid",
+                    "code": "twilio_account_not_in_workspace",
+                    "issue": "this Twilio account is not assigned to your workspace; "
+                    "an operator assigns it (sms-gateway-admin twilio-account bind)",
                 }
             ],
         )
@@ -49,7 +66,13 @@ def get_use_case_for(workspace_id: str, use_case_id: str) -> UseCase:
     return use_case
 
 
-def update_use_case(workspace_id: str, use_case_id: str, changes: dict[str, Any]) -> UseCase:
+def update_use_case(
+    workspace_id: str,
+    use_case_id: str,
+    changes: dict[str, Any],
+    *,
+    check_owner: bool = False,
+) -> UseCase:
     """Validate the merged record, then write only the changed fields, conditionally."""
     current = get_use_case_for(workspace_id, use_case_id)
     merged = {**current.model_dump(mode="json", include=set(UseCaseSpec.model_fields)), **changes}
@@ -58,6 +81,8 @@ def update_use_case(workspace_id: str, use_case_id: str, changes: dict[str, Any]
     except PydanticValidationError as exc:
         raise ValidationError.from_pydantic("use case is invalid", exc) from exc
     check_secret_location(spec)
+    if check_owner and "twilio_account_sid" in changes:
+        check_account_owner(workspace_id, spec)
     normalized = spec.model_dump(mode="json", include=set(changes))
     try:
         return use_case_store.update_use_case(use_case_id, normalized, now_iso())

@@ -59,6 +59,7 @@ def handle_create_use_case() -> Response[str]:
         spec = UseCaseSpec.model_validate(data)
     except PydanticValidationError as exc:
         raise ValidationError.from_pydantic("use case is invalid", exc) from exc
+    use_case_admin.check_account_owner(caller.workspace_id, spec)
     use_case = use_case_admin.create_use_case(caller.workspace_id, spec)
     return json_response(201, use_case.to_api())
 
@@ -111,7 +112,7 @@ def handle_patch_use_case(id: str) -> Response[str]:
             "unknown fields",
             errors=[{"field": f, "code": "extra_forbidden", "issue": "unknown"} for f in unknown],
         )
-    use_case = use_case_admin.update_use_case(caller.workspace_id, id, changes)
+    use_case = use_case_admin.update_use_case(caller.workspace_id, id, changes, check_owner=True)
     return json_response(200, use_case.to_api())
 
 

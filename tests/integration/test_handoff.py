@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sms_gateway import config, opt_out_store, scheduling, transitions, twilio_client
+from sms_gateway import api_keys, config, opt_out_store, scheduling, transitions, twilio_client
 from sms_gateway.use_case_admin import update_use_case
 from sms_gateway.use_cases import UseCase
 from sms_local import template as tpl
@@ -22,7 +22,7 @@ from sms_local.http_server import ApiServer
 from sms_local.lambda_runtime import LambdaContext, load_handler
 from sms_local.sqs_poller import SqsPoller, sqs_event
 from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
-from tests.integration.conftest import AUTH_TOKENS, Tenant
+from tests.integration.conftest import AUTH_TOKENS, Api, Tenant
 from tests.integration.test_send_api import drain_handoff_queue, send_body
 
 
@@ -365,3 +365,22 @@ def test_a_scheduled_message_to_a_number_that_opted_out_meanwhile_is_not_sent(
     final = message(tenant, message_id)
     assert (final["status"], final["error_code"]) == ("failed", 21610)
     assert simulator.create_count() == 0
+
+
+def test_a_test_key_never_reaches_the_carrier(
+    gateway: Any, tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None,
+    poller: SqsPoller,
+) -> None:  # fmt: skip
+    test_key = api_keys.issue_key(tenant.workspace_id, ("messages:send", "messages:read"), "test")
+    api = Api(gateway, test_key.secret)
+    response = api.send(send_body(use_case, to_phone_number="+14155552671"))
+    assert response.status == 201 and response.json()["test"] is True
+    poller.poll_once()
+    final = api.request("GET", f"/v1/sms/{response.json()['id']}").json()
+    assert final["status"] == "delivered" and final["test"] is True
+    assert final["message_sid"].startswith("SM") and final["num_segments"] == 1
+    assert final["from_number"] == "+14155550100"
+    assert simulator.create_count() == 0
+    # A live key's message from the same workspace is a real one
+    live = tenant.api.send(send_body(use_case)).json()
+    assert live["test"] is False

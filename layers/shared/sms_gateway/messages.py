@@ -27,7 +27,8 @@ TERMINAL_STATUSES = frozenset(
     }
 )
 
-# The fields of the reference API's 201 response, in its order, plus send_at (scheduling).
+# The fields of the reference API's 201 response, in its order, plus send_at (scheduling) and
+# test (sent with a test key: never handed to the provider).
 API_FIELDS = (
     "id",
     "use_case_id",
@@ -44,6 +45,7 @@ API_FIELDS = (
     "created_at",
     "updated_at",
     "send_at",
+    "test",
 )
 
 
@@ -77,6 +79,7 @@ class Message(BaseModel):
     errored_at: str | None = None
     error_code: int | None = None
     send_at: str | None = None
+    test: bool = False
     # Internal: the Twilio subaccount that must sign this message's callbacks, and the handoff
     # worker's claim (set before the provider is called).
     account_sid: str | None = None

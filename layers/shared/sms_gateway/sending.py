@@ -89,7 +89,7 @@ def check_use_case_can_send(use_case: UseCase) -> None:
         raise BrandSuspendedError("the brand registration behind the use case is suspended")
 
 
-def send_message(workspace_id: str, request: SendRequest) -> Message:
+def send_message(workspace_id: str, request: SendRequest, *, test: bool = False) -> Message:
     use_case = find_use_case(workspace_id, request.use_case_id, cached=True)
     check_use_case_can_send(use_case)
     destination = check_destination(request.to_phone_number)
@@ -113,6 +113,7 @@ def send_message(workspace_id: str, request: SendRequest) -> Message:
     message = new_message(
         workspace_id, use_case, destination.e164, request.message, send_time.scheduled_for
     )
+    message.test = test
     message_store.put_new_message(message)
     try:
         if send_time.scheduled_for is None:

@@ -45,6 +45,10 @@ class MessageOut(BaseModel):
     created_at: str
     updated_at: str
     send_at: str | None = Field(description="Scheduled time, when the message was scheduled")
+    test: bool = Field(
+        description="Sent with an sk_test_ key: never reaches a carrier; delivered at once with "
+        "a simulated SID"
+    )
 
 
 class HistoryEntryOut(BaseModel):

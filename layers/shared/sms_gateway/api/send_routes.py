@@ -38,7 +38,7 @@ def handle_send() -> Response[str]:
     key = (event.headers or {}).get("idempotency-key")
 
     def send() -> dict[str, Any]:
-        message = sending.send_message(caller.workspace_id, request)
+        message = sending.send_message(caller.workspace_id, request, test=caller.mode == "test")
         return message.to_api()
 
     if key is None:

@@ -141,7 +141,7 @@ def _call_provider(message: Message, claimed_at: str) -> HandoffOutcome:
         token = provider_credentials.auth_token(use_case.twilio_auth_token_secret)
     except provider_credentials.CredentialsUnavailableError as exc:
         # Nothing reached Twilio: give the claim back and try again later.
-        transitions.release_claim(message.id, claimed_at)
+        _with_retries(lambda: transitions.release_claim(message.id, claimed_at))
         raise RetryHandoffLater("credentials unavailable now", backoff=True) from exc
     if token is None:
         transitions.fail(
@@ -185,7 +185,7 @@ def _call_provider(message: Message, claimed_at: str) -> HandoffOutcome:
             logger.info("provider rejected", extra={**log, "error_code": result.error_code})
             return HandoffOutcome.REJECTED
         case twilio_client.RetryLater():
-            transitions.release_claim(message.id, claimed_at)
+            _with_retries(lambda: transitions.release_claim(message.id, claimed_at))
             logger.info("provider busy, will retry", extra={**log, "reason": result.reason})
             raise RetryHandoffLater(result.reason, backoff=True)
         case twilio_client.OutcomeUnknown():
@@ -198,8 +198,9 @@ def _call_provider(message: Message, claimed_at: str) -> HandoffOutcome:
 
 
 def _with_retries(write: Callable[[], bool], attempts: int = 4) -> bool:
-    """Twilio has the message now: losing this write would later fail it as outcome unknown, so
-    it is worth a few more tries than botocore's own before giving up."""
+    """A write whose loss would later fail the message as outcome unknown (Twilio's acceptance,
+    or giving back a claim for a call that certainly did not happen): worth a few more tries
+    than botocore's own before giving up."""
     for attempt in range(attempts):
         try:
             return write()

@@ -216,11 +216,16 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
 def measure(lives: int) -> dict[str, Any]:
     from moto.server import ThreadedMotoServer
 
-    from sms_gateway import aws_clients, config, provider_credentials, twilio_client, use_case_store
+    from sms_gateway import aws_clients, provider_credentials, use_case_store
     from sms_local import http_events
     from sms_local.aws_resources import REGION, create_resources
     from sms_local.demo_data import create_demo_data
-    from sms_local.lambda_runtime import LambdaContext, load_handler, merged_environment
+    from sms_local.lambda_runtime import (
+        LambdaContext,
+        load_handler,
+        merged_environment,
+        use_local_aws,
+    )
     from sms_local.sqs_poller import sqs_event
     from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
 
@@ -259,21 +264,7 @@ def measure(lives: int) -> dict[str, Any]:
             endpoint,
             {"PublicBaseUrl": receiver.url, "TwilioApiBaseUrl": simulator.base_url},
         )
-        os.environ.update(
-            {
-                "AWS_ENDPOINT_URL": endpoint,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",  # moto's fake credentials
-                "AWS_DEFAULT_REGION": REGION,
-                **merged_environment(functions, stack.environment),
-            }
-        )
-        os.environ.pop("AWS_PROFILE", None)
-        config.reset_settings()
-        aws_clients.reset_clients()
-        provider_credentials.reset()
-        twilio_client.reset()
-        use_case_store.clear_cache()
+        use_local_aws(endpoint, merged_environment(functions, stack.environment))
         demo = create_demo_data()
         simulator.configure(
             accounts={demo.account_sid: demo.auth_token},

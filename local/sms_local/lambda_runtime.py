@@ -4,6 +4,7 @@ the template, the template's environment, and a context object."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import threading
 import time
@@ -83,3 +84,39 @@ def invoke(spec: FunctionSpec, event: dict[str, Any]) -> Any:
     handler = load_handler(spec)
     context = LambdaContext(function_name=spec.name, timeout_seconds=spec.timeout)
     return handler(event, context)
+
+
+def reset_cached_state() -> None:
+    """Forget everything the shared package derived from the environment (settings, clients,
+    cached secrets and use cases), as a new Lambda sandbox would start."""
+    from sms_gateway import (
+        aws_clients,
+        config,
+        idempotency,
+        provider_credentials,
+        twilio_client,
+        use_case_store,
+    )
+
+    config.reset_settings()
+    aws_clients.reset_clients()
+    idempotency.reset()
+    provider_credentials.reset()
+    twilio_client.reset()
+    use_case_store.clear_cache()
+
+
+def use_local_aws(endpoint_url: str, environment: dict[str, str]) -> None:
+    """Point this process's functions at an AWS endpoint on this machine (moto), with moto's
+    fake credentials, and give them the template's environment."""
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            **environment,
+        }
+    )
+    os.environ.pop("AWS_PROFILE", None)
+    reset_cached_state()

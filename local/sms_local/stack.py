@@ -24,13 +24,12 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.types import LogRecord
 from moto.server import ThreadedMotoServer
 
-from sms_gateway import aws_clients, config
 from sms_local import template as tpl
-from sms_local.aws_resources import REGION, create_resources
+from sms_local.aws_resources import create_resources
 from sms_local.demo_data import DemoData, create_demo_data
 from sms_local.gateway import HttpApiGateway
 from sms_local.http_server import ApiServer
-from sms_local.lambda_runtime import load_handler, merged_environment
+from sms_local.lambda_runtime import load_handler, merged_environment, use_local_aws
 from sms_local.schedule_runner import ScheduleRunner
 from sms_local.sqs_poller import SqsPoller
 from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
@@ -94,20 +93,14 @@ class LocalStackRunner:
             endpoint,
             {"PublicBaseUrl": api.url, "TwilioApiBaseUrl": simulator.base_url},
         )
-        os.environ.update(
+        use_local_aws(
+            endpoint,
             {
-                "AWS_ENDPOINT_URL": endpoint,
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",  # moto's fake credentials
-                "AWS_DEFAULT_REGION": REGION,
                 # Nowhere to ship EMF metrics to on a laptop; they would only clutter the log.
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 **merged_environment(functions, stack.environment),
-            }
+            },
         )
-        os.environ.pop("AWS_PROFILE", None)
-        config.reset_settings()
-        aws_clients.reset_clients()
         for spec in functions.values():
             load_handler(spec)  # import now: the first request should not pay for it
         _compact_handler_logs()

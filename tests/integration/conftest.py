@@ -4,7 +4,6 @@ and the HTTP API front of the local stack, which runs the authorizer and the han
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,8 +16,6 @@ from moto.server import ThreadedMotoServer
 from sms_gateway import (
     api_keys,
     aws_clients,
-    config,
-    idempotency,
     provider_credentials,
     use_case_store,
 )
@@ -28,7 +25,7 @@ from sms_gateway.use_cases import UseCase, UseCaseSpec
 from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack, create_resources
 from sms_local.gateway import HttpApiGateway, HttpResult
-from sms_local.lambda_runtime import merged_environment
+from sms_local.lambda_runtime import merged_environment, use_local_aws
 
 # What the status callback verifies signatures against (the deployed stack's PublicBaseUrl).
 PUBLIC_BASE_URL = "https://sms.example.test"
@@ -56,12 +53,7 @@ def aws() -> Iterator[LocalStack]:
     endpoint = f"http://{host}:{port}"
     template = tpl.project_template()
     stack = create_resources(template, endpoint, {"PublicBaseUrl": PUBLIC_BASE_URL})
-    os.environ["AWS_ENDPOINT_URL"] = endpoint
-    os.environ.update(merged_environment(tpl.functions(template), stack.environment))
-    config.reset_settings()
-    aws_clients.reset_clients()
-    idempotency.reset()
-    provider_credentials.reset()
+    use_local_aws(endpoint, merged_environment(tpl.functions(template), stack.environment))
     yield stack
     server.stop()
 

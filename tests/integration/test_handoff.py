@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from sms_gateway import api_keys, config, opt_out_store, scheduling, transitions, twilio_client
+from sms_gateway import api_keys, opt_out_store, scheduling, transitions
 from sms_gateway.use_case_admin import update_use_case
 from sms_gateway.use_cases import UseCase
 from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack
 from sms_local.gateway import HttpApiGateway
 from sms_local.http_server import ApiServer
-from sms_local.lambda_runtime import LambdaContext, load_handler
+from sms_local.lambda_runtime import LambdaContext, load_handler, reset_cached_state
 from sms_local.sqs_poller import SqsPoller, sqs_event
 from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
 from tests.integration.conftest import AUTH_TOKENS, Api, Tenant
@@ -29,8 +29,7 @@ from tests.integration.test_send_api import drain_handoff_queue, send_body
 def set_settings(**values: str) -> dict[str, str | None]:
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
-    config.reset_settings()
-    twilio_client.reset()
+    reset_cached_state()
     return saved
 
 
@@ -40,8 +39,7 @@ def restore_settings(saved: dict[str, str | None]) -> None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-    config.reset_settings()
-    twilio_client.reset()
+    reset_cached_state()
 
 
 @pytest.fixture

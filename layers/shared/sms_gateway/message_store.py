@@ -137,13 +137,11 @@ def list_messages(
         page = response.get("Items", [])
         last_key = response.get("LastEvaluatedKey")
         for position, raw in enumerate(page):
-            items.append(Message.model_validate(from_item(raw)))
+            data = from_item(raw)
+            items.append(Message.model_validate(data))
             if len(items) == limit:
                 more = position < len(page) - 1 or last_key is not None
-                cursor_item = from_item(raw)
-                return MessagePage(
-                    items, _encode_cursor(cursor_item, partition_name) if more else None
-                )
+                return MessagePage(items, _encode_cursor(data, partition_name) if more else None)
         if not last_key:
             return MessagePage(items, None)
         start_key = dict(last_key)

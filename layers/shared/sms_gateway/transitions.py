@@ -238,37 +238,34 @@ def record_acceptance(
     return update.run(message_id) is not None
 
 
+def _to_failed(at: str, error_code: int, reason: str) -> _Update:
+    update = _Update()
+    update.status_in(TRANSITIONS[S.FAILED].allowed_from)
+    update.set("status", S.FAILED.value)
+    update.set("errored_at", at)
+    update.set("error_code", error_code)
+    update.set("updated_at", at)
+    update.append_history(
+        HistoryEntry(at=at, event=reason, status=S.FAILED, error_code=error_code, applied=True)
+    )
+    return update
+
+
 def fail(
     message_id: str, at: str, error_code: int, *, claimed_at: str | None = None, reason: str
 ) -> bool:
     """pending -> failed. With `claimed_at`, only if that claim is still the one in place and the
     provider's answer was never recorded (the outcome-unknown case)."""
-    update = _Update()
-    update.status_in(TRANSITIONS[S.FAILED].allowed_from)
+    update = _to_failed(at, error_code, reason)
     if claimed_at is not None:
         update.condition(f"{update.name('claimed_at')} = {update.value(claimed_at)}")
         update.condition(f"attribute_not_exists({update.name('message_sid')})")
-    update.set("status", S.FAILED.value)
-    update.set("errored_at", at)
-    update.set("error_code", error_code)
-    update.set("updated_at", at)
-    update.append_history(
-        HistoryEntry(at=at, event=reason, status=S.FAILED, error_code=error_code, applied=True)
-    )
     return update.run(message_id) is not None
 
 
 def fail_unsent(message_id: str, at: str, error_code: int, *, reason: str) -> bool:
     """pending -> failed for a message no worker holds and the provider never accepted."""
-    update = _Update()
-    update.status_in(TRANSITIONS[S.FAILED].allowed_from)
+    update = _to_failed(at, error_code, reason)
     update.condition(f"attribute_not_exists({update.name('claimed_at')})")
     update.condition(f"attribute_not_exists({update.name('message_sid')})")
-    update.set("status", S.FAILED.value)
-    update.set("errored_at", at)
-    update.set("error_code", error_code)
-    update.set("updated_at", at)
-    update.append_history(
-        HistoryEntry(at=at, event=reason, status=S.FAILED, error_code=error_code, applied=True)
-    )
     return update.run(message_id) is not None

@@ -71,7 +71,7 @@ def test_a_message_further_than_a_minute_ahead_is_scheduled(
     assert datetime.fromisoformat(body["send_at"].replace("Z", "+00:00")) == expected
     assert body["send_at"].endswith("Z")
     assert tenant.api.request("GET", f"/v1/sms/{body['id']}").json()["send_at"] == body["send_at"]
-    assert drain_handoff_queue() == []  # nothing handed off before its time
+    assert drain_handoff_queue(tenant.workspace_id) == []  # nothing handed off before its time
 
     schedule = get_schedule(body["id"])
     assert schedule is not None
@@ -101,7 +101,7 @@ def test_near_or_recent_send_at_sends_now(
     body = response.json()
     assert body["status"] == "pending"
     assert body["send_at"] is None
-    assert drain_handoff_queue() == [{"message_id": body["id"]}]
+    assert drain_handoff_queue(tenant.workspace_id) == [{"message_id": body["id"]}]
     assert get_schedule(body["id"]) is None
 
 
@@ -151,18 +151,19 @@ def test_dispatch_moves_the_message_to_pending_and_queues_it_once(
     message = tenant.api.request("GET", f"/v1/sms/{scheduled['id']}").json()
     assert message["status"] == "pending"
     assert [h["event"] for h in message["history"]] == ["created", "dispatched"]
-    assert drain_handoff_queue() == [{"message_id": scheduled["id"]}]
+    assert drain_handoff_queue(tenant.workspace_id) == [{"message_id": scheduled["id"]}]
     # A duplicate (late) firing while the message waits for a worker queues it again, which the
     # handoff's claim makes harmless; once handed off, a firing does nothing.
     transitions.claim_for_handoff(scheduled["id"], now_iso())
     assert dispatch(scheduled["id"]) == {"queued": False}
-    assert drain_handoff_queue() == []
+    assert drain_handoff_queue(tenant.workspace_id) == []
 
 
 def test_dispatch_ignores_unknown_and_malformed_ids(tenant: Tenant) -> None:
-    assert dispatch(str(uuid.uuid4())) == {"queued": False}
+    unknown = str(uuid.uuid4())
+    assert dispatch(unknown) == {"queued": False}
     assert dispatch("nope") == {"queued": False}
-    assert drain_handoff_queue() == []
+    assert not {unknown, "nope"} & {body["message_id"] for body in drain_handoff_queue()}
 
 
 def test_cancel_a_scheduled_message(tenant: Tenant, use_case: UseCase) -> None:
@@ -173,7 +174,7 @@ def test_cancel_a_scheduled_message(tenant: Tenant, use_case: UseCase) -> None:
     assert get_schedule(scheduled["id"]) is None
     # A firing that was already under way finds nothing to do
     assert dispatch(scheduled["id"]) == {"queued": False}
-    assert drain_handoff_queue() == []
+    assert drain_handoff_queue(tenant.workspace_id) == []
     again = tenant.api.request("POST", f"/v1/sms/{scheduled['id']}/cancel")
     assert (again.status, again.json()["error"]["code"]) == (409, "not_cancelable")
 
@@ -248,7 +249,7 @@ def test_cancel_racing_dispatch_has_exactly_one_winner(tenant: Tenant, use_case:
         for thread in threads:
             thread.join()
 
-    queued = {body["message_id"] for body in drain_handoff_queue()}
+    queued = {body["message_id"] for body in drain_handoff_queue(tenant.workspace_id)}
     for message_id, outcome in outcomes.items():
         final = tenant.api.request("GET", f"/v1/sms/{message_id}").json()["status"]
         if outcome["cancel"] is True:

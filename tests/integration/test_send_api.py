@@ -23,18 +23,31 @@ MOBILE_FR = "+33612345678"
 LANDLINE_GB = "+442071838750"
 
 
-def drain_handoff_queue() -> list[dict[str, Any]]:
-    """Receive and delete everything queued for handoff (no worker runs in these tests)."""
+def drain_handoff_queue(workspace_id: str | None = None) -> list[dict[str, Any]]:
+    """Receive and delete everything queued for handoff (no worker runs in these tests); with a
+    workspace, return only what was queued for its messages. The queue is shared by the whole
+    session, and a message another test left invisible (a crashed batch) reappears later."""
     sqs = aws_clients.sqs()
     url = get_settings().handoff_queue_url
     bodies: list[dict[str, Any]] = []
     while True:
         batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         if not batch:
-            return bodies
+            if workspace_id is None:
+                return bodies
+            return [b for b in bodies if _workspace_of(b["message_id"]) == workspace_id]
         for message in batch:
             bodies.append(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _workspace_of(message_id: str) -> str | None:
+    item = (
+        aws_clients.dynamodb()
+        .get_item(TableName=get_settings().messages_table, Key={"id": {"S": message_id}})
+        .get("Item")
+    )
+    return from_item(item)["workspace_id"] if item else None
 
 
 def stored_messages(workspace_id: str) -> list[dict[str, Any]]:
@@ -63,7 +76,7 @@ def _empty_queue() -> None:
 
 def assert_nothing_written(tenant: Tenant) -> None:
     assert stored_messages(tenant.workspace_id) == []
-    assert drain_handoff_queue() == []
+    assert drain_handoff_queue(tenant.workspace_id) == []
 
 
 def test_send_stores_a_pending_message_and_queues_its_handoff(
@@ -97,7 +110,7 @@ def test_send_stores_a_pending_message_and_queues_its_handoff(
     assert item["status"] == "pending"
     assert item["workspace_id"] == tenant.workspace_id
     assert item["history"][0]["event"] == "created"
-    assert drain_handoff_queue() == [{"message_id": body["id"]}]
+    assert drain_handoff_queue(tenant.workspace_id) == [{"message_id": body["id"]}]
 
 
 def test_message_of_exactly_1600_characters_is_accepted(tenant: Tenant, use_case: UseCase) -> None:
@@ -330,7 +343,7 @@ def test_idempotency_key_replays_the_first_response(tenant: Tenant, use_case: Us
     assert first.status == again.status == 201
     assert again.json() == first.json()
     assert len(stored_messages(tenant.workspace_id)) == 1
-    assert drain_handoff_queue() == [{"message_id": first.json()["id"]}]
+    assert drain_handoff_queue(tenant.workspace_id) == [{"message_id": first.json()["id"]}]
 
 
 def test_idempotency_key_with_another_body_is_refused(tenant: Tenant, use_case: UseCase) -> None:

@@ -214,10 +214,9 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
 
 
 def measure(lives: int) -> dict[str, Any]:
-    from moto.server import ThreadedMotoServer
-
     from sms_gateway import aws_clients, provider_credentials, use_case_store
     from sms_local import http_events
+    from sms_local.aws_emulator import start_local_aws
     from sms_local.aws_resources import REGION, create_resources
     from sms_local.demo_data import create_demo_data
     from sms_local.lambda_runtime import (
@@ -249,16 +248,14 @@ def measure(lives: int) -> dict[str, Any]:
         for name, resource in tpl.resources_of_type(template, "AWS::DynamoDB::Table").items()
     }
 
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
+    moto = start_local_aws()
     receiver = CallbackReceiver()
     simulator = TwilioSimulator(
         SimulatorConfig(accounts={}, services={}, callback_delays=(0.01, 0.01))
     )
     simulator.start()
     try:
-        host, port = moto.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+        endpoint = moto.endpoint_url
         stack = create_resources(
             template,
             endpoint,

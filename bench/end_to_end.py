@@ -4,7 +4,11 @@ time from the first send to the last terminal status (the messages' own `updated
 is lost when it never became terminal, duplicated when the provider (the Twilio simulator) was
 asked to create it more than once or the gateway stored a message nobody sent.
 
+With --unserialized-dynamodb the local DynamoDB runs its requests concurrently, as moto's server
+does alone (not atomic per item, unlike DynamoDB): only to measure what that atomicity costs.
+
     python -m bench.end_to_end [--messages 2000] [--workers 16] [--timeout 400]
+                               [--unserialized-dynamodb]
 """
 
 from __future__ import annotations
@@ -115,13 +119,15 @@ def _wait_terminal(api: Api, ids: set[str], deadline: float) -> dict[str, dict[s
         time.sleep(max(1.0, 2 * (time.monotonic() - started)))
 
 
-def measure(messages: int, workers: int, timeout: float) -> dict[str, Any]:
+def measure(
+    messages: int, workers: int, timeout: float, *, serialize_dynamodb: bool = True
+) -> dict[str, Any]:
     warnings.filterwarnings("ignore", "No application metrics to publish")
     for noisy in ("werkzeug", "botocore", "urllib3", "sms_local"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from sms_local.stack import LocalStackRunner
 
-    runner = LocalStackRunner(free_port())
+    runner = LocalStackRunner(free_port(), serialize_dynamodb=serialize_dynamodb)
     info = runner.start()
     try:
         api = Api(info["api_url"], info["keys"]["live"])
@@ -193,6 +199,7 @@ def measure(messages: int, workers: int, timeout: float) -> dict[str, Any]:
         "timeout_seconds": timeout,
         "callback_delays_seconds": list(runner.callback_delays),
         "warm_up_messages": WARM_UP_MESSAGES,
+        "serialized_dynamodb": serialize_dynamodb,
     }
 
 
@@ -205,11 +212,23 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="seconds to wait for terminal statuses after the sends (default: N / 5, at least 120)",
     )
+    parser.add_argument(
+        "--unserialized-dynamodb",
+        action="store_true",
+        help="let moto run DynamoDB requests concurrently (not atomic per item): for comparison",
+    )
     args = parser.parse_args(argv)
     messages = max(1, args.messages)
     timeout = args.timeout if args.timeout is not None else max(120.0, messages / 5)
     with json_result_channel() as write:
-        write(measure(messages, max(1, args.workers), timeout))
+        write(
+            measure(
+                messages,
+                max(1, args.workers),
+                timeout,
+                serialize_dynamodb=not args.unserialized_dynamodb,
+            )
+        )
     return 0
 
 

@@ -83,8 +83,8 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run_section(name: str, *args: str) -> tuple[dict[str, Any], float]:
-    """`python -m bench.<name>`: its JSON result and how long it took. Its progress goes to our
+def run_section(name: str, module: str, *args: str) -> tuple[dict[str, Any], float]:
+    """`python -m bench.<module>`: its JSON result and how long it took. Its progress goes to our
     stderr; its environment cannot reach AWS (fake credentials, unreachable default endpoint)."""
     print(f"bench: {name} ...", file=sys.stderr, flush=True)
     env = {**os.environ, **aws_environment()}
@@ -92,7 +92,7 @@ def run_section(name: str, *args: str) -> tuple[dict[str, Any], float]:
         env.pop(name_to_drop, None)
     started = time.perf_counter()
     completed = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", f"bench.{name}", *args],
+        [sys.executable, "-m", f"bench.{module}", *args],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -119,14 +119,17 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     results: dict[str, Any] = {"date": date, "machine": machine(), "section_seconds": {}}
+    e2e_args = ["--messages", str(args.messages)]
     sections = {
-        "cold_start": ["--runs", str(args.cold_runs)],
-        "warm_cost": [],
-        "aws_calls": [],
-        "end_to_end": ["--messages", str(args.messages)],
+        "cold_start": ("cold_start", ["--runs", str(args.cold_runs)]),
+        "warm_cost": ("warm_cost", []),
+        "aws_calls": ("aws_calls", []),
+        "end_to_end": ("end_to_end", e2e_args),
+        # The same run without DynamoDB's per-item atomicity: what that atomicity costs.
+        "end_to_end_unserialized": ("end_to_end", [*e2e_args, "--unserialized-dynamodb"]),
     }
-    for name, section_args in sections.items():
-        results[name], results["section_seconds"][name] = run_section(name, *section_args)
+    for name, (module, section_args) in sections.items():
+        results[name], results["section_seconds"][name] = run_section(name, module, *section_args)
     results["total_seconds"] = time.perf_counter() - started
 
     args.output.write_text(report.render(results))

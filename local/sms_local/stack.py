@@ -22,9 +22,9 @@ from typing import Any
 
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.types import LogRecord
-from moto.server import ThreadedMotoServer
 
 from sms_local import template as tpl
+from sms_local.aws_emulator import start_local_aws
 from sms_local.aws_resources import create_resources
 from sms_local.demo_data import DemoData, create_demo_data
 from sms_local.gateway import HttpApiGateway
@@ -57,10 +57,14 @@ class LocalStackRunner:
         port: int,
         callback_delays: tuple[float, float] = (0.3, 0.7),
         authorizer_ttl_seconds: float = 300.0,
+        *,
+        serialize_dynamodb: bool = True,
     ) -> None:
         self.port = port
         self.callback_delays = callback_delays
         self.authorizer_ttl_seconds = authorizer_ttl_seconds
+        # False only for the benchmark that measures what DynamoDB's atomicity costs here.
+        self.serialize_dynamodb = serialize_dynamodb
         self._stoppers: list[Any] = []
         self.info: dict[str, Any] = {}
 
@@ -76,11 +80,9 @@ class LocalStackRunner:
         api = ApiServer(gateway, self.port)  # bound now, so its URL is known to everything else
         self._stoppers.append(api.stop)
 
-        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        moto.start()
+        moto = start_local_aws(serialize_dynamodb=self.serialize_dynamodb)
         self._stoppers.append(moto.stop)
-        host, moto_port = moto.get_host_and_port()
-        endpoint = f"http://{host}:{moto_port}"
+        endpoint = moto.endpoint_url
 
         # Accounts and services are filled in once the demo use case exists.
         simulator = TwilioSimulator(

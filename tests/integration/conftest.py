@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from sms_gateway import (
     api_keys,
@@ -23,6 +22,7 @@ from sms_gateway.api.caller import ALL_SCOPES
 from sms_gateway.use_case_admin import create_use_case
 from sms_gateway.use_cases import UseCase, UseCaseSpec
 from sms_local import template as tpl
+from sms_local.aws_emulator import start_local_aws
 from sms_local.aws_resources import LocalStack, create_resources
 from sms_local.gateway import HttpApiGateway, HttpResult
 from sms_local.lambda_runtime import merged_environment, use_local_aws
@@ -47,10 +47,8 @@ def create_twilio_secret(account_sid: str) -> str:
 
 @pytest.fixture(scope="session")
 def aws() -> Iterator[LocalStack]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    server = start_local_aws()
+    endpoint = server.endpoint_url
     template = tpl.project_template()
     stack = create_resources(template, endpoint, {"PublicBaseUrl": PUBLIC_BASE_URL})
     use_local_aws(endpoint, merged_environment(tpl.functions(template), stack.environment))

@@ -250,3 +250,28 @@ def test_lost_or_duplicated_messages_fail_the_report() -> None:
     data = results()
     data["end_to_end"] |= {"lost": 3, "terminal": 1997}
     assert "**FAIL**" in report.render(data)
+
+
+def test_what_dynamodb_atomicity_costs_is_the_ratio_of_two_runs_of_one_report() -> None:
+    data = results()
+    data["end_to_end_unserialized"] = data["end_to_end"] | {
+        "messages_per_second": 16.6667,
+        "accept_rate_per_second": 40.0,
+        "lost": 1,
+        "duplicated": 2,
+    }
+    text = report.render(data)
+    assert report.atomicity_cost(data["end_to_end"], data["end_to_end_unserialized"]) == (
+        pytest.approx(13.3333 / 16.6667)
+    )
+    assert "0.80x the throughput of a local DynamoDB that is not atomic per item" in text
+    assert "**0.80x the throughput without it**" in text
+    assert "| Throughput | 13.3 messages/s | 16.7 messages/s |" in text
+    assert "| Lost / duplicated | 0 / 0 | 1 / 2 |" in text
+    assert "**pass**" in text  # moto's own races without the lock are no verdict on the gateway
+
+
+def test_a_report_without_the_comparison_run_says_nothing_of_it() -> None:
+    text = report.render(results())
+    assert "atomicity costs" not in text
+    assert "not atomic per item" not in text

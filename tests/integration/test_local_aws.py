@@ -72,37 +72,40 @@ def race(aws: LocalStack, attempt: Callable[[Any, str], bool]) -> tuple[int, int
     return outcomes.count(True), outcomes.count(False)
 
 
-def condition_failed(error: ClientError) -> bool:
-    code = error.response["Error"]["Code"]
-    if code == "TransactionCanceledException":
+def applied(write: Callable[..., Any], **request: Any) -> bool:
+    """Makes one conditional write: True when it applied, False when its condition failed."""
+    try:
+        write(**request)
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
         reasons = error.response.get("CancellationReasons", [])
-        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
-    return code == "ConditionalCheckFailedException"
+        if code == "ConditionalCheckFailedException" or (
+            code == "TransactionCanceledException"
+            and any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
+        ):
+            return False
+        raise
+    return True
 
 
 def test_conditional_increments_of_one_counter_are_exact(aws: LocalStack, table: str) -> None:
     # Given a counter that may grow to CAP, each step also appending who made it
     def increment(client: Any, who: str) -> bool:
-        try:
-            client.update_item(
-                TableName=table,
-                Key={"pk": {"S": "counter"}},
-                UpdateExpression="SET n = if_not_exists(n, :zero) + :one, "
-                "steps = list_append(if_not_exists(steps, :empty), :me)",
-                ConditionExpression="attribute_not_exists(n) OR n < :cap",
-                ExpressionAttributeValues={
-                    ":zero": {"N": "0"},
-                    ":one": {"N": "1"},
-                    ":cap": {"N": str(CAP)},
-                    ":empty": {"L": []},
-                    ":me": {"L": [{"S": who}]},
-                },
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        return applied(
+            client.update_item,
+            TableName=table,
+            Key={"pk": {"S": "counter"}},
+            UpdateExpression="SET n = if_not_exists(n, :zero) + :one, "
+            "steps = list_append(if_not_exists(steps, :empty), :me)",
+            ConditionExpression="attribute_not_exists(n) OR n < :cap",
+            ExpressionAttributeValues={
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+                ":cap": {"N": str(CAP)},
+                ":empty": {"L": []},
+                ":me": {"L": [{"S": who}]},
+            },
+        )
 
     # When eight threads race to increment it
     won, refused = race(aws, increment)
@@ -119,20 +122,14 @@ def test_conditional_increments_of_one_counter_are_exact(aws: LocalStack, table:
 
 def test_a_set_once_attribute_has_exactly_one_winner(aws: LocalStack, table: str) -> None:
     def claim(client: Any, who: str) -> bool:
-        key = {"pk": {"S": f"claim-{who.split('-')[1]}"}}  # one item per round
-        try:
-            client.update_item(
-                TableName=table,
-                Key=key,
-                UpdateExpression="SET claimed_by = :me",
-                ConditionExpression="attribute_not_exists(claimed_by)",
-                ExpressionAttributeValues={":me": {"S": who}},
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        return applied(
+            client.update_item,
+            TableName=table,
+            Key={"pk": {"S": f"claim-{who.split('-')[1]}"}},  # one item per round
+            UpdateExpression="SET claimed_by = :me",
+            ConditionExpression="attribute_not_exists(claimed_by)",
+            ExpressionAttributeValues={":me": {"S": who}},
+        )
 
     won, refused = race(aws, claim)
 
@@ -156,28 +153,23 @@ def test_transactions_and_batches_are_all_or_nothing_to_readers(
             "UpdateExpression": "SET n = if_not_exists(n, :zero) + :one",
             "ExpressionAttributeValues": {":zero": {"N": "0"}, ":one": {"N": "1"}},
         }
-        try:
-            client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            **update,
-                            "Key": {"pk": {"S": "a"}},
-                            "ConditionExpression": "attribute_not_exists(n) OR n < :cap",
-                            "ExpressionAttributeValues": {
-                                **update["ExpressionAttributeValues"],
-                                ":cap": {"N": str(CAP)},
-                            },
-                        }
-                    },
-                    {"Update": {**update, "Key": {"pk": {"S": "b"}}}},
-                ]
-            )
-        except ClientError as error:
-            if condition_failed(error):
-                return False
-            raise
-        return True
+        return applied(
+            client.transact_write_items,
+            TransactItems=[
+                {
+                    "Update": {
+                        **update,
+                        "Key": {"pk": {"S": "a"}},
+                        "ConditionExpression": "attribute_not_exists(n) OR n < :cap",
+                        "ExpressionAttributeValues": {
+                            **update["ExpressionAttributeValues"],
+                            ":cap": {"N": str(CAP)},
+                        },
+                    }
+                },
+                {"Update": {**update, "Key": {"pk": {"S": "b"}}}},
+            ],
+        )
 
     def read_both() -> None:
         client = aws.client("dynamodb")

@@ -12,7 +12,7 @@ app = build_resolver()
 app.include_router(webhook_routes.router)
 
 
-# DESIGN.md: the correlation id is the message id, which the callback URL carries.
+# The correlation id is the message id, which the callback URL carries (docs/architecture.md).
 @logger.inject_lambda_context(correlation_id_path="queryStringParameters.message_id")
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:  # type: ignore[type-arg]

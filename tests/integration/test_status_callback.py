@@ -325,7 +325,8 @@ def test_a_callback_before_the_handoff_stored_the_sid_is_applied(
         (["delivered", "delivered"], "delivered"),
         (["delivered", "read"], "delivered"),
         (["sent", "sent"], "sent"),
-        # DESIGN.md: failed only from pending; a message Twilio sent ends delivered/undelivered.
+        # Failed only from pending (docs/architecture.md); a message Twilio sent ends delivered or
+        # undelivered.
         (["sent", "failed"], "sent"),
         (["undelivered", "delivered"], "undelivered"),
         (["failed", "sent"], "failed"),

@@ -1,6 +1,7 @@
 """The status machine, enforced by DynamoDB: every transition is one conditional UpdateItem whose
-condition admits only the allowed predecessors (DESIGN.md's table). A failed condition is not an
-error: it is the answer that the transition does not apply (a duplicate or a regression)."""
+condition admits only the allowed predecessors (the table in docs/architecture.md). A failed
+condition is not an error: it is the answer that the transition does not apply (a duplicate or a
+regression)."""
 
 from __future__ import annotations
 

@@ -171,16 +171,21 @@ def test_transactions_and_batches_are_all_or_nothing_to_readers(
             ],
         )
 
+    reader_errors: list[BaseException] = []
+
     def read_both() -> None:
         client = aws.client("dynamodb")
-        while not reader_saw or not stop_reading.is_set():
-            items = client.transact_get_items(
-                TransactItems=[
-                    {"Get": {"TableName": table, "Key": {"pk": {"S": key}}}} for key in "ab"
-                ]
-            )["Responses"]
-            counts = [int(r["Item"]["n"]["N"]) if "Item" in r else 0 for r in items]
-            reader_saw.append((counts[0], counts[1]))
+        try:
+            while not reader_saw or not stop_reading.is_set():
+                items = client.transact_get_items(
+                    TransactItems=[
+                        {"Get": {"TableName": table, "Key": {"pk": {"S": key}}}} for key in "ab"
+                    ]
+                )["Responses"]
+                counts = [int(r["Item"]["n"]["N"]) if "Item" in r else 0 for r in items]
+                reader_saw.append((counts[0], counts[1]))
+        except BaseException as exc:  # reported on the test's thread
+            reader_errors.append(exc)
 
     reader = threading.Thread(target=read_both)
     reader.start()
@@ -200,6 +205,7 @@ def test_transactions_and_batches_are_all_or_nothing_to_readers(
     ]
     assert (won, refused) == (CAP, THREADS * ATTEMPTS_PER_THREAD - CAP)
     assert final == [CAP, CAP]
+    assert reader_errors == []
     assert reader_saw and all(a == b for a, b in reader_saw)
     batch_items = client.scan(TableName=table, Select="COUNT")["Count"] - 2
     assert batch_items == THREADS * ATTEMPTS_PER_THREAD

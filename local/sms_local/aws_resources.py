@@ -161,13 +161,21 @@ def _create_tables(template: dict[str, Any], stack: LocalStack) -> None:
         }
         if props.get("GlobalSecondaryIndexes"):
             request["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-        dynamodb.create_table(**request)
+        stream = props.get("StreamSpecification")
+        if stream:
+            request["StreamSpecification"] = {
+                "StreamEnabled": True,
+                "StreamViewType": stream["StreamViewType"],
+            }
+        description = dynamodb.create_table(**request)["TableDescription"]
         ttl = props.get("TimeToLiveSpecification")
         if ttl:
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}"
         stack.refs[name] = name
         stack.attributes[name] = {"Arn": arn}
+        if stream:
+            stack.attributes[name]["StreamArn"] = description["LatestStreamArn"]
 
 
 def _create_queues(template: dict[str, Any], stack: LocalStack) -> None:

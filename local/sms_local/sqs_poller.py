@@ -12,6 +12,7 @@ from typing import Any
 
 from sms_local.aws_resources import REGION, LocalStack
 from sms_local.lambda_runtime import invoke
+from sms_local.pipe_runner import feeding
 from sms_local.template import FunctionSpec, SqsSource
 
 log = logging.getLogger("sms_local.sqs")
@@ -38,6 +39,7 @@ def sqs_event(records: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
 
 class SqsPoller:
     def __init__(self, stack: LocalStack, source: SqsSource, function: FunctionSpec) -> None:
+        self._stack = stack
         self._sqs = stack.client("sqs")
         self._url = stack.refs[source.queue]
         self._arn = stack.attributes[source.queue]["Arn"]
@@ -56,7 +58,11 @@ class SqsPoller:
         self._thread.join(timeout=10)
 
     def poll_once(self, wait_seconds: int = 0) -> int:
-        """Receive one batch and run the function on it; return how many records it held."""
+        """Receive one batch and run the function on it; return how many records it held.
+        The pipes that feed the queue are pumped first, so everything written before the call
+        is in the queue (on AWS a pipe passes a record on within about a second)."""
+        for pipe in feeding(self._stack, self._source.queue):
+            pipe.pump()
         received = self._sqs.receive_message(
             QueueUrl=self._url,
             MaxNumberOfMessages=min(self._source.batch_size, 10),

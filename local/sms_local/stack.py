@@ -30,6 +30,7 @@ from sms_local.demo_data import DemoData, create_demo_data
 from sms_local.gateway import HttpApiGateway
 from sms_local.http_server import ApiServer
 from sms_local.lambda_runtime import load_handler, merged_environment, use_local_aws
+from sms_local.pipe_runner import start_pipes, stop_pipes
 from sms_local.schedule_runner import ScheduleRunner
 from sms_local.sqs_poller import SqsPoller
 from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
@@ -114,6 +115,9 @@ class LocalStackRunner:
                 demo.use_case.messaging_service_sid: [s.sender for s in demo.use_case.sender_pool]
             },
         )
+
+        pipes = start_pipes(stack, tpl.stream_pipes(template))
+        self._stoppers.append(lambda: stop_pipes(stack, pipes))
 
         for source in tpl.sqs_sources(template):
             poller = SqsPoller(stack, source, functions[source.function])

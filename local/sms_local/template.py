@@ -159,6 +159,45 @@ def sqs_sources(template: dict[str, Any]) -> list[SqsSource]:
     return sources
 
 
+@dataclass(frozen=True)
+class StreamPipe:
+    """An EventBridge pipe from a DynamoDB table's stream to an SQS queue."""
+
+    name: str
+    table: str
+    queue: str
+    filter_patterns: tuple[str, ...]
+    input_template: str | None
+    starting_position: str
+    batch_size: int
+
+
+def stream_pipes(template: dict[str, Any]) -> list[StreamPipe]:
+    """The AWS::Pipes::Pipe resources whose source is a table's stream and target a queue."""
+    pipes = []
+    for name, resource in resources_of_type(template, "AWS::Pipes::Pipe").items():
+        props = resource["Properties"]
+        table, attribute = props["Source"]["Fn::GetAtt"]
+        queue, queue_attribute = props["Target"]["Fn::GetAtt"]
+        if attribute != "StreamArn" or queue_attribute != "Arn":
+            raise ValueError(f"{name}: the local stack runs only table-stream-to-queue pipes")
+        source = props.get("SourceParameters", {})
+        stream = source.get("DynamoDBStreamParameters", {})
+        filters = source.get("FilterCriteria", {}).get("Filters", [])
+        pipes.append(
+            StreamPipe(
+                name=name,
+                table=table,
+                queue=queue,
+                filter_patterns=tuple(f["Pattern"] for f in filters),
+                input_template=props.get("TargetParameters", {}).get("InputTemplate"),
+                starting_position=stream.get("StartingPosition", "LATEST"),
+                batch_size=int(stream.get("BatchSize", 100)),
+            )
+        )
+    return pipes
+
+
 def default_authorizer(template: dict[str, Any]) -> str | None:
     """The function behind the HTTP API's default authorizer, if there is one."""
     for resource in resources_of_type(template, "AWS::Serverless::HttpApi").values():

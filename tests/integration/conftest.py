@@ -26,6 +26,7 @@ from sms_local.aws_emulator import start_local_aws
 from sms_local.aws_resources import LocalStack, create_resources
 from sms_local.gateway import HttpApiGateway, HttpResult
 from sms_local.lambda_runtime import merged_environment, use_local_aws
+from sms_local.pipe_runner import start_pipes, stop_pipes
 
 # What the status callback verifies signatures against (the deployed stack's PublicBaseUrl).
 PUBLIC_BASE_URL = "https://sms.example.test"
@@ -52,7 +53,10 @@ def aws() -> Iterator[LocalStack]:
     template = tpl.project_template()
     stack = create_resources(template, endpoint, {"PublicBaseUrl": PUBLIC_BASE_URL})
     use_local_aws(endpoint, merged_environment(tpl.functions(template), stack.environment))
+    # The table's stream queues handoffs, as HandoffPipe does on AWS.
+    pipes = start_pipes(stack, tpl.stream_pipes(template))
     yield stack
+    stop_pipes(stack, pipes)
     server.stop()
 
 

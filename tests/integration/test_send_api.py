@@ -8,14 +8,15 @@ import uuid
 from typing import Any
 
 import pytest
-from botocore.stub import Stubber
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from sms_gateway import aws_clients, opt_out_store
+from sms_gateway import api_keys, aws_clients, opt_out_store
 from sms_gateway.config import get_settings
 from sms_gateway.dynamo import from_item
 from sms_gateway.use_case_admin import create_use_case, delete_use_case
 from sms_gateway.use_cases import UseCase, UseCaseSpec
-from tests.integration.conftest import Tenant, make_tenant, use_case_spec
+from sms_local.pipe_runner import pump_all
+from tests.integration.conftest import Api, Tenant, make_tenant, use_case_spec
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 MOBILE_US = "+14155552671"
@@ -27,6 +28,7 @@ def drain_handoff_queue(workspace_id: str | None = None) -> list[dict[str, Any]]
     """Receive and delete everything queued for handoff (no worker runs in these tests); with a
     workspace, return only what was queued for its messages. The queue is shared by the whole
     session, and a message another test left invisible (a crashed batch) reappears later."""
+    pump_all()  # what the outbox has not queued yet
     sqs = aws_clients.sqs()
     url = get_settings().handoff_queue_url
     bodies: list[dict[str, Any]] = []
@@ -321,19 +323,48 @@ def _without_id(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != "use_case_id"}
 
 
-def test_enqueue_failure_answers_503_and_leaves_no_pending_message(
+class FailingMessageWrite:
+    """Makes DynamoDB refuse the put of a message (a throttle), as a before-call hook."""
+
+    def __init__(self) -> None:
+        self.refused = 0
+
+    def __call__(self, params: dict[str, Any], **kwargs: Any) -> Any:
+        # params is the serialized request: DynamoDB's is a JSON body.
+        if json.loads(params["body"]).get("TableName") != get_settings().messages_table:
+            return None
+        self.refused += 1
+        error = {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"}
+        return AWSResponse("https://dynamodb", 400, HTTPHeaders(), None), {"Error": error}
+
+
+def test_a_message_that_cannot_be_stored_is_503_and_nothing_is_queued(
     tenant: Tenant, use_case: UseCase
 ) -> None:
-    # Given SQS refuses the handoff message
-    with Stubber(aws_clients.sqs()) as stub:
-        stub.add_client_error("send_message", "InternalError", http_status_code=500)
+    # Given DynamoDB refuses every write of the message (botocore's own retries included)
+    refuse = FailingMessageWrite()
+    events = aws_clients.dynamodb().meta.events
+    events.register("before-call.dynamodb.PutItem", refuse)
+    try:
         response = tenant.api.send(send_body(use_case))
-    # Then the caller is told to retry, and no message waits for a worker that will never come
+    finally:
+        events.unregister("before-call.dynamodb.PutItem", refuse)
+    # Then the caller is told to retry, and nothing was stored or queued
+    assert refuse.refused >= 1
     assert error_of(response) == (503, "service_unavailable")
     assert response.headers.get("retry-after")
     assert_nothing_written(tenant)
+    assert drain_handoff_queue(tenant.workspace_id) == []
     # And a retry succeeds
     assert tenant.api.send(send_body(use_case)).status == 201
+
+
+def test_a_stored_message_is_queued_by_the_table_stream_not_by_the_send(
+    tenant: Tenant, use_case: UseCase
+) -> None:
+    # The send function may not even call SQS (IAM): its write is what queues the handoff.
+    message = tenant.api.send(send_body(use_case)).json()
+    assert drain_handoff_queue(tenant.workspace_id) == [{"message_id": message["id"]}]
 
 
 def test_idempotency_key_replays_the_first_response(tenant: Tenant, use_case: UseCase) -> None:
@@ -364,6 +395,49 @@ def test_idempotency_keys_are_per_workspace(
     assert other.api.send(send_body(other_use_case), headers=key).status == 201
 
 
+def test_idempotency_keys_are_per_mode(gateway: Any, tenant: Tenant, use_case: UseCase) -> None:
+    # Given the same key and body sent first with a test key, then with a live key
+    test_key = api_keys.issue_key(tenant.workspace_id, ("messages:send",), "test")
+    key = {"idempotency-key": f"order-{uuid.uuid4()}"}
+    simulated = Api(gateway, test_key.secret).send(send_body(use_case), headers=key)
+    live = tenant.api.send(send_body(use_case), headers=key)
+    # Then the live request is a message of its own, which will really be sent
+    assert simulated.status == live.status == 201
+    assert simulated.json()["test"] is True and live.json()["test"] is False
+    assert live.json()["id"] != simulated.json()["id"]
+    assert len(stored_messages(tenant.workspace_id)) == 2
+
+
+def test_a_retried_key_replays_its_message_after_the_idempotency_record_is_gone(
+    tenant: Tenant, use_case: UseCase
+) -> None:
+    # Given a keyed send whose idempotency record later disappeared (it expired after 24 h, or
+    # the first attempt died after storing the message and its in-progress record expired)
+    key = {"idempotency-key": f"order-{uuid.uuid4()}"}
+    first = tenant.api.send(send_body(use_case), headers=key)
+    assert first.status == 201
+    forget_idempotency_records()
+    # When the caller retries the same request with the same key
+    again = tenant.api.send(send_body(use_case), headers=key)
+    # Then it gets the same message back, and the person one SMS
+    assert again.status == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert len(stored_messages(tenant.workspace_id)) == 1
+    assert drain_handoff_queue(tenant.workspace_id) == [{"message_id": first.json()["id"]}]
+    # And another request reusing the key is refused, even without the record
+    forget_idempotency_records()
+    other = tenant.api.send(send_body(use_case, message="another text"), headers=key)
+    assert error_of(other) == (422, "idempotency_key_reused")
+    assert len(stored_messages(tenant.workspace_id)) == 1
+
+
+def forget_idempotency_records() -> None:
+    table = get_settings().idempotency_table
+    dynamodb = aws_clients.dynamodb()
+    for item in dynamodb.scan(TableName=table).get("Items", []):
+        dynamodb.delete_item(TableName=table, Key={"id": item["id"]})
+
+
 def test_failed_request_does_not_burn_its_idempotency_key(
     tenant: Tenant, use_case: UseCase
 ) -> None:
@@ -383,7 +457,7 @@ class CallCounter:
         self.calls.append(f"{service}.{operation}")
 
 
-def test_a_send_makes_one_write_and_one_enqueue(tenant: Tenant, use_case: UseCase) -> None:
+def test_a_send_makes_one_write_and_no_enqueue(tenant: Tenant, use_case: UseCase) -> None:
     counter = CallCounter()
     clients = [aws_clients.dynamodb(), aws_clients.sqs()]
     for client in clients:
@@ -397,8 +471,7 @@ def test_a_send_makes_one_write_and_one_enqueue(tenant: Tenant, use_case: UseCas
     finally:
         for client in clients:
             client.meta.events.unregister("before-call.*.*", counter)
-    # The authorizer's key lookup is one read; the send itself: opt-out read, one put, one enqueue.
-    assert sorted(warm) == sorted(
-        ["dynamodb.GetItem", "dynamodb.BatchGetItem", "dynamodb.PutItem", "sqs.SendMessage"]
-    )
+    # The authorizer's key lookup is one read; the send itself: opt-out read and one put (the
+    # table's stream queues the handoff).
+    assert sorted(warm) == sorted(["dynamodb.GetItem", "dynamodb.BatchGetItem", "dynamodb.PutItem"])
     assert sorted(cold) == sorted([*warm, "dynamodb.GetItem"])

@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
@@ -26,7 +26,12 @@ MAX_QUERIES_PER_PAGE = 10
 
 
 class MessageAlreadyExistsError(Exception):
-    """A message id was reused; ids are random UUIDs, so this signals a bug, not a retry."""
+    """A message with this id is already stored: a retried send (its id derives from its
+    Idempotency-Key, or the SDK retried a put that had gone through). Holds the stored one."""
+
+    def __init__(self, existing: Message) -> None:
+        super().__init__(existing.id)
+        self.existing = existing
 
 
 def _created_sort(message: Message) -> str:
@@ -41,16 +46,22 @@ def message_to_item(message: Message) -> dict[str, AttributeValueTypeDef]:
 
 
 def put_new_message(message: Message) -> None:
+    """Store a new message; MessageAlreadyExistsError (with the stored message, read by the
+    same write, not by another call) if its id is taken."""
     try:
         aws_clients.dynamodb().put_item(
             TableName=get_settings().messages_table,
             Item=message_to_item(message),
             ConditionExpression="attribute_not_exists(id)",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            raise MessageAlreadyExistsError(message.id) from exc
-        raise
+        if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        item = cast("dict[str, Any]", exc.response).get("Item")
+        if not item:
+            raise
+        raise MessageAlreadyExistsError(Message.model_validate(from_item(item))) from exc
 
 
 def get_message(message_id: str, *, consistent: bool = True) -> Message | None:
@@ -61,26 +72,6 @@ def get_message(message_id: str, *, consistent: bool = True) -> Message | None:
     )
     item = response.get("Item")
     return Message.model_validate(from_item(item)) if item else None
-
-
-def delete_untouched_message(message_id: str, status: MessageStatus) -> bool:
-    """Remove a message that never left `status` and that no worker has claimed; False if it had
-    moved on (the enqueue that reported failure did reach the queue after all)."""
-    try:
-        aws_clients.dynamodb().delete_item(
-            TableName=get_settings().messages_table,
-            Key={"id": {"S": message_id}},
-            ConditionExpression=(
-                "#s = :s AND attribute_not_exists(claimed_at) AND attribute_not_exists(message_sid)"
-            ),
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":s": {"S": status.value}},
-        )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
 
 
 @dataclass(frozen=True, slots=True)

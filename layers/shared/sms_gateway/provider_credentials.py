@@ -34,13 +34,18 @@ _missing: dict[str, float] = {}
 MISSING_CACHE_SECONDS = 60.0
 
 
-def auth_token(secret_name: str) -> str | None:
+def auth_token(secret_name: str, *, fresh: bool = False) -> str | None:
     """The token, or None when no such secret exists; CredentialsUnavailableError when Secrets
-    Manager cannot tell now."""
-    if _missing.get(secret_name, 0.0) > time.monotonic():
+    Manager cannot tell now. `fresh` reads Secrets Manager again, past the cache: for a caller
+    that has just seen the cached token refused (the token was rotated)."""
+    if fresh:
+        _missing.pop(secret_name, None)
+    elif _missing.get(secret_name, 0.0) > time.monotonic():
         return None
     try:
-        value = _provider().get(secret_name, max_age=get_settings().secret_cache_seconds)
+        value = _provider().get(
+            secret_name, max_age=get_settings().secret_cache_seconds, force_fetch=fresh
+        )
     except GetParameterError as exc:
         if _is_not_found(exc):
             _missing[secret_name] = time.monotonic() + MISSING_CACHE_SECONDS

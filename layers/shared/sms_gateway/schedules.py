@@ -24,7 +24,20 @@ def at_expression(moment: datetime) -> str:
     return f"at({moment.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S')})"
 
 
+class ScheduleExistsError(Exception):
+    """A schedule with this message's name exists already."""
+
+
 def create_message_schedule(message_id: str, moment: datetime) -> None:
+    try:
+        _create(message_id, moment)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ConflictException":
+            raise ScheduleExistsError(message_id) from exc
+        raise
+
+
+def _create(message_id: str, moment: datetime) -> None:
     settings = get_settings()
     aws_clients.scheduler().create_schedule(
         Name=schedule_name(message_id),

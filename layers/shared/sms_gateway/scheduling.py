@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Logger
 
-from sms_gateway import handoff_queue, message_store, schedules, transitions
+from sms_gateway import message_store, schedules, transitions
 from sms_gateway.clock import now_iso, utc_now
 from sms_gateway.errors import (
     MessageNotFoundError,
@@ -57,23 +57,11 @@ def parse_send_at(raw: str | None, now: datetime | None = None) -> SendTime:
 
 
 def dispatch_scheduled(message_id: str) -> bool:
-    """scheduled -> pending, then queue the handoff. A canceled, already dispatched or unknown
-    message is left alone, so a duplicate or late firing does nothing (True if queued)."""
+    """scheduled -> pending (the table's stream then queues its handoff). A canceled, already
+    dispatched or unknown message is left alone, so a duplicate or late firing does nothing
+    (True if this firing moved it)."""
     moved = transitions.apply_internal(message_id, MessageStatus.PENDING, now_iso(), "dispatched")
-    if not moved:
-        message = message_store.get_message(message_id)
-        # A firing that moved the message but failed to queue it is retried by the scheduler:
-        # queue again while no worker has claimed it (the handoff's claim makes this harmless).
-        moved = bool(
-            message
-            and message.status is MessageStatus.PENDING
-            and message.send_at
-            and not message.claimed_at
-            and not message.message_sid
-        )
-    if moved:
-        handoff_queue.enqueue_handoff(message_id)
-    logger.info("scheduled dispatch", extra={"message_id": message_id, "queued": moved})
+    logger.info("scheduled dispatch", extra={"message_id": message_id, "moved": moved})
     return moved
 
 

@@ -1,16 +1,18 @@
-"""Sending: the checks of the send API in their documented order, then one write and one enqueue."""
+"""Sending: the checks of the send API in their documented order, then one write (the table's
+stream queues the handoff)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
 from sms_gateway import (
-    handoff_queue,
     message_store,
     opt_out_store,
     schedules,
@@ -21,6 +23,7 @@ from sms_gateway.clock import iso, now_iso
 from sms_gateway.errors import (
     A2pCampaignNotVerifiedError,
     BrandSuspendedError,
+    IdempotencyKeyReusedError,
     NoSenderInPoolError,
     RecipientOptedOutError,
     RegionNotPermittedError,
@@ -29,7 +32,7 @@ from sms_gateway.errors import (
     UseCaseNotFoundError,
     ValidationError,
 )
-from sms_gateway.ids import is_uuid, new_id
+from sms_gateway.ids import is_uuid, message_id_for_key, new_id
 from sms_gateway.messages import HistoryEntry, Message, MessageStatus
 from sms_gateway.phone import check_destination
 from sms_gateway.use_cases import A2pCampaignStatus, BrandStatus, UseCase
@@ -89,7 +92,13 @@ def check_use_case_can_send(use_case: UseCase) -> None:
         raise BrandSuspendedError("the brand registration behind the use case is suspended")
 
 
-def send_message(workspace_id: str, request: SendRequest, *, test: bool = False) -> Message:
+def send_message(
+    workspace_id: str,
+    request: SendRequest,
+    *,
+    test: bool = False,
+    idempotency_key: str | None = None,
+) -> Message:
     use_case = find_use_case(workspace_id, request.use_case_id, cached=True)
     check_use_case_can_send(use_case)
     destination = check_destination(request.to_phone_number)
@@ -109,31 +118,62 @@ def send_message(workspace_id: str, request: SendRequest, *, test: bool = False)
         )
 
     send_time = scheduling.parse_send_at(request.send_at)
-
+    mode = "test" if test else "live"
     message = new_message(
         workspace_id, use_case, destination.e164, request.message, send_time.scheduled_for
     )
+    if idempotency_key is not None:
+        message.id = message_id_for_key(workspace_id, mode, idempotency_key)
     message.test = test
-    message_store.put_new_message(message)
+    message.request_hash = request_hash(request, mode)
+    # Storing the message is the commit point: the table's stream queues a pending one for
+    # handoff (HandoffPipe), so nothing is left to do after the write that a crash could skip.
+    # A scheduled one gets its schedule first: a schedule whose message was never stored finds
+    # nothing to dispatch when it fires.
+    if send_time.scheduled_for is not None:
+        _schedule(message.id, send_time.scheduled_for, keyed=idempotency_key is not None)
     try:
-        if send_time.scheduled_for is None:
-            handoff_queue.enqueue_handoff(message.id)
-        else:
-            schedules.create_message_schedule(message.id, send_time.scheduled_for)
-    except Exception as exc:
-        # Never leave a message that nothing will pick up (no queued handoff, no schedule):
-        # undo the write, so the caller's 503 is the whole truth and a retry starts clean.
-        removed = message_store.delete_untouched_message(message.id, message.status)
-        logger.exception("handoff could not be arranged", extra={"removed": removed})
-        if removed:
-            raise ServiceUnavailableError("the message could not be queued; retry later") from exc
-        # A worker already has it: the enqueue went through despite the error, so this send
-        # succeeded, and a retry by the caller would text the person twice.
-        current = message_store.get_message(message.id)
-        if current is not None:
-            return current
+        message_store.put_new_message(message)
+    except message_store.MessageAlreadyExistsError as exc:
+        return _replay(exc.existing, message)
+    except ClientError as exc:
+        logger.exception("message could not be stored")
+        raise ServiceUnavailableError("the message could not be stored; retry later") from exc
     logger.info("message accepted", extra={"message_id": message.id, "status": message.status})
     return message
+
+
+def request_hash(request: SendRequest, mode: str) -> str:
+    canonical = json.dumps([mode, request.model_dump()], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _schedule(message_id: str, moment: datetime, *, keyed: bool) -> None:
+    try:
+        schedules.create_message_schedule(message_id, moment)
+    except schedules.ScheduleExistsError:
+        # Only a retry of the same Idempotency-Key can name an existing schedule: its first
+        # attempt created it (and may or may not have stored the message; the put decides).
+        if not keyed:
+            raise
+    except ClientError as exc:
+        logger.exception("schedule could not be created")
+        raise ServiceUnavailableError("the message could not be scheduled; retry later") from exc
+
+
+def _replay(existing: Message, attempted: Message) -> Message:
+    """The id was taken: by this same request before (a retried key whose first answer was
+    lost, or an SDK retry of a put that had gone through), which gets the stored message back,
+    or by another request reusing the key after its idempotency record expired, refused."""
+    if (
+        existing.workspace_id != attempted.workspace_id
+        or existing.request_hash != attempted.request_hash
+    ):
+        raise IdempotencyKeyReusedError(
+            "this Idempotency-Key was used with a different request body"
+        )
+    logger.info("send replayed from the stored message", extra={"message_id": existing.id})
+    return existing
 
 
 def new_message(

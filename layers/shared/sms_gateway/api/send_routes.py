@@ -38,7 +38,9 @@ def handle_send() -> Response[str]:
     key = (event.headers or {}).get("idempotency-key")
 
     def send() -> dict[str, Any]:
-        message = sending.send_message(caller.workspace_id, request, test=caller.mode == "test")
+        message = sending.send_message(
+            caller.workspace_id, request, test=caller.mode == "test", idempotency_key=key
+        )
         return message.to_api()
 
     if key is None:
@@ -49,7 +51,8 @@ def handle_send() -> Response[str]:
             errors=[{"field": "Idempotency-Key", "issue": "length out of range"}],
         )
     body = idempotency.run_once(
-        scope=caller.workspace_id,
+        # A key is the workspace's in one mode: a test request never answers for a live one.
+        scope=f"{caller.workspace_id}#{caller.mode}",
         key=key,
         payload=request.model_dump(),
         action=send,

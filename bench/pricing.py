@@ -29,6 +29,9 @@ class Prices:
     dynamodb_read_units_per_million: float = 0.125
     sqs_requests_per_million: float = 0.40  # standard queue, per 64 KB chunk
     secrets_manager_per_10k_calls: float = 0.05
+    # EventBridge Pipes bills the events its filter lets through (per 64 KB chunk); its polling
+    # of a DynamoDB stream is a fixed cost per shard, not per message.
+    pipes_requests_per_million: float = 0.40
 
     def lambda_per_gb_second(self, architecture: str) -> float:
         if architecture == "arm64":
@@ -52,6 +55,10 @@ class Prices:
             ),
             ("SQS standard", f"${self.sqs_requests_per_million:.2f} per million requests"),
             ("Secrets Manager API", f"${self.secrets_manager_per_10k_calls:.2f} per 10,000 calls"),
+            (
+                "EventBridge Pipes",
+                f"${self.pipes_requests_per_million:.2f} per million events after filtering",
+            ),
         ]
 
 
@@ -122,6 +129,7 @@ class PhaseUsage:
     dynamodb_read_units: float = 0.0
     sqs_requests: int = 0
     secrets_manager_calls: int = 0
+    pipe_events: int = 0
     calls: dict[str, int] = field(default_factory=dict)
 
     @classmethod
@@ -176,6 +184,7 @@ def cost_lines(
     rru = sum(weight(p) * p.dynamodb_read_units for p in phases)
     sqs = sum(weight(p) * p.sqs_requests for p in phases)
     secrets = sum(weight(p) * p.secrets_manager_calls for p in phases)
+    pipe_events = sum(weight(p) * p.pipe_events for p in phases)
     million = 1_000_000
     return [
         CostLine(
@@ -214,6 +223,12 @@ def cost_lines(
             secrets,
             "API calls",
             secrets * million / 10_000 * prices.secrets_manager_per_10k_calls,
+        ),
+        CostLine(
+            "EventBridge Pipes",
+            pipe_events,
+            "events",
+            pipe_events * prices.pipes_requests_per_million,
         ),
     ]
 

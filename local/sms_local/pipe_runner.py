@@ -73,6 +73,11 @@ class PipeRunner:
         self._thread = threading.Thread(target=self._run, name=f"pipe-{pipe.name}", daemon=True)
         self.forwarded = 0
 
+    @property
+    def clients(self) -> tuple[Any, Any]:
+        """The pipe's own clients (stream reads, queue sends): AWS's calls, not a function's."""
+        return self._streams, self._sqs
+
     def start(self) -> None:
         self._thread.start()
 

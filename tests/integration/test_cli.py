@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sms_gateway import api_keys, cli, opt_out_store
+from sms_gateway import api_keys, cli, message_store, opt_out_store
+from sms_gateway.clock import iso, utc_now
+from sms_gateway.sending import new_message
+from sms_gateway.use_cases import UseCase
 from sms_local.aws_resources import LocalStack
-from tests.integration.conftest import Api
+from tests.integration.conftest import Api, Tenant
+from tests.integration.test_send_api import drain_handoff_queue, send_body
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
@@ -74,3 +79,39 @@ def test_errors_are_reported_not_raised(
     workspace = api_keys.create_workspace("w")["workspace_id"]
     assert cli.main(["use-case", "create", "--workspace", workspace, "--file", str(bad)]) == 2
     assert "invalid use case" in capsys.readouterr().err
+
+
+def test_requeue_stuck_queues_only_pending_messages_no_worker_took(
+    aws: LocalStack, tenant: Tenant, use_case: UseCase, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a message the pipe never queued (its stream record was lost), unchanged for an hour,
+    # next to one a worker has claimed and one just sent
+    stuck = message_record(tenant, use_case, minutes_ago=60)
+    claimed = message_record(tenant, use_case, minutes_ago=60, claimed_at=iso(utc_now()))
+    drain_handoff_queue()
+    fresh = tenant.api.send(send_body(use_case)).json()["id"]
+    # When the operator requeues what is stuck for more than 15 minutes
+    answer = run(capsys, "message", "requeue-stuck", "--older-than-minutes", "15")
+    # Then only the stuck message is queued (what the send queued itself is still there too)
+    assert stuck in answer["message_ids"] and claimed not in answer["message_ids"]
+    assert fresh not in answer["message_ids"]
+    queued = drain_handoff_queue(tenant.workspace_id)
+    assert sorted(q["message_id"] for q in queued) == sorted([stuck, fresh])
+
+
+def message_record(
+    tenant: Tenant, use_case: UseCase, *, minutes_ago: int, claimed_at: str | None = None
+) -> str:
+    """A pending message written straight to the table, as if long ago: the stream does queue
+    it, so the test drains the queue afterwards to stand for a pipe that lost it."""
+    created = iso(utc_now() - timedelta(minutes=minutes_ago))
+    message = new_message(tenant.workspace_id, use_case, "+14155552671", "stuck")
+    message.created_at = message.updated_at = created
+    message.claimed_at = claimed_at
+    message_store.put_new_message(message)
+    return message.id
+
+
+def test_requeue_stuck_refuses_a_window_under_a_minute(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["message", "requeue-stuck", "--older-than-minutes", "0"]) == 1
+    assert "at least 1" in capsys.readouterr().err

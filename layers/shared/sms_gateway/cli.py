@@ -10,12 +10,19 @@ import argparse
 import json
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from sms_gateway import api_keys, opt_out_store, use_case_admin, use_case_store
+from sms_gateway import (
+    api_keys,
+    opt_out_store,
+    stuck_messages,
+    use_case_admin,
+    use_case_store,
+)
 from sms_gateway.api.caller import ALL_SCOPES
 from sms_gateway.errors import GatewayError
 from sms_gateway.use_cases import UseCaseSpec
@@ -120,6 +127,13 @@ def cmd_opt_out_remove(args: argparse.Namespace) -> Any:
     return {"removed": opt_out_store.remove_opt_out(_opt_out_scope(args), args.number)}
 
 
+def cmd_message_requeue_stuck(args: argparse.Namespace) -> Any:
+    if args.older_than_minutes < 1:
+        raise ValueError("--older-than-minutes must be at least 1")
+    requeued = stuck_messages.requeue_stuck(timedelta(minutes=args.older_than_minutes))
+    return {"requeued": len(requeued), "message_ids": requeued}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sms-gateway-admin", description=__doc__)
     parser.add_argument("--stack", help="read table names from this CloudFormation stack")
@@ -175,6 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "add":
             sub.add_argument("--reason", default="operator")
         sub.set_defaults(func=func)
+
+    message = groups.add_parser("message").add_subparsers(dest="action", required=True)
+    requeue = message.add_parser(
+        "requeue-stuck",
+        help="queue the handoff of pending messages nothing picked up (HandoffPipe's DLQ alarm)",
+    )
+    requeue.add_argument("--older-than-minutes", type=int, default=15)
+    requeue.set_defaults(func=cmd_message_requeue_stuck)
     return parser
 
 

@@ -28,7 +28,8 @@ status  code   when
 400     21211  To is not E.164 (``+`` then 2-15 digits, no leading zero)
 400     21617  Body longer than 1600 characters
 400     21609  StatusCallback is not an absolute http(s) URL
-400     (*)    Twilio's magic test numbers for To, see below
+400     (*)    Twilio's magic test numbers for To, see below (``+15005550004`` only without a
+               Messaging Service, or with ``reject_unsubscribed_synchronously``)
 429     20429  To ends in ``5550429`` (retry knob)
 503     20503  To ends in ``5550503`` (retry knob)
 400     21704  no sender in the service pool can reach To (simulator's choice of code)
@@ -42,7 +43,10 @@ To                 result
 +15005550001       400 21211 invalid 'To' number (Twilio test number)
 +15005550002       400 21612 cannot route to this number (Twilio test number)
 +15005550003       400 21408 no permission for the region (Twilio test number)
-+15005550004       400 21610 recipient unsubscribed (Twilio test number)
++15005550004       recipient unsubscribed (Twilio test number). Through a Messaging Service it
+                   is accepted (201, ``accepted``) and then failed by callback with ErrorCode
+                   21610, as Twilio reports a STOP for service sends; with From only, or with
+                   the ``reject_unsubscribed_synchronously`` knob on, 400 21610 at once
 +15005550009       400 21614 not a mobile number (Twilio test number)
 ...5550429         429 20429 Too Many Requests; nothing is created
 ...5550503         503 20503 Service unavailable; nothing is created
@@ -57,10 +61,12 @@ anything else      callbacks queued, sent, delivered
 
 Timeline: ``queued`` fires right after acceptance, ``sent`` after ``callback_delays[0]``, the
 final status ``callback_delays[1]`` later (``failed`` for ``5550050`` fires when ``sent``
-would have). The message's status advances as these fire, whether or not a StatusCallback was
-given, and never moves backwards, so with ``reorder_callbacks`` the receiver sees the final status
-first while the fetched message still ends at it. A message created with a MessagingServiceSid
-starts as ``accepted``, one created with From only as ``queued``.
+would have; the unsubscribed number's ``failed`` is its only callback, fired right after
+acceptance: Twilio refuses it before queueing it to a sender). The message's status advances as
+these fire, whether or not a StatusCallback was given, and never moves backwards, so with
+``reorder_callbacks`` the receiver sees the final status first while the fetched message still
+ends at it. A message created with a MessagingServiceSid starts as ``accepted``, one created with
+From only as ``queued``.
 
 Callbacks go out one at a time from a single worker thread, form-encoded, with Twilio's
 parameters (AccountSid, ApiVersion, From, MessageSid, MessageStatus, MessagingServiceSid when a
@@ -77,6 +83,9 @@ them, so end-to-end tests that reach the simulator only over HTTP can turn them.
 
 ``duplicate_callbacks`` sends every callback twice in a row; ``reorder_callbacks`` sends the
 final status first, then ``sent``, then ``queued``. Both are read when a message is accepted.
+``reject_unsubscribed_synchronously`` answers a Messaging Service send to ``+15005550004`` with
+400 21610 instead of accepting it (the synchronous answer a send without a service gets), for
+checks of a client's synchronous 21610 handling.
 They, and the rest of the config, may be changed at runtime with ``configure(...)`` or by
 assigning to ``sim.config``'s attributes; the simulator only reads the config under its lock.
 
@@ -133,7 +142,11 @@ CALLBACK_MAX_RETRIES: Final = 2
 CALLBACK_RETRY_BACKOFF_SECONDS: Final = 0.1
 USER_AGENT: Final = "TwilioProxy/1.1"
 CONTROL_PATH: Final = "/_simulator/control"
-_CONTROL_KNOBS: Final = ("duplicate_callbacks", "reorder_callbacks")
+_CONTROL_KNOBS: Final = (
+    "duplicate_callbacks",
+    "reorder_callbacks",
+    "reject_unsubscribed_synchronously",
+)
 
 _STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 _MAX_BODY_CHARS: Final = 1600
@@ -145,6 +158,8 @@ _FETCH_PATH: Final = re.compile(
     rf"/{API_VERSION}/Accounts/(?P<account>[^/]+)/Messages/(?P<sid>[^/]+)\.json"
 )
 
+_UNSUBSCRIBED_TO: Final = "+15005550004"
+_UNSUBSCRIBED_ERROR: Final = (21610, "Attempt to send to unsubscribed recipient")
 _MAGIC_TO_ERRORS: Final[Mapping[str, tuple[int, str]]] = {
     "+15005550001": (21211, "The 'To' number {to} is not a valid phone number."),
     "+15005550002": (21612, "The 'To' phone number: {to}, is not currently reachable via SMS."),
@@ -153,7 +168,7 @@ _MAGIC_TO_ERRORS: Final[Mapping[str, tuple[int, str]]] = {
         "Permission to send an SMS has not been enabled for the region indicated by the"
         " 'To' number: {to}.",
     ),
-    "+15005550004": (21610, "Attempt to send to unsubscribed recipient"),
+    _UNSUBSCRIBED_TO: _UNSUBSCRIBED_ERROR,
     "+15005550009": (21614, "'To' number {to} is not a valid mobile number"),
 }
 _THROTTLE_SUFFIXES: Final[Mapping[str, tuple[int, int, str]]] = {
@@ -175,6 +190,7 @@ _DELIVERY_ERRORS: Final[Mapping[int, str]] = {
     30003: "Unreachable destination handset",
     30005: "Unknown destination handset",
     30007: "Message filtered",
+    _UNSUBSCRIBED_ERROR[0]: _UNSUBSCRIBED_ERROR[1],
 }
 
 
@@ -183,6 +199,7 @@ class _Outcome:
     final_status: str | None  # None: the carrier never sends a delivery receipt
     error_code: int | None = None
     via_sent: bool = True
+    via_queued: bool = True
 
 
 _DELIVERED: Final = _Outcome("delivered")
@@ -192,6 +209,8 @@ _OUTCOME_SUFFIXES: Final[Mapping[str, _Outcome]] = {
     "5550040": _Outcome(None),
     "5550050": _Outcome("failed", 30007, via_sent=False),
 }
+# Reached only through a Messaging Service (otherwise refused at once, see _check_to).
+_UNSUBSCRIBED: Final = _Outcome("failed", _UNSUBSCRIBED_ERROR[0], via_sent=False, via_queued=False)
 
 
 @dataclass
@@ -203,6 +222,7 @@ class SimulatorConfig:
     callback_delays: tuple[float, float] = (0.05, 0.05)  # queued->sent, sent->final (seconds)
     duplicate_callbacks: bool = False
     reorder_callbacks: bool = False
+    reject_unsubscribed_synchronously: bool = False
 
 
 class _ApiError(Exception):
@@ -373,9 +393,15 @@ def _service_pool(services: Mapping[str, list[str]], service_sid: str | None) ->
     return pool
 
 
-def _check_to(to: str) -> None:
+def _unsubscribed_is_reported_later(request: _CreateRequest, config: SimulatorConfig) -> bool:
+    """Twilio answers a Messaging Service send to an opted-out number with 201 and fails it in
+    the status callback; only a send without a service is refused synchronously."""
+    return request.service_sid is not None and not config.reject_unsubscribed_synchronously
+
+
+def _check_to(to: str, *, unsubscribed_later: bool) -> None:
     magic = _MAGIC_TO_ERRORS.get(to)
-    if magic is not None:
+    if magic is not None and not (unsubscribed_later and to == _UNSUBSCRIBED_TO):
         code, template = magic
         raise _bad_request(code, template.format(to=to))
     if not _E164.fullmatch(to):
@@ -422,6 +448,8 @@ def _pick_sender(pool: Sequence[str], to: str, geomatch: bool) -> str | None:
 
 
 def _outcome_for(to: str) -> _Outcome:
+    if to == _UNSUBSCRIBED_TO:
+        return _UNSUBSCRIBED
     for suffix, outcome in _OUTCOME_SUFFIXES.items():
         if to.endswith(suffix):
             return outcome
@@ -434,6 +462,10 @@ def _timeline(
     """(offset seconds, status, error code) of every status change, in firing order."""
     outcome = _outcome_for(to)
     to_sent, to_final = (max(0.0, delay) for delay in delays)
+    if not outcome.via_queued:
+        # Refused before it was queued to a sender: its final status is its only change.
+        assert outcome.final_status is not None
+        return [(0.0, outcome.final_status, outcome.error_code)]
     steps: list[tuple[str, int | None]] = [("queued", None)]
     offsets = [0.0]
     if outcome.via_sent:
@@ -756,7 +788,7 @@ class TwilioSimulator:
         raise _not_found(path)
 
     def _control(self, method: str, body: bytes) -> _Reply:
-        """Test control over HTTP (not a Twilio API): read counters, set the callback knobs."""
+        """Test control over HTTP (not a Twilio API): read counters, set the knobs."""
         if method == "POST":
             try:
                 changes = json.loads(body or b"{}")
@@ -799,7 +831,7 @@ class TwilioSimulator:
         request = _parse_create(form)
         config = self._config_snapshot()
         pool = _service_pool(config.services, request.service_sid)
-        _check_to(request.to)
+        _check_to(request.to, unsubscribed_later=_unsubscribed_is_reported_later(request, config))
         _check_body(request.body)
         _check_status_callback(request.status_callback)
         _check_throttle(request.to)
@@ -933,6 +965,11 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duplicate-callbacks", action="store_true")
     parser.add_argument("--reorder-callbacks", action="store_true")
     parser.add_argument(
+        "--reject-unsubscribed-synchronously",
+        action="store_true",
+        help="answer a service send to +15005550004 with 400 21610 instead of a failed callback",
+    )
+    parser.add_argument(
         "--callback-delays",
         type=float,
         nargs=2,
@@ -951,6 +988,7 @@ def _config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         callback_delays=(args.callback_delays[0], args.callback_delays[1]),
         duplicate_callbacks=args.duplicate_callbacks,
         reorder_callbacks=args.reorder_callbacks,
+        reject_unsubscribed_synchronously=args.reject_unsubscribed_synchronously,
     )
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
+
+from sms_gateway import aws_clients, message_store
 from sms_gateway.use_case_admin import create_use_case
 from sms_gateway.use_cases import UseCase
 from tests.integration.conftest import Tenant, make_tenant, use_case_spec
@@ -119,3 +123,69 @@ def test_list_parameters_are_validated(tenant: Tenant) -> None:
         response = tenant.api.request("GET", "/v1/sms/", query=query)
         assert response.status == 422, query
         assert response.json()["error"]["code"] == "validation_error"
+
+
+@pytest.fixture
+def index_queries() -> Iterator[list[dict[str, Any]]]:
+    """The parameters of every DynamoDB Query made from now on (real calls, to moto)."""
+    queries: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        queries.append(params)
+
+    events = aws_clients.dynamodb().meta.events
+    events.register("before-parameter-build.dynamodb.Query", record, unique_id="queries")
+    yield queries
+    events.unregister("before-parameter-build.dynamodb.Query", unique_id="queries")
+
+
+def partitions_read(queries: list[dict[str, Any]]) -> set[str]:
+    return {q["ExpressionAttributeValues"][":p"]["S"] for q in queries}
+
+
+def test_another_workspaces_use_case_id_reads_nothing_and_gives_no_cursor(
+    gateway: Any,
+    tenant: Tenant,
+    use_case: UseCase,
+    index_queries: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # More messages than one index page holds, and one index page per listing page: reading the
+    # foreign partition would end on a cursor built from the other workspace's last item.
+    monkeypatch.setattr(message_store, "MAX_QUERIES_PER_PAGE", 1)
+    for i in range(26):
+        send(tenant, use_case, message=f"message {i}")
+    stranger = make_tenant(gateway)
+    index_queries.clear()
+
+    response = stranger.api.request(
+        "GET", "/v1/sms/", query={"use_case_id": use_case.id, "limit": "1"}
+    )
+
+    assert response.status == 200
+    assert response.json() == {"items": [], "next_cursor": None}
+    assert use_case.id not in partitions_read(index_queries)
+    drain_handoff_queue()
+
+
+def test_an_unknown_use_case_id_is_an_empty_page_without_a_query(
+    tenant: Tenant, index_queries: list[dict[str, Any]]
+) -> None:
+    unknown = str(uuid.uuid4())
+
+    response = tenant.api.request("GET", "/v1/sms/", query={"use_case_id": unknown})
+
+    assert response.status == 200
+    assert response.json() == {"items": [], "next_cursor": None}
+    assert unknown not in partitions_read(index_queries)
+
+
+def test_a_deleted_use_case_still_lists_its_messages(tenant: Tenant, use_case: UseCase) -> None:
+    # The messages are the workspace's own and stay readable after the use case is retired.
+    sent = [send(tenant, use_case) for _ in range(2)]
+    assert tenant.api.request("DELETE", f"/v1/sms/use-cases/{use_case.id}").status in (200, 204)
+
+    items, _ = list_all(tenant, use_case_id=use_case.id, limit="1")
+
+    assert sorted(m["id"] for m in items) == sorted(m["id"] for m in sent)
+    drain_handoff_queue()

@@ -18,7 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from sms_gateway import aws_clients, clock, config, status_callback, transitions
+from sms_gateway import (
+    aws_clients,
+    clock,
+    config,
+    provider_credentials,
+    status_callback,
+    transitions,
+)
 from sms_gateway.config import get_settings
 from sms_gateway.errors import ForbiddenError
 from sms_gateway.use_case_admin import create_use_case
@@ -772,3 +779,129 @@ def test_concurrent_callbacks_settle_on_one_terminal_state(
         assert message["errored_at"] is not None and message["error_code"] == 30003
         assert message["delivered_at"] is None
     assert sum(e["applied"] and e["status"] == "sent" for e in entries) <= 1
+
+
+# --- auth token rotation -----------------------------------------------------------------------
+
+
+class FrozenClock:
+    """A monotonic clock that moves only when told, so no assertion depends on elapsed time."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock_for_fresh_reads(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    frozen = FrozenClock()
+    limiter = status_callback.FreshReadLimiter(
+        status_callback.FRESH_READ_INTERVAL_SECONDS, clock=frozen
+    )
+    monkeypatch.setattr(status_callback, "fresh_reads", limiter)
+    return frozen
+
+
+@pytest.fixture
+def secret_reads(account: str) -> Iterator[list[str]]:
+    """The SecretId of every GetSecretValue call made from now on: real calls to moto, counted
+    on the client the token provider uses."""
+    provider_credentials.reset()  # the next provider is built on the client counted here
+    reads: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        reads.append(params["SecretId"])
+
+    events = aws_clients.secretsmanager().meta.events
+    events.register(
+        "before-parameter-build.secrets-manager.GetSecretValue", record, unique_id="reads"
+    )
+    yield reads
+    events.unregister("before-parameter-build.secrets-manager.GetSecretValue", unique_id="reads")
+
+
+def rotate_token(account: str) -> str:
+    """What an operator does after rotating the subaccount's auth token in Twilio."""
+    token = uuid.uuid4().hex
+    aws_clients.secretsmanager().put_secret_value(
+        SecretId=provider_credentials.secret_name_for_account(account), SecretString=token
+    )
+    AUTH_TOKENS[account] = token
+    return token
+
+
+def forged(gateway: HttpApiGateway, message_id: str, account: str) -> HttpResult:
+    return signed_post(gateway, message_id, account, token=uuid.uuid4().hex)
+
+
+@pytest.mark.usefixtures("clock_for_fresh_reads")
+def test_a_callback_signed_with_a_rotated_token_is_applied(
+    gateway: HttpApiGateway,
+    tenant: Tenant,
+    message_id: str,
+    account: str,
+    secret_reads: list[str],
+) -> None:
+    secret = provider_credentials.secret_name_for_account(account)
+    assert callback(gateway, message_id, account, "sent").status == 204
+    assert secret_reads == [secret]  # read once, then cached
+    rotate_token(account)
+
+    # Twilio now signs with the new token while the old one is still cached.
+    result = callback(gateway, message_id, account, "delivered")
+
+    assert (result.status, result.body) == (204, b"")
+    assert get(tenant, message_id)["status"] == "delivered"
+    assert secret_reads == [secret, secret]  # one read past the cache
+    # The fresh token is cached from then on.
+    assert callback(gateway, message_id, account, "read").status == 204
+    assert secret_reads == [secret, secret]
+
+
+def test_forgeries_after_a_rotation_are_refused_without_rereading_the_secret(
+    gateway: HttpApiGateway,
+    tenant: Tenant,
+    message_id: str,
+    account: str,
+    secret_reads: list[str],
+    clock_for_fresh_reads: FrozenClock,
+) -> None:
+    assert callback(gateway, message_id, account, "sent").status == 204
+    rotate_token(account)
+    assert callback(gateway, message_id, account, "delivered").status == 204
+    reads_after_rotation = len(secret_reads)
+    before = get(tenant, message_id)
+
+    for _ in range(5):
+        assert_forbidden(forged(gateway, message_id, account))
+
+    assert len(secret_reads) == reads_after_rotation
+    assert get(tenant, message_id) == before
+    # Once the interval has passed, a mismatch may look again, once.
+    clock_for_fresh_reads.now += status_callback.FRESH_READ_INTERVAL_SECONDS
+    for _ in range(3):
+        assert_forbidden(forged(gateway, message_id, account))
+    assert len(secret_reads) == reads_after_rotation + 1
+
+
+def test_a_forgery_before_any_rotation_costs_one_read_per_interval(
+    gateway: HttpApiGateway,
+    tenant: Tenant,
+    message_id: str,
+    account: str,
+    secret_reads: list[str],
+    clock_for_fresh_reads: FrozenClock,
+) -> None:
+    before = get(tenant, message_id)
+
+    for _ in range(5):
+        assert_forbidden(forged(gateway, message_id, account))
+
+    # The cache's read, and one read past it to rule out a rotation: not one per forgery.
+    assert len(secret_reads) == 2
+    assert get(tenant, message_id) == before
+    # A genuine callback still verifies against the (unchanged) cached token.
+    assert callback(gateway, message_id, account, "sent").status == 204
+    assert len(secret_reads) == 2

@@ -317,7 +317,6 @@ def test_invalid_requests_get_twilios_400(
         ("+15005550001", 21211),
         ("+15005550002", 21612),
         ("+15005550003", 21408),
-        ("+15005550004", 21610),
         ("+15005550009", 21614),
     ],
 )
@@ -348,7 +347,7 @@ def test_retry_knobs_answer_with_a_retryable_error(
 def test_create_count_includes_rejected_requests(sim: TwilioSimulator) -> None:
     form = {"To": PLAIN_TO, "Body": "hi", "MessagingServiceSid": SERVICE}
     _create(sim, form, authorization=_basic(ACCOUNT, "wrong"))
-    _create(sim, {**form, "To": "+15005550004"})
+    _create(sim, {**form, "To": "+15005550001"})
     _create(sim, {**form, "To": "+14155550429"})
     _create(sim, form)
 
@@ -557,6 +556,80 @@ def test_failure_outcomes_carry_their_error_code(
     assert (fetched["date_sent"] is None) == (statuses[-1] == "failed")
 
 
+UNSUBSCRIBED = "+15005550004"
+
+
+def test_unsubscribed_recipient_through_a_service_is_accepted_then_failed_by_callback(
+    sim: TwilioSimulator, receiver: Receiver
+) -> None:
+    # Twilio accepts a Messaging Service send to a number that answered STOP, and reports the
+    # opt-out later, in the status callback.
+    message = _send(sim, UNSUBSCRIBED, receiver.url())
+
+    assert (message["status"], message["error_code"]) == ("accepted", None)
+    assert sim.wait_idle()
+    [failed] = _callbacks_for(receiver, message["sid"])
+    assert failed.params == {
+        "AccountSid": ACCOUNT,
+        "ApiVersion": "2010-04-01",
+        "ErrorCode": "21610",
+        "From": message["from"],
+        "MessageSid": message["sid"],
+        "MessageStatus": "failed",
+        "MessagingServiceSid": SERVICE,
+        "SmsSid": message["sid"],
+        "SmsStatus": "failed",
+        "To": UNSUBSCRIBED,
+    }
+    assert RequestValidator(TOKEN).validate(
+        failed.url, failed.params, failed.headers["X-Twilio-Signature"]
+    )
+    _, fetched = _fetch(sim, message["sid"])
+    assert (fetched["status"], fetched["error_code"]) == ("failed", 21610)
+    assert fetched["error_message"] == "Attempt to send to unsubscribed recipient"
+    assert fetched["date_sent"] is None
+
+
+def test_unsubscribed_recipient_without_a_service_is_refused_at_once(sim: TwilioSimulator) -> None:
+    status, payload = _create(sim, {"To": UNSUBSCRIBED, "Body": "hi", "From": "+14155550199"})
+
+    assert status == 400
+    _assert_twilio_error(payload, 400, 21610)
+    assert sim.messages == []
+
+
+def _set_control(sim: TwilioSimulator, knobs: dict[str, bool]) -> dict[str, Any]:
+    request = urllib.request.Request(  # noqa: S310, RUF100 - the simulator's own http:// URL
+        f"{sim.base_url}/_simulator/control", data=json.dumps(knobs).encode(), method="POST"
+    )
+    with _OPENER.open(request, timeout=5) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+    return answer
+
+
+def test_synchronous_knob_refuses_service_sends_to_an_unsubscribed_recipient(
+    sim: TwilioSimulator,
+) -> None:
+    # For checks of the synchronous 21610 path; end-to-end tests reach the knob over HTTP.
+    answer = _set_control(sim, {"reject_unsubscribed_synchronously": True})
+    assert answer["reject_unsubscribed_synchronously"] is True
+
+    status, payload = _create(
+        sim, {"To": UNSUBSCRIBED, "Body": "hi", "MessagingServiceSid": SERVICE}
+    )
+
+    assert status == 400
+    _assert_twilio_error(payload, 400, 21610)
+    assert sim.messages == []
+    assert (
+        _set_control(sim, {"reject_unsubscribed_synchronously": False})[
+            "reject_unsubscribed_synchronously"
+        ]
+        is False
+    )
+    assert _send(sim, UNSUBSCRIBED)["status"] == "accepted"
+
+
 def test_no_delivery_receipt_leaves_the_message_at_sent(
     sim: TwilioSimulator, receiver: Receiver
 ) -> None:
@@ -740,6 +813,7 @@ def test_command_line_builds_the_config() -> None:
             f"{SERVICE}:+14155550100,+12125550100",
             "--reorder-callbacks",
             "--no-sticky-sender",
+            "--reject-unsubscribed-synchronously",
         ]
     )
 
@@ -751,3 +825,7 @@ def test_command_line_builds_the_config() -> None:
     assert not config.sticky_sender
     assert config.area_code_geomatch
     assert not config.duplicate_callbacks
+    assert config.reject_unsubscribed_synchronously
+    assert not _config_from_args(
+        _build_parser().parse_args(["--account", f"{ACCOUNT}:{TOKEN}"])
+    ).reject_unsubscribed_synchronously

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sms_gateway import message_store
+from sms_gateway import message_store, use_case_store
 from sms_gateway.errors import MessageNotFoundError, ValidationError
 from sms_gateway.ids import is_uuid
 from sms_gateway.message_store import MessagePage
@@ -36,6 +36,11 @@ def list_messages_for(workspace_id: str, params: Mapping[str, str]) -> MessagePa
         )
     status = _parse_status(params.get("status"))
     limit = _parse_limit(params.get("limit"))
+    if use_case_id is not None and not _is_own_use_case(workspace_id, use_case_id):
+        # The documented answer for a use case that lists nothing: an empty page. Its index
+        # partition is another workspace's (or nobody's): never read it, never hand out a cursor
+        # into it.
+        return MessagePage([], None)
     return message_store.list_messages(
         workspace_id=workspace_id,
         use_case_id=use_case_id,
@@ -43,6 +48,13 @@ def list_messages_for(workspace_id: str, params: Mapping[str, str]) -> MessagePa
         limit=limit,
         cursor=params.get("cursor") or None,
     )
+
+
+def _is_own_use_case(workspace_id: str, use_case_id: str) -> bool:
+    """A deleted use case of the workspace still counts: its messages remain the workspace's.
+    The cached read is safe here, since a use case never changes workspace."""
+    use_case = use_case_store.get_use_case_cached(use_case_id)
+    return use_case is not None and use_case.workspace_id == workspace_id
 
 
 def _parse_status(raw: str | None) -> MessageStatus | None:

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from sms_gateway import status_callback
 from sms_gateway.api.docs import route_doc
-from sms_gateway.errors import ForbiddenError
+from sms_gateway.errors import ForbiddenError, ServiceUnavailableError
 
 router = APIGatewayHttpRouter()
 
@@ -20,7 +20,8 @@ router = APIGatewayHttpRouter()
         summary="Twilio message status callback (signed with X-Twilio-Signature)",
         scope=None,
         success=(204, "Processed or silently ignored", None),
-        errors=(ForbiddenError,),
+        # 503: the auth token could not be read, or a reported opt-out could not be recorded.
+        errors=(ForbiddenError, ServiceUnavailableError),
     ),
 )
 def handle_twilio_status() -> Response[str]:

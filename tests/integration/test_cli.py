@@ -115,3 +115,20 @@ def message_record(
 def test_requeue_stuck_refuses_a_window_under_a_minute(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["message", "requeue-stuck", "--older-than-minutes", "0"]) == 1
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_dispatch_moves_a_scheduled_message_to_pending_once(
+    tenant: Tenant, use_case: UseCase, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a scheduled message whose firing ended in ScheduleDeadLetterQueue
+    send_at = (utc_now() + timedelta(minutes=30)).isoformat(timespec="seconds")
+    scheduled = tenant.api.send(send_body(use_case, send_at=send_at)).json()
+    drain_handoff_queue()
+    # When the operator dispatches it by hand, twice
+    first = run(capsys, "message", "dispatch", "--id", scheduled["id"])
+    again = run(capsys, "message", "dispatch", "--id", scheduled["id"])
+    # Then it is pending and queued once
+    assert (first["dispatched"], again["dispatched"]) == (True, False)
+    queued = drain_handoff_queue(tenant.workspace_id)
+    assert queued == [{"message_id": scheduled["id"]}]
+    assert cli.main(["message", "dispatch", "--id", "not-a-uuid"]) == 1

@@ -19,12 +19,14 @@ from pydantic import ValidationError as PydanticValidationError
 from sms_gateway import (
     api_keys,
     opt_out_store,
+    scheduling,
     stuck_messages,
     use_case_admin,
     use_case_store,
 )
 from sms_gateway.api.caller import ALL_SCOPES
 from sms_gateway.errors import GatewayError
+from sms_gateway.ids import is_uuid
 from sms_gateway.use_cases import UseCaseSpec
 
 # Stack output -> environment variable the settings read.
@@ -134,6 +136,12 @@ def cmd_message_requeue_stuck(args: argparse.Namespace) -> Any:
     return {"requeued": len(requeued), "message_ids": requeued}
 
 
+def cmd_message_dispatch(args: argparse.Namespace) -> Any:
+    if not is_uuid(args.id):
+        raise ValueError("--id must be a message id (a UUID)")
+    return {"message_id": args.id, "dispatched": scheduling.dispatch_scheduled(args.id)}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sms-gateway-admin", description=__doc__)
     parser.add_argument("--stack", help="read table names from this CloudFormation stack")
@@ -197,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     requeue.add_argument("--older-than-minutes", type=int, default=15)
     requeue.set_defaults(func=cmd_message_requeue_stuck)
+    dispatch = message.add_parser(
+        "dispatch",
+        help="move a scheduled message to pending now (ScheduleDeadLetterQueue's alarm)",
+    )
+    dispatch.add_argument("--id", required=True)
+    dispatch.set_defaults(func=cmd_message_dispatch)
     return parser
 
 

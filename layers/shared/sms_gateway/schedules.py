@@ -10,7 +10,10 @@ from botocore.exceptions import ClientError
 from sms_gateway import aws_clients
 from sms_gateway.config import get_settings
 
-# Scheduler retries a failed invocation, then parks the event in the DLQ (alarmed).
+# Scheduler invokes Lambda asynchronously: this policy covers only Scheduler's own Invoke call
+# (throttled, or refused by Lambda), retried for up to an hour before the event goes to the DLQ.
+# Once Lambda has taken the event, Lambda's asynchronous retries apply instead (two more
+# attempts, over up to six hours), then the function's DeadLetterQueue: the same queue, alarmed.
 RETRY_ATTEMPTS = 10
 MAX_EVENT_AGE_SECONDS = 3600
 

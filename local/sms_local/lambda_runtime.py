@@ -1,5 +1,7 @@
 """Runs the functions of template.yaml in this process the way Lambda would: the handler named in
-the template, the template's environment, and a context object."""
+the template, the template's environment, a context object, and the function's role: every AWS
+call a handler makes is checked against what template.yaml grants that function
+(sms_local.iam), since moto enforces no IAM."""
 
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
 from types import ModuleType
 from typing import Any
 
-from sms_local.template import PROJECT_ROOT, FunctionSpec
+from sms_local import iam
+from sms_local.template import PROJECT_ROOT, FunctionSpec, project_template
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -47,7 +51,8 @@ _load_lock = threading.Lock()
 
 
 def load_handler(spec: FunctionSpec) -> Handler:
-    """Import functions/<name>/app.py under a name of its own (every function has an app.py)."""
+    """Import functions/<name>/app.py under a name of its own (every function has an app.py);
+    the handler returned makes its AWS calls as that function (its role's grants apply)."""
     module_name, _, attribute = spec.handler.rpartition(".")
     path = PROJECT_ROOT / spec.code_uri / f"{module_name.replace('.', '/')}.py"
     unique = f"lambda_{spec.name}_{module_name}"
@@ -62,7 +67,18 @@ def load_handler(spec: FunctionSpec) -> Handler:
             loader_spec.loader.exec_module(module)
             _modules[unique] = module
     handler: Handler = getattr(module, attribute)
-    return handler
+    return as_function(spec.name, handler)
+
+
+def as_function(name: str, handler: Handler) -> Handler:
+    """`handler`, making its AWS calls as function `name` while it runs."""
+
+    @wraps(handler)
+    def run(event: dict[str, Any], context: Any) -> Any:
+        with iam.running_as(name):
+            return handler(event, context)
+
+    return run
 
 
 def merged_environment(
@@ -94,6 +110,7 @@ def reset_cached_state() -> None:
         config,
         idempotency,
         provider_credentials,
+        status_callback,
         twilio_client,
         use_case_store,
     )
@@ -102,13 +119,15 @@ def reset_cached_state() -> None:
     aws_clients.reset_clients()
     idempotency.reset()
     provider_credentials.reset()
+    status_callback.reset()
     twilio_client.reset()
     use_case_store.clear_cache()
 
 
 def use_local_aws(endpoint_url: str, environment: dict[str, str]) -> None:
     """Point this process's functions at an AWS endpoint on this machine (moto), with moto's
-    fake credentials, and give them the template's environment."""
+    fake credentials, give them the template's environment, and hold each to its role's grants
+    (the environment says what the grants' ${TwilioSecretPrefix} and the like are here)."""
     os.environ.update(
         {
             "AWS_ENDPOINT_URL": endpoint_url,
@@ -120,3 +139,5 @@ def use_local_aws(endpoint_url: str, environment: dict[str, str]) -> None:
     )
     os.environ.pop("AWS_PROFILE", None)
     reset_cached_state()
+    template = project_template()
+    iam.enforce(iam.Policy(template, iam.environment_values(template, environment)))

@@ -12,19 +12,19 @@ import base64
 import json
 import logging
 from collections.abc import Iterator
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-from botocore.client import BaseClient
 
 from sms_gateway import api_keys
+from sms_local import iam
 from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack
+from sms_local.iam import Call, permitted
 from sms_local.lambda_runtime import invoke
-from tests.least_privilege import EXPECTED_GRANTS, Grant
+from tests.least_privilege import EXPECTED_GRANTS
 from tests.unit.test_events_present import event_files, function_of
 
 # File stem -> what the function answers.
@@ -52,34 +52,6 @@ def load(event_file: Path) -> dict[str, Any]:
     return event
 
 
-def concrete_resources(service: str, params: dict[str, Any]) -> list[str]:
-    """What an API call touches, named as the local stack names it (by logical id)."""
-    if service == "dynamodb":
-        if "RequestItems" in params:
-            return list(params["RequestItems"])
-        table = str(params["TableName"])
-        index = params.get("IndexName")
-        return [f"{table}/index/{index}" if index else table]
-    if service == "sqs":
-        return [str(params["QueueUrl"]).rsplit("/", 1)[-1]]
-    if service == "secretsmanager":
-        return [f"secret:{params['SecretId']}"]
-    if service == "scheduler":
-        return [f"schedule/{params['GroupName']}/{params['Name']}"]
-    raise AssertionError(f"a call to {service} that no function should make: {params}")
-
-
-def permitted(call: Grant, grants: set[Grant], stack: LocalStack) -> bool:
-    action, resource = call
-    for granted_action, pattern in grants:
-        pattern = pattern.replace(
-            "${TwilioSecretPrefix}", str(stack.parameters["TwilioSecretPrefix"])
-        ).replace("${MessageScheduleGroup}", stack.refs["MessageScheduleGroup"])
-        if granted_action == action and fnmatchcase(resource, pattern):
-            return True
-    return False
-
-
 @pytest.fixture(autouse=True)
 def _sample_workspace_owns_the_sample_account(aws: LocalStack) -> None:
     """An operator gave the sample use case's Twilio subaccount to the sample's workspace."""
@@ -90,19 +62,11 @@ def _sample_workspace_owns_the_sample_account(aws: LocalStack) -> None:
 
 
 @pytest.fixture
-def aws_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Grant]]:
-    """Every AWS API call made while the test runs, as (IAM action, resource) pairs."""
-    calls: list[Grant] = []
-    original = BaseClient._make_api_call  # type: ignore[attr-defined]  # private, unstubbed
-
-    def recording(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        service = self.meta.service_model.endpoint_prefix
-        for resource in concrete_resources(service, params):
-            calls.append((f"{service}:{operation}", resource))
-        return original(self, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
-    yield calls
+def aws_calls() -> Iterator[list[Call]]:
+    """Every AWS API call a function's handler makes while the test runs, as (function, (IAM
+    action, resource))."""
+    with iam.recording() as calls:
+        yield calls
 
 
 def error_code(body: str) -> str:
@@ -112,7 +76,7 @@ def error_code(body: str) -> str:
 
 @pytest.mark.parametrize("event_file", event_files(), ids=lambda p: p.name)
 def test_sample_event_gets_the_documented_answer_with_granted_calls_only(
-    event_file: Path, aws: LocalStack, aws_calls: list[Grant]
+    event_file: Path, aws: LocalStack, aws_calls: list[Call]
 ) -> None:
     function = function_of(event_file)
     spec = tpl.functions(tpl.project_template())[function]
@@ -129,7 +93,8 @@ def test_sample_event_gets_the_documented_answer_with_granted_calls_only(
         if "body" in expected:
             assert json.loads(result["body"]) == expected["body"]
     assert aws_calls, "each sample reaches AWS at least once"
-    refused = [c for c in aws_calls if not permitted(c, EXPECTED_GRANTS[function], aws)]
+    assert {f for f, _ in aws_calls} == {function}
+    refused = [c for _, c in aws_calls if not permitted(c, EXPECTED_GRANTS[function], aws)]
     assert not refused, f"{function} would be denied {refused} in AWS"
 
 

@@ -3,31 +3,29 @@ message's whole life (send, handoff, callbacks, reads, scheduling, cancel, dispa
 management, an opt-out from Twilio) is one its role in template.yaml grants, and every grant is
 used by the code or listed below with the path that needs it.
 
-moto does not enforce IAM, so without this an action missing from a policy would surface only
-as an AccessDenied in AWS.
+The local stack already refuses a call the template does not grant (sms_local.iam); this also
+compares the calls with EXPECTED_GRANTS and finds grants the code no longer needs.
 """
 
 from __future__ import annotations
 
-import contextvars
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from botocore.client import BaseClient
 
-from sms_gateway import api_keys, provider_credentials, use_case_store
+from sms_gateway import api_keys, opt_out_store, provider_credentials, use_case_store
 from sms_gateway.use_cases import UseCase
-from sms_local import lambda_runtime
+from sms_local import iam, lambda_runtime
 from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack
+from sms_local.iam import Call, permitted
 from sms_local.sqs_poller import SqsPoller
 from sms_local.template import FunctionSpec
 from sms_local.twilio_simulator import TwilioSimulator
 from tests.integration.conftest import Tenant, use_case_spec
-from tests.integration.test_events import concrete_resources, permitted
 from tests.integration.test_handoff import (  # noqa: F401 - fixtures
     poller,
     send,
@@ -42,7 +40,6 @@ from tests.least_privilege import EXPECTED_GRANTS, Grant
 
 # Grants no test here can exercise, and the path that needs each.
 NOT_EXERCISED: dict[tuple[str, Grant], str] = {
-    ("SendFunction", ("dynamodb:DeleteItem", "MessagesTable")): "queueing the handoff failed",
     ("SendFunction", ("dynamodb:GetItem", "IdempotencyTable")): (
         "Powertools reads a record when a conditional put fails without returning it"
     ),
@@ -57,25 +54,13 @@ NOT_EXERCISED: dict[tuple[str, Grant], str] = {
     ),
 }
 
-_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("function", default=None)
-
 
 @pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, set[Grant]]]:
-    """function -> the (action, resource) pairs of the AWS calls its handler made."""
-    recorded: dict[str, set[Grant]] = {name: set() for name in EXPECTED_GRANTS}
-    make_api_call = BaseClient._make_api_call  # type: ignore[attr-defined]  # private, unstubbed
+def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Call]]:
+    """The AWS calls functions' handlers make, as (function, (action, resource))."""
     load_handler = lambda_runtime.load_handler
 
-    def recording(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        function = _current.get()
-        if function is not None:
-            service = self.meta.service_model.endpoint_prefix
-            for resource in concrete_resources(service, params):
-                recorded[function].add((f"{service}:{operation}", resource))
-        return make_api_call(self, operation, params)
-
-    def attributed(spec: FunctionSpec) -> lambda_runtime.Handler:
+    def uncached(spec: FunctionSpec) -> lambda_runtime.Handler:
         handler = load_handler(spec)
 
         def run(event: dict[str, Any], context: Any) -> Any:
@@ -83,17 +68,20 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, set[Grant]]]:
             # cached (a use case, an auth token) spares it a call.
             use_case_store.clear_cache()
             provider_credentials.reset()
-            token = _current.set(spec.name)
-            try:
-                return handler(event, context)
-            finally:
-                _current.reset(token)
+            return handler(event, context)
 
         return run
 
-    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
-    monkeypatch.setattr(lambda_runtime, "load_handler", attributed)
-    yield recorded
+    monkeypatch.setattr(lambda_runtime, "load_handler", uncached)
+    with iam.recording() as made:
+        yield made
+
+
+def by_function(calls: list[Call]) -> dict[str, set[Grant]]:
+    made: dict[str, set[Grant]] = {name: set() for name in EXPECTED_GRANTS}
+    for function, grant in calls:
+        made.setdefault(function, set()).add(grant)
+    return made
 
 
 def dispatch(message_id: str) -> Any:
@@ -103,7 +91,7 @@ def dispatch(message_id: str) -> Any:
 
 @pytest.mark.usefixtures("wired")
 def test_every_call_is_granted_and_every_grant_is_needed(
-    calls: dict[str, set[Grant]],
+    calls: list[Call],
     aws: LocalStack,
     tenant: Tenant,
     use_case: UseCase,
@@ -131,8 +119,23 @@ def test_every_call_is_granted_and_every_grant_is_needed(
     assert api.request("POST", f"/v1/sms/{canceled['id']}/cancel").status == 200
     later = api.send(send_body(use_case, send_at=at(timedelta(minutes=5))))
     assert dispatch(later.json()["id"]) == {"queued": True}
-    # A second firing finds it pending and unclaimed: it reads it and queues it again.
-    assert dispatch(later.json()["id"]) == {"queued": True}
+    # A second firing finds it pending already: the outbox has queued it, so it does nothing.
+    assert dispatch(later.json()["id"]) == {"queued": False}
+    # Its handoff checks the opt-out list again (a scheduled message may wait 30 days).
+    assert poller.poll_once() == 1
+    assert wait_for(tenant, later.json()["id"], {"delivered"})["status"] == "delivered"
+    # Twilio refuses an unsubscribed number at once when sent without a Messaging Service
+    # (here the simulator's knob): the handoff then writes the opt-out itself.
+    # (the operator lifts the opt-out the callback above added, to send to the number again)
+    opt_out_store.remove_opt_out(
+        opt_out_store.service_scope(use_case.messaging_service_sid), "+15005550004"
+    )
+    simulator.configure(reject_unsubscribed_synchronously=True)
+    refused = send(tenant, use_case, "+15005550004")
+    assert poller.poll_once() == 1
+    assert wait_for(tenant, refused, {"failed"})["error_code"] == 21610
+    simulator.configure(reject_unsubscribed_synchronously=False)
+    simulator.wait_idle()
     # Use-case management.
     path = f"/v1/sms/use-cases/{use_case.id}"
     assert api.request("GET", "/v1/sms/use-cases").status == 200
@@ -146,9 +149,10 @@ def test_every_call_is_granted_and_every_grant_is_needed(
     deleted = api.request("DELETE", f"/v1/sms/use-cases/{created.json()['id']}")
     assert deleted.status in (200, 204)
 
+    made = by_function(calls)
     denied = {
-        function: sorted(c for c in made if not permitted(c, EXPECTED_GRANTS[function], aws))
-        for function, made in calls.items()
+        function: sorted(c for c in grants if not permitted(c, EXPECTED_GRANTS[function], aws))
+        for function, grants in made.items()
     }
     assert not any(denied.values()), f"these calls would be denied in AWS: {denied}"
 
@@ -156,8 +160,6 @@ def test_every_call_is_granted_and_every_grant_is_needed(
         (function, grant)
         for function, grants in EXPECTED_GRANTS.items()
         for grant in grants
-        if not any(permitted(c, {grant}, aws) for c in calls[function])
+        if not any(permitted(c, {grant}, aws) for c in made[function])
     }
-    # iam:PassRole is checked by CreateSchedule itself, not called.
-    unused.discard(("SendFunction", ("iam:PassRole", "SchedulerInvokeRole")))
     assert unused == set(NOT_EXERCISED), "grant no longer needed, or add it to NOT_EXERCISED"

@@ -152,8 +152,10 @@ def test_dispatch_moves_the_message_to_pending_and_queues_it_once(
     assert message["status"] == "pending"
     assert [h["event"] for h in message["history"]] == ["created", "dispatched"]
     assert drain_handoff_queue(tenant.workspace_id) == [{"message_id": scheduled["id"]}]
-    # A duplicate (late) firing while the message waits for a worker queues it again, which the
-    # handoff's claim makes harmless; once handed off, a firing does nothing.
+    # A duplicate (late) firing finds it pending already and does nothing: the table's stream
+    # queued it once, whether a worker has claimed it yet or not.
+    assert dispatch(scheduled["id"]) == {"queued": False}
+    assert drain_handoff_queue(tenant.workspace_id) == []
     transitions.claim_for_handoff(scheduled["id"], now_iso())
     assert dispatch(scheduled["id"]) == {"queued": False}
     assert drain_handoff_queue(tenant.workspace_id) == []

@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import time
+import uuid
+from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 
-from sms_gateway import api_keys, opt_out_store, scheduling, transitions
+from sms_gateway import (
+    api_keys,
+    aws_clients,
+    message_store,
+    opt_out_store,
+    scheduling,
+    transitions,
+    twilio_client,
+    use_case_store,
+)
+from sms_gateway.clock import now_iso
+from sms_gateway.messages import MessageStatus
 from sms_gateway.use_case_admin import update_use_case
 from sms_gateway.use_cases import UseCase
 from sms_local import template as tpl
@@ -20,9 +38,11 @@ from sms_local.aws_resources import LocalStack
 from sms_local.gateway import HttpApiGateway
 from sms_local.http_server import ApiServer
 from sms_local.lambda_runtime import LambdaContext, load_handler, reset_cached_state
+from sms_local.pipe_runner import pump_all
 from sms_local.sqs_poller import SqsPoller, sqs_event
 from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
 from tests.integration.conftest import AUTH_TOKENS, Api, Tenant
+from tests.integration.test_resilience import untrusted_tls_server
 from tests.integration.test_send_api import drain_handoff_queue, send_body
 
 
@@ -98,6 +118,137 @@ def send(tenant: Tenant, use_case: UseCase, to: str) -> str:
     response = tenant.api.send(send_body(use_case, to_phone_number=to))
     assert response.status == 201, response.json()
     return str(response.json()["id"])
+
+
+def send_scheduled(tenant: Tenant, use_case: UseCase, to: str) -> str:
+    """A message scheduled for later, whose schedule has just fired (it is pending now)."""
+    send_at = (datetime.now(UTC) + timedelta(minutes=5)).isoformat(timespec="seconds")
+    response = tenant.api.send(send_body(use_case, to_phone_number=to, send_at=send_at))
+    assert response.status == 201, response.json()
+    message_id = str(response.json()["id"])
+    assert scheduling.dispatch_scheduled(message_id)
+    return message_id
+
+
+def queued_record(aws: LocalStack, message_id: str, receive_count: int = 1) -> dict[str, Any]:
+    """The message's SQS record as the event source mapping receives it, as its
+    `receive_count`th delivery."""
+    pump_all()  # the outbox pipe queues it
+    sqs = aws.client("sqs")
+    url = aws.refs["HandoffQueue"]
+    for _ in range(10):
+        found: dict[str, Any] | None = None
+        for record in sqs.receive_message(
+            QueueUrl=url, AttributeNames=["All"], MaxNumberOfMessages=10
+        ).get("Messages", []):
+            if json.loads(record["Body"])["message_id"] == message_id:
+                record["Attributes"]["ApproximateReceiveCount"] = str(receive_count)
+                found = record
+            else:  # not this one: leave it as it was
+                sqs.change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=record["ReceiptHandle"], VisibilityTimeout=0
+                )
+        if found is not None:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"{message_id} was never queued")
+
+
+def handoff_context(timeout_seconds: int | None = None) -> LambdaContext:
+    spec = tpl.functions(tpl.project_template())["HandoffFunction"]
+    return LambdaContext(
+        function_name="HandoffFunction", timeout_seconds=timeout_seconds or spec.timeout
+    )
+
+
+def run_handoff(
+    aws: LocalStack, records: list[dict[str, Any]], context: LambdaContext | None = None
+) -> Any:
+    """One delivery of `records` to the handoff function, as its event source mapping makes it;
+    then the records are deleted, whatever the answer (these tests look at that one delivery,
+    and a record handed back with a long delay must not reappear in a later test)."""
+    spec = tpl.functions(tpl.project_template())["HandoffFunction"]
+    event = sqs_event(records, aws.attributes["HandoffQueue"]["Arn"])
+    try:
+        return load_handler(spec)(event, context or handoff_context())
+    finally:
+        for record in records:
+            aws.client("sqs").delete_message(
+                QueueUrl=aws.refs["HandoffQueue"], ReceiptHandle=record["ReceiptHandle"]
+            )
+
+
+def sent_to(simulator: TwilioSimulator, number: str) -> int:
+    """How many messages Twilio took for `number` (a message another test left in the queue
+    may reach the simulator too, so its POST count says less)."""
+    return [m["to"] for m in simulator.messages].count(number)
+
+
+def stored(message_id: str) -> Any:
+    current = message_store.get_message(message_id)
+    assert current is not None
+    return current
+
+
+def emitted_metrics(stdout: str) -> Counter[str]:
+    """The metrics the functions printed (CloudWatch embedded metric format), summed by name,
+    counting only those in the namespace and with the dimensions the alarms use."""
+    totals: Counter[str] = Counter()
+    for line in stdout.splitlines():
+        try:
+            blob = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(blob, dict) or "_aws" not in blob:
+            continue
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            namespace = os.environ["POWERTOOLS_METRICS_NAMESPACE"]  # template.yaml's
+            if directive["Namespace"] != namespace or directive["Dimensions"] != [["service"]]:
+                continue
+            assert blob["service"] == "sms-gateway"
+            for metric in directive["Metrics"]:
+                values = blob[metric["Name"]]
+                totals[metric["Name"]] += sum(values) if isinstance(values, list) else values
+    return totals
+
+
+@contextmanager
+def captured_logs() -> Iterator[io.StringIO]:
+    """What the functions log (Powertools' handler on the service logger)."""
+    captured = io.StringIO()
+    handlers = [
+        h for h in logging.getLogger(os.environ["POWERTOOLS_SERVICE_NAME"]).handlers
+        if isinstance(h, logging.StreamHandler)
+    ]  # fmt: skip
+    assert handlers
+    previous = [h.setStream(captured) for h in handlers]
+    try:
+        yield captured
+    finally:
+        for handler, stream in zip(handlers, previous, strict=True):
+            handler.setStream(stream)
+
+
+@contextmanager
+def visibility_changes() -> Iterator[list[tuple[int, bool]]]:
+    """Each ChangeMessageVisibility the handoff asks for: the delay, and whether SQS took it."""
+    changes: list[tuple[int, bool]] = []
+    requested: list[int] = []
+
+    def before(params: dict[str, Any], **_: Any) -> None:
+        requested.append(int(params["VisibilityTimeout"]))
+
+    def after(http_response: Any, **_: Any) -> None:
+        changes.append((requested[-1], http_response.status_code == 200))
+
+    events = aws_clients.sqs().meta.events
+    events.register("provide-client-params.sqs.ChangeMessageVisibility", before)
+    events.register("after-call.sqs.ChangeMessageVisibility", after)
+    try:
+        yield changes
+    finally:
+        events.unregister("provide-client-params.sqs.ChangeMessageVisibility", before)
+        events.unregister("after-call.sqs.ChangeMessageVisibility", after)
 
 
 def test_pending_to_delivered_with_geomatch_and_segments(
@@ -224,8 +375,9 @@ def test_busy_provider_is_retried_later_without_failing(
 
 
 def test_a_read_timeout_fails_as_outcome_unknown(
-    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller
-) -> None:
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
     # Given a slow provider whose callbacks never reach us (a `queued` callback would carry the
     # MessageSid and prove acceptance, which rightly keeps the message pending)
     saved = set_settings(PROVIDER_READ_TIMEOUT_SECONDS="0.5", PUBLIC_BASE_URL="http://127.0.0.1:9")
@@ -237,6 +389,7 @@ def test_a_read_timeout_fails_as_outcome_unknown(
     final = message(tenant, message_id)
     assert (final["status"], final["error_code"]) == ("failed", 99001)
     assert simulator.create_count() == 1
+    assert emitted_metrics(capsys.readouterr().out)["HandoffOutcomeUnknown"] == 1
 
 
 def test_connection_refused_is_retried(
@@ -257,19 +410,9 @@ def test_logs_never_hold_a_whole_number_or_body(
     tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None,
     poller: SqsPoller,
 ) -> None:  # fmt: skip
-    # Given the handlers' log stream (Powertools' handler on the service logger) captured
-    captured = io.StringIO()
-    handlers = [
-        h for h in logging.getLogger(os.environ["POWERTOOLS_SERVICE_NAME"]).handlers
-        if isinstance(h, logging.StreamHandler)
-    ]  # fmt: skip
-    assert handlers
-    previous = [h.setStream(captured) for h in handlers]
-    try:
+    # Given the handlers' log stream captured
+    with captured_logs() as captured:
         logs = _one_message_life(tenant, use_case, simulator, poller, captured)
-    finally:
-        for handler, stream in zip(handlers, previous, strict=True):
-            handler.setStream(stream)
     # Then the logs tell its story without the person's number or the text
     assert "+12125550143" not in logs and "2125550143" not in logs
     assert "Secret code" not in logs and "424242" not in logs
@@ -295,36 +438,27 @@ def test_records_that_no_longer_fit_in_the_invocation_wait_unclaimed(
 ) -> None:
     # Given an invocation with less time left than one provider call may take
     message_id = send(tenant, use_case, "+14155552671")
-    [record] = aws.client("sqs").receive_message(
-        QueueUrl=aws.refs["HandoffQueue"], AttributeNames=["All"]
-    )["Messages"]
-    spec = tpl.functions(tpl.project_template())["HandoffFunction"]
-    load_handler(spec)
-    context = LambdaContext(function_name="HandoffFunction", timeout_seconds=5)  # < one call
-    result = load_handler(spec)(sqs_event([record], aws.attributes["HandoffQueue"]["Arn"]), context)
+    record = queued_record(aws, message_id)
+    result = run_handoff(aws, [record], handoff_context(timeout_seconds=5))  # < one call
     # Then the record is handed back for later, unclaimed, and Twilio was not called
     assert result == {"batchItemFailures": [{"itemIdentifier": record["MessageId"]}]}
     assert simulator.create_count() == 0
     current = message(tenant, message_id)
     assert current["status"] == "pending" and current["message_sid"] is None
-    drain_handoff_queue()
 
 
 def test_the_last_delivery_to_a_busy_provider_fails_the_message_instead_of_the_dlq(
-    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack
-) -> None:
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
     message_id = send(tenant, use_case, "+14155550429")
-    [record] = aws.client("sqs").receive_message(
-        QueueUrl=aws.refs["HandoffQueue"], AttributeNames=["All"]
-    )["Messages"]
-    record["Attributes"]["ApproximateReceiveCount"] = "15"  # the queue's last delivery
-    spec = tpl.functions(tpl.project_template())["HandoffFunction"]
-    context = LambdaContext(function_name="HandoffFunction", timeout_seconds=spec.timeout)
-    result = load_handler(spec)(sqs_event([record], aws.attributes["HandoffQueue"]["Arn"]), context)
+    record = queued_record(aws, message_id, receive_count=15)  # the queue's last delivery
+    result = run_handoff(aws, [record])
     assert result == {"batchItemFailures": []}
     final = message(tenant, message_id)
     assert (final["status"], final["error_code"]) == ("failed", 99003)
     assert simulator.create_count() == 1
+    assert emitted_metrics(capsys.readouterr().out)["HandoffGaveUp"] == 1
 
 
 @pytest.mark.parametrize(
@@ -382,3 +516,282 @@ def test_a_test_key_never_reaches_the_carrier(
     # A live key's message from the same workspace is a real one
     live = tenant.api.send(send_body(use_case)).json()
     assert live["test"] is False
+
+
+# --- The queue's last delivery: every message ends before SQS gives up on it -----------------
+
+
+def test_a_claim_still_held_on_the_last_delivery_ends_the_message_as_outcome_unknown(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    # Given a message another delivery claimed a moment ago (its worker may be mid-call, or dead)
+    message_id = send(tenant, use_case, "+14155552671")
+    assert transitions.claim_for_handoff(message_id, now_iso())
+    # When the queue delivers it for the last time
+    result = run_handoff(aws, [queued_record(aws, message_id, receive_count=15)])
+    # Then it is ended here, not moved to the dead-letter queue still pending, and never resent
+    assert result == {"batchItemFailures": []}
+    final = message(tenant, message_id)
+    assert (final["status"], final["error_code"]) == ("failed", 99001)
+    assert simulator.create_count() == 0
+    assert emitted_metrics(capsys.readouterr().out)["HandoffOutcomeUnknown"] == 1
+
+
+def test_losing_the_claim_race_on_the_last_delivery_still_ends_the_message(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # Given a twin delivery of the same message whose worker claims it first
+    message_id = send(tenant, use_case, "+14155552671")
+    claim = transitions.claim_for_handoff
+
+    def claimed_by_a_twin_first(claimed_id: str, at: str) -> bool:
+        assert claim(claimed_id, now_iso())
+        return claim(claimed_id, at)
+
+    monkeypatch.setattr(transitions, "claim_for_handoff", claimed_by_a_twin_first)
+    result = run_handoff(aws, [queued_record(aws, message_id, receive_count=15)])
+    assert result == {"batchItemFailures": []}
+    final = message(tenant, message_id)
+    assert (final["status"], final["error_code"]) == ("failed", 99001)
+    assert simulator.create_count() == 0
+
+
+def test_no_time_left_on_the_last_delivery_fails_the_message_instead_of_the_dlq(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    message_id = send(tenant, use_case, "+14155552671")
+    record = queued_record(aws, message_id, receive_count=15)
+    result = run_handoff(aws, [record], handoff_context(timeout_seconds=5))  # < one call
+    assert result == {"batchItemFailures": []}
+    final = message(tenant, message_id)
+    assert (final["status"], final["error_code"]) == ("failed", 99003)
+    assert simulator.create_count() == 0
+    assert emitted_metrics(capsys.readouterr().out)["HandoffGaveUp"] == 1
+
+
+def test_a_claim_found_on_the_second_to_last_delivery_is_waited_out_not_past_the_last(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
+) -> None:  # fmt: skip
+    # Given a claim taken a moment ago, found by the queue's second-to-last delivery
+    message_id = send(tenant, use_case, "+14155552671")
+    assert transitions.claim_for_handoff(message_id, now_iso())
+    record = queued_record(aws, message_id, receive_count=14)
+    before = datetime.now(UTC)
+    with visibility_changes() as changes:
+        result = run_handoff(aws, [record])
+    # Then the record comes back once more, when the claim is stale: the last delivery ends it
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["MessageId"]}]}
+    [(delay, accepted)] = changes
+    claimed_at = datetime.fromisoformat(str(stored(message_id).claimed_at))
+    stale_at = claimed_at + timedelta(seconds=60)  # HANDOFF_CLAIM_TIMEOUT_SECONDS
+    assert accepted and stale_at <= before + timedelta(seconds=delay)
+    assert message(tenant, message_id)["status"] == "pending"
+
+
+def test_a_retry_is_never_delayed_past_sqs_12_hour_limit(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
+) -> None:  # fmt: skip
+    # Given a claim timeout longer than SQS lets a message stay invisible
+    saved = set_settings(HANDOFF_CLAIM_TIMEOUT_SECONDS=str(24 * 3600))
+    try:
+        message_id = send(tenant, use_case, "+14155552671")
+        assert transitions.claim_for_handoff(message_id, now_iso())
+        record = queued_record(aws, message_id)
+        with visibility_changes() as changes:
+            result = run_handoff(aws, [record])
+    finally:
+        restore_settings(saved)
+    # Then the record is handed back with the longest delay SQS takes, not an error
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["MessageId"]}]}
+    [(delay, accepted)] = changes
+    assert accepted and 3600 < delay <= 12 * 3600
+
+
+# --- Nothing certainly unsent ends as "outcome unknown" ---------------------------------------
+
+
+def test_a_tls_failure_gives_the_claim_back_so_a_later_delivery_sends_it(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None,
+    poller: SqsPoller, tmp_path: Path,
+) -> None:  # fmt: skip
+    # Given a provider whose certificate is not trusted (the handshake fails: nothing was sent)
+    with untrusted_tls_server(tmp_path) as provider:
+        saved = set_settings(TWILIO_API_BASE_URL=provider.url, HANDOFF_RETRY_BASE_SECONDS="0")
+        try:
+            message_id = send(tenant, use_case, "+14155552671")
+            assert poller.poll_once() >= 1
+        finally:
+            restore_settings(saved)
+    assert stored(message_id).claimed_at is None
+    # When the next delivery finds the provider reachable (and any claim left would be stale)
+    saved = set_settings(HANDOFF_CLAIM_TIMEOUT_SECONDS="0")
+    try:
+        _redeliver_now(poller)
+    finally:
+        restore_settings(saved)
+    # Then the message is sent, once, instead of failing as "outcome unknown"
+    assert wait_for(tenant, message_id, {"delivered", "failed"})["status"] == "delivered"
+    assert sent_to(simulator, "+14155552671") == 1
+
+
+def test_an_error_before_the_request_left_gives_the_claim_back(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None,
+    poller: SqsPoller, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    # Given a provider client that fails while the message is claimed, before its request left
+    def broken_pool() -> Any:
+        raise ValueError("the HTTP client could not be set up")
+
+    saved = set_settings(HANDOFF_RETRY_BASE_SECONDS="0", HANDOFF_CLAIM_TIMEOUT_SECONDS="0")
+    try:
+        monkeypatch.setattr(twilio_client, "_pool", broken_pool)
+        message_id = send(tenant, use_case, "+14155552671")
+        assert poller.poll_once() >= 1
+        # Then the claim is given back, and the error counted
+        assert stored(message_id).claimed_at is None
+        assert emitted_metrics(capsys.readouterr().out)["HandoffUnexpectedError"] >= 1
+        # And once the client works, the next delivery sends the message
+        monkeypatch.undo()
+        _redeliver_now(poller)
+    finally:
+        monkeypatch.undo()
+        restore_settings(saved)
+    assert wait_for(tenant, message_id, {"delivered", "failed"})["status"] == "delivered"
+    assert sent_to(simulator, "+14155552671") == 1
+
+
+def test_a_throttled_opt_out_check_leaves_the_message_for_a_later_delivery(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None,
+    poller: SqsPoller, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # Given a scheduled message whose opt-out re-check is throttled once
+    message_id = send_scheduled(tenant, use_case, "+14155552671")
+    make_api_call = BaseClient._make_api_call  # type: ignore[attr-defined]
+    throttled: list[str] = []
+
+    def throttle_once(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "BatchGetItem" and not throttled:
+            throttled.append(operation)
+            raise ClientError(
+                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+                operation,
+            )
+        return make_api_call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", throttle_once)
+    saved = set_settings(HANDOFF_RETRY_BASE_SECONDS="0", HANDOFF_CLAIM_TIMEOUT_SECONDS="0")
+    try:
+        assert poller.poll_once() == 1
+        assert throttled and sent_to(simulator, "+14155552671") == 0
+        assert stored(message_id).claimed_at is None
+        _redeliver_now(poller)
+    finally:
+        restore_settings(saved)
+    assert wait_for(tenant, message_id, {"delivered", "failed"})["status"] == "delivered"
+    assert sent_to(simulator, "+14155552671") == 1
+
+
+def test_the_time_left_is_checked_again_right_before_the_provider_call(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # Given an invocation that had time for a record, but whose reads before the provider call
+    # used most of it
+    message_id = send(tenant, use_case, "+14155552671")
+    record = queued_record(aws, message_id)
+    context = handoff_context()
+    looks = iter([30_000])
+    monkeypatch.setattr(context, "get_remaining_time_in_millis", lambda: next(looks, 5_000))
+    result = run_handoff(aws, [record], context)
+    # Then the provider is not called (the function could be cut off mid-call) and the message
+    # is handed back unclaimed
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["MessageId"]}]}
+    assert simulator.create_count() == 0
+    current = stored(message_id)
+    assert current.status is MessageStatus.PENDING and current.claimed_at is None
+
+
+# --- A rotated auth token -----------------------------------------------------------------------
+
+
+def test_a_rotated_auth_token_is_read_again_and_the_message_sent(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller
+) -> None:
+    # Given a handoff that holds the subaccount's token in its cache
+    first = send(tenant, use_case, "+14155552671")
+    assert poller.poll_once() == 1
+    assert wait_for(tenant, first, {"delivered"})["status"] == "delivered"
+    # When the token is rotated (Secrets Manager first, then Twilio)
+    rotated = uuid.uuid4().hex
+    aws_clients.secretsmanager().put_secret_value(
+        SecretId=use_case.twilio_auth_token_secret, SecretString=rotated
+    )
+    simulator.configure(accounts={use_case.twilio_account_sid: rotated})
+    AUTH_TOKENS[use_case.twilio_account_sid] = rotated
+    second = send(tenant, use_case, "+14155552672")
+    assert poller.poll_once() == 1
+    # Then the refused send is made again with the new token, and the message goes out once
+    assert wait_for(tenant, second, {"delivered", "failed"})["status"] == "delivered"
+    assert sent_to(simulator, "+14155552672") == 1
+
+
+def test_a_refused_token_that_has_not_changed_fails_the_message(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack
+) -> None:
+    # Given Twilio refusing the subaccount's token while Secrets Manager still holds it
+    simulator.configure(accounts={use_case.twilio_account_sid: uuid.uuid4().hex})
+    message_id = send(tenant, use_case, "+14155552671")
+    assert run_handoff(aws, [queued_record(aws, message_id)]) == {"batchItemFailures": []}
+    final = message(tenant, message_id)
+    assert (final["status"], final["error_code"]) == ("failed", 20003)
+    assert simulator.create_count() == 1  # the same token is not tried twice
+
+
+# --- What the alarms watch ------------------------------------------------------------------
+
+
+def test_an_unexpected_error_is_counted_logged_without_the_number_and_retried(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    message_id = send(tenant, use_case, "+12125550143")
+    record = queued_record(aws, message_id)
+
+    def broken(use_case_id: str) -> UseCase:
+        raise RuntimeError("the use cases table answered nonsense")
+
+    monkeypatch.setattr(use_case_store, "get_use_case_cached", broken)
+    with captured_logs() as logs, visibility_changes() as changes:
+        result = run_handoff(aws, [record])
+    # Then the record is retried later (with backoff), and the error is counted and logged
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["MessageId"]}]}
+    [(delay, accepted)] = changes
+    assert accepted and delay >= 10  # HANDOFF_RETRY_BASE_SECONDS
+    assert emitted_metrics(capsys.readouterr().out)["HandoffUnexpectedError"] == 1
+    text = logs.getvalue()
+    assert "RuntimeError" in text and "Traceback" in text and message_id in text
+    assert "2125550143" not in text and "Your code" not in text
+    current = stored(message_id)
+    assert current.status is MessageStatus.PENDING and current.claimed_at is None
+
+
+def test_records_on_their_last_delivery_get_the_invocation_time_first(
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    # Given a batch with time for one provider call only, whose second record is on the queue's
+    # last delivery
+    first = send(tenant, use_case, "+14155552671")
+    last_chance = send(tenant, use_case, "+14155552672")
+    records = [queued_record(aws, first), queued_record(aws, last_chance, receive_count=15)]
+    context = handoff_context()
+    looks = iter([30_000, 30_000])
+    monkeypatch.setattr(context, "get_remaining_time_in_millis", lambda: next(looks, 5_000))
+    result = run_handoff(aws, records, context)
+    # Then the record that cannot come back is handed off, and the other one waits
+    assert result == {"batchItemFailures": [{"itemIdentifier": records[0]["MessageId"]}]}
+    assert wait_for(tenant, last_chance, {"delivered", "failed"})["status"] == "delivered"
+    assert message(tenant, first)["status"] == "pending"

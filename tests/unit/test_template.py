@@ -341,3 +341,31 @@ def test_every_suppression_in_the_scan_config_says_why() -> None:
     for i in entries:
         assert re.fullmatch(r"  - CKV2?_AWS_\d+", lines[i]), lines[i]
         assert lines[i - 1].strip().startswith("#"), f"{lines[i].strip()} needs a reason above it"
+
+
+def _alarm_metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    props = alarm["Properties"]
+    if "MetricName" in props:
+        return [props]
+    return [q["MetricStat"]["Metric"] for q in props.get("Metrics", []) if "MetricStat" in q]
+
+
+def test_the_handoff_alarms_watch_metrics_the_handoff_emits_in_its_namespace() -> None:
+    # The handoff's per-record failures never fail the invocation, so only its own metrics can
+    # raise an alarm: a renamed metric or namespace would silence it without any error.
+    source = (ROOT / "functions/handoff/app.py").read_text()
+    namespace = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"][
+        "POWERTOOLS_METRICS_NAMESPACE"
+    ]
+    service = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+    watched = {
+        metric["MetricName"]: metric
+        for alarm in tpl.resources_of_type(TEMPLATE, "AWS::CloudWatch::Alarm").values()
+        for metric in _alarm_metrics(alarm)
+        if str(metric["MetricName"]).startswith("Handoff")
+    }
+    assert set(watched) == {"HandoffUnexpectedError", "HandoffOutcomeUnknown", "HandoffGaveUp"}
+    for name, metric in watched.items():
+        assert f'"{name}"' in source, f"functions/handoff/app.py no longer emits {name}"
+        assert metric["Namespace"] == namespace
+        assert metric["Dimensions"] == [{"Name": "service", "Value": service}]

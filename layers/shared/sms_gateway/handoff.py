@@ -1,12 +1,17 @@
 """Handoff to the provider: at most one SMS per message, whatever SQS redelivers.
 
-A message is claimed with a conditional write before Twilio is called. A claim that finds an
-older claim with no recorded answer means a worker died mid-call: the message may or may not
-have been sent, so it ends `failed` with OUTCOME_UNKNOWN_ERROR_CODE instead of being resent.
+What can be checked or read without touching the message comes first (the use case, the opt-out
+list, the auth token); then the message is claimed with a conditional write, and only then is
+Twilio called. A claim that finds an older claim with no recorded answer means a worker died
+between its claim and Twilio's answer: the message may or may not have been sent, so it ends
+`failed` with OUTCOME_UNKNOWN_ERROR_CODE instead of being resent. Whatever fails while the claim
+is held but before the request left gives the claim back, so a message that certainly was not
+sent is retried, never taken for one whose outcome is unknown.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -40,11 +45,19 @@ PROVIDER_UNAVAILABLE_ERROR_CODE = 99003
 USE_CASE_CHANGED_ERROR_CODE = 99004
 UNSUBSCRIBED_ERROR_CODE = 21610
 
+# Writing down Twilio's answer once it came (with _with_retries' pauses): part of what must still
+# fit in the invocation before a provider call starts.
+ANSWER_RECORDING_SECONDS = 2.0
+# A message can change under its last delivery (a worker claims, answers or gives back): enough
+# looks for such a race to settle.
+LAST_DELIVERY_LOOKS = 3
+
 
 class HandoffOutcome(StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     OUTCOME_UNKNOWN = "outcome_unknown"
+    GAVE_UP = "gave_up"
     ALREADY_HANDLED = "already_handled"
     GONE = "gone"
 
@@ -64,7 +77,24 @@ def status_callback_url(message_id: str) -> str:
     return f"{get_settings().public_base_url.rstrip('/')}{CALLBACK_PATH}?message_id={message_id}"
 
 
-def hand_off(message_id: str) -> HandoffOutcome:
+def provider_call_seconds() -> float:
+    """The most one provider call may take once started, with recording its answer: a call the
+    function's timeout cut off would leave the message's outcome unknown."""
+    settings = get_settings()
+    return (
+        settings.provider_connect_timeout_seconds
+        + settings.provider_read_timeout_seconds
+        + ANSWER_RECORDING_SECONDS
+    )
+
+
+def no_deadline() -> float:
+    return math.inf
+
+
+def hand_off(message_id: str, *, seconds_left: Callable[[], float] = no_deadline) -> HandoffOutcome:
+    """Hand one message to Twilio. `seconds_left`: what remains of the invocation, looked at
+    right before the provider is called."""
     message = message_store.get_message(message_id)
     if message is None:
         return HandoffOutcome.GONE
@@ -72,16 +102,43 @@ def hand_off(message_id: str) -> HandoffOutcome:
         return HandoffOutcome.ALREADY_HANDLED
     if message.claimed_at:
         return _resolve_existing_claim(message)
+    use_case = use_case_store.get_use_case_cached(message.use_case_id)
+    stopped = _still_sendable(message, use_case)
+    if stopped is not None:
+        return _stop_unsent(message, *stopped)
+    assert use_case is not None
+    if message.test:
+        return _simulate(message, use_case, _claim(message.id))
+    token = _auth_token(use_case.twilio_auth_token_secret)
+    if token is None:
+        logger.error("no provider credentials", extra={"message_id": message.id})
+        return _stop_unsent(message, CREDENTIALS_UNAVAILABLE_ERROR_CODE, "credentials_unavailable")
+    claimed_at = _claim(message.id)
+    try:
+        result = _send(message, use_case, token, seconds_left)
+    except Exception:
+        # Twilio created nothing (the request never left, or it refused the token): give the
+        # claim back, so the retry sends the message instead of failing it as outcome unknown.
+        _with_retries(lambda: transitions.release_claim(message.id, claimed_at))
+        raise
+    return _record_answer(message, use_case, claimed_at, result)
 
+
+def _claim(message_id: str) -> str:
     claimed_at = now_iso()
     if not transitions.claim_for_handoff(message_id, claimed_at):
-        # Another delivery of the same SQS message won the claim a moment ago.
-        raise RetryHandoffLater(
-            "claimed by another worker",
-            backoff=False,
-            retry_in_seconds=int(get_settings().handoff_claim_timeout_seconds) + 1,
-        )
-    return _call_provider(message, claimed_at)
+        raise _claimed_elsewhere()
+    return claimed_at
+
+
+def _claimed_elsewhere() -> RetryHandoffLater:
+    # Another delivery of the same message took it a moment ago: come back when that claim
+    # would be stale, to resolve it if its worker died.
+    return RetryHandoffLater(
+        "claimed by another worker",
+        backoff=False,
+        retry_in_seconds=math.ceil(get_settings().handoff_claim_timeout_seconds) + 1,
+    )
 
 
 def _resolve_existing_claim(message: Message) -> HandoffOutcome:
@@ -95,17 +152,35 @@ def _resolve_existing_claim(message: Message) -> HandoffOutcome:
             backoff=False,
             retry_in_seconds=int((timeout - age).total_seconds()) + 1,
         )
+    return _end_claim_as_outcome_unknown(message.id, message.claimed_at)
+
+
+def _end_claim_as_outcome_unknown(message_id: str, claimed_at: str) -> HandoffOutcome:
+    """Fail the message as outcome unknown, if that claim still holds it with no answer."""
     failed = transitions.fail(
-        message.id,
+        message_id,
         now_iso(),
         OUTCOME_UNKNOWN_ERROR_CODE,
-        claimed_at=message.claimed_at,
+        claimed_at=claimed_at,
         reason="handoff_outcome_unknown",
     )
-    logger.warning(
-        "stale handoff claim resolved", extra={"message_id": message.id, "failed": failed}
-    )
+    logger.warning("handoff claim resolved", extra={"message_id": message_id, "failed": failed})
     return HandoffOutcome.OUTCOME_UNKNOWN if failed else HandoffOutcome.ALREADY_HANDLED
+
+
+def _stop_unsent(message: Message, code: int, reason: str) -> HandoffOutcome:
+    if not transitions.fail_unsent(message.id, now_iso(), code, reason=reason):
+        # Another worker claimed or ended it meanwhile: look again later.
+        raise _claimed_elsewhere()
+    logger.info("not sent", extra={"message_id": message.id, "error_code": code})
+    return HandoffOutcome.REJECTED
+
+
+def _auth_token(secret_name: str, *, fresh: bool = False) -> str | None:
+    try:
+        return provider_credentials.auth_token(secret_name, fresh=fresh)
+    except provider_credentials.CredentialsUnavailableError as exc:
+        raise RetryHandoffLater("credentials unavailable now", backoff=True) from exc
 
 
 def _still_sendable(message: Message, use_case: UseCase | None) -> tuple[int, str] | None:
@@ -126,32 +201,40 @@ def _still_sendable(message: Message, use_case: UseCase | None) -> tuple[int, st
     return None
 
 
-def _call_provider(message: Message, claimed_at: str) -> HandoffOutcome:
-    use_case = use_case_store.get_use_case_cached(message.use_case_id)
-    stopped = _still_sendable(message, use_case)
-    if stopped is not None:
-        code, reason = stopped
-        transitions.fail(message.id, now_iso(), code, claimed_at=claimed_at, reason=reason)
-        logger.info("not sent", extra={"message_id": message.id, "error_code": code})
-        return HandoffOutcome.REJECTED
-    assert use_case is not None
-    if message.test:
-        return _simulate(message, use_case)
-    try:
-        token = provider_credentials.auth_token(use_case.twilio_auth_token_secret)
-    except provider_credentials.CredentialsUnavailableError as exc:
-        # Nothing reached Twilio: give the claim back and try again later.
-        _with_retries(lambda: transitions.release_claim(message.id, claimed_at))
-        raise RetryHandoffLater("credentials unavailable now", backoff=True) from exc
-    if token is None:
-        transitions.fail(
-            message.id, now_iso(), CREDENTIALS_UNAVAILABLE_ERROR_CODE,
-            claimed_at=claimed_at, reason="credentials_unavailable",
-        )  # fmt: skip
-        logger.error("no provider credentials", extra={"message_id": message.id})
-        return HandoffOutcome.REJECTED
+# Twilio's answer to a request that left: it took the message, refused it, or nobody knows.
+Answer = twilio_client.Accepted | twilio_client.Rejected | twilio_client.OutcomeUnknown
 
-    result = twilio_client.create_message(
+
+def _send(
+    message: Message, use_case: UseCase, token: str, seconds_left: Callable[[], float]
+) -> Answer:
+    """Twilio's answer. Raises only while Twilio has created nothing."""
+    result = _post(message, use_case, token, seconds_left)
+    if isinstance(result, twilio_client.Rejected) and result.credentials_refused:
+        # The cached token may have been rotated: read it again past the cache and, if it
+        # changed, send once more (a 401 created nothing, so this is no second SMS).
+        fresh = _auth_token(use_case.twilio_auth_token_secret, fresh=True)
+        if fresh is not None and fresh != token:
+            logger.info(
+                "auth token refused; sending with the new one", extra={"message_id": message.id}
+            )
+            result = _post(message, use_case, fresh, seconds_left)
+    if isinstance(result, twilio_client.RetryLater):
+        logger.info(
+            "provider busy, will retry", extra={"message_id": message.id, "reason": result.reason}
+        )
+        raise RetryHandoffLater(result.reason, backoff=True)
+    return result
+
+
+def _post(
+    message: Message, use_case: UseCase, token: str, seconds_left: Callable[[], float]
+) -> twilio_client.HandoffResult:
+    # Looked at here, after the reads and the claim: the check before the record started could
+    # not count what they took.
+    if seconds_left() < provider_call_seconds():
+        raise RetryHandoffLater("not enough time left in this invocation", backoff=False)
+    return twilio_client.create_message(
         account_sid=use_case.twilio_account_sid,
         auth_token=token,
         to=message.to_number,
@@ -159,6 +242,11 @@ def _call_provider(message: Message, claimed_at: str) -> HandoffOutcome:
         messaging_service_sid=use_case.messaging_service_sid,
         status_callback=status_callback_url(message.id),
     )
+
+
+def _record_answer(
+    message: Message, use_case: UseCase, claimed_at: str, result: Answer
+) -> HandoffOutcome:
     log = {"message_id": message.id, "result": type(result).__name__}
     match result:
         case twilio_client.Accepted():
@@ -171,9 +259,11 @@ def _call_provider(message: Message, claimed_at: str) -> HandoffOutcome:
             logger.info("handed off", extra=log)
             return HandoffOutcome.ACCEPTED
         case twilio_client.Rejected():
-            transitions.fail(
-                message.id, now_iso(), result.error_code,
-                claimed_at=claimed_at, reason="provider_rejected",
+            _with_retries(
+                lambda: transitions.fail(
+                    message.id, now_iso(), result.error_code,
+                    claimed_at=claimed_at, reason="provider_rejected",
+                )
             )  # fmt: skip
             if result.error_code == UNSUBSCRIBED_ERROR_CODE:
                 # Twilio keeps STOP per Messaging Service; so do we, to refuse at send time.
@@ -184,17 +274,9 @@ def _call_provider(message: Message, claimed_at: str) -> HandoffOutcome:
                 )
             logger.info("provider rejected", extra={**log, "error_code": result.error_code})
             return HandoffOutcome.REJECTED
-        case twilio_client.RetryLater():
-            _with_retries(lambda: transitions.release_claim(message.id, claimed_at))
-            logger.info("provider busy, will retry", extra={**log, "reason": result.reason})
-            raise RetryHandoffLater(result.reason, backoff=True)
         case twilio_client.OutcomeUnknown():
-            transitions.fail(
-                message.id, now_iso(), OUTCOME_UNKNOWN_ERROR_CODE,
-                claimed_at=claimed_at, reason="handoff_outcome_unknown",
-            )  # fmt: skip
             logger.warning("provider outcome unknown", extra={**log, "reason": result.reason})
-            return HandoffOutcome.OUTCOME_UNKNOWN
+            return _end_claim_as_outcome_unknown(message.id, claimed_at)
 
 
 def _with_retries(write: Callable[[], bool], attempts: int = 4) -> bool:
@@ -211,9 +293,10 @@ def _with_retries(write: Callable[[], bool], attempts: int = 4) -> bool:
     return False
 
 
-def _simulate(message: Message, use_case: UseCase) -> HandoffOutcome:
+def _simulate(message: Message, use_case: UseCase, claimed_at: str) -> HandoffOutcome:
     """A test key's message: everything but the carrier. It gets a simulated SID and sender and
-    is delivered at once, through the same writes a real acceptance and callback make."""
+    is delivered at once, through the same writes a real acceptance and callback make (under a
+    claim, so that two deliveries cannot give it two SIDs)."""
     sender = next((s.sender for s in use_case.sender_pool if s.sender.startswith("+")), None)
     segments = count_segments(message.body).segments
     sid = "SM" + uuid.uuid4().hex
@@ -230,11 +313,42 @@ def _simulate(message: Message, use_case: UseCase) -> HandoffOutcome:
 
 
 def give_up(message_id: str) -> bool:
-    """The last delivery found the provider still busy: end the message (it certainly was not
-    sent) rather than leave it pending in the dead-letter queue."""
+    """End a message no worker holds and Twilio never accepted: it certainly was not sent."""
     return transitions.fail_unsent(
         message_id, now_iso(), PROVIDER_UNAVAILABLE_ERROR_CODE, reason="handoff_gave_up"
     )
+
+
+def end_unfinished(message_id: str) -> HandoffOutcome:
+    """The queue's last delivery of a message that could not be handed off now, whatever the
+    reason: end it here. The next delivery would be past the queue's maxReceiveCount, and SQS
+    would move the message to the dead-letter queue still pending, where nothing ends it.
+
+    Unclaimed, it was never sent: failed as given up (99003). Claimed, the claim is another
+    delivery's (this one's own attempts gave theirs back, and a claim its dead predecessor left
+    is stale after the visibility timeout, resolved by hand_off itself). That worker may be dead,
+    and then nothing else is sure to end the message: its delivery may be at its last too, or be
+    this very SQS message received twice. Or it is alive, mid-call, and its SMS may go out. This
+    delivery cannot wait for the claim to go stale, so, fresh or stale, the outcome is unknown:
+    failed with 99001 (which says just that: it may have been sent), never resent. Both writes
+    are conditional (pending, no answer recorded, and for a claim that same claim still held),
+    so a worker that records Twilio's answer or gives the claim back first wins, and then the
+    message is looked at again."""
+    for _ in range(LAST_DELIVERY_LOOKS):
+        message = message_store.get_message(message_id)
+        if message is None:
+            return HandoffOutcome.GONE
+        if message.status is not MessageStatus.PENDING or message.message_sid:
+            return HandoffOutcome.ALREADY_HANDLED
+        if message.claimed_at is None:
+            if give_up(message_id):
+                logger.warning("handoff gave up", extra={"message_id": message_id})
+                return HandoffOutcome.GAVE_UP
+        elif (
+            outcome := _end_claim_as_outcome_unknown(message_id, message.claimed_at)
+        ) is HandoffOutcome.OUTCOME_UNKNOWN:
+            return outcome
+    raise RuntimeError(f"message {message_id} kept changing under its last delivery")
 
 
 def backoff_seconds(receive_count: int) -> int:

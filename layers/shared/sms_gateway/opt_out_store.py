@@ -3,6 +3,8 @@ Messaging Service (filled by the CLI, by Twilio error 21610 and by inbound STOP)
 
 from __future__ import annotations
 
+import random
+import time
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -10,9 +12,10 @@ from botocore.exceptions import ClientError
 from sms_gateway import aws_clients
 from sms_gateway.clock import now_iso
 from sms_gateway.config import get_settings
+from sms_gateway.errors import ServiceUnavailableError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
@@ -30,21 +33,41 @@ def scopes_for(use_case_id: str, messaging_service_sid: str) -> list[str]:
     return [use_case_scope(use_case_id), service_scope(messaging_service_sid)]
 
 
-def is_opted_out(scopes: list[str], phone_number: str) -> bool:
-    """One BatchGetItem for all scopes, so the send path pays one read, not one per scope."""
+# Keys DynamoDB leaves unprocessed (throttling, or a partition over its limit) are asked for
+# again after a pause, as AWS advises for batch operations: exponential, with full jitter so that
+# workers throttled together do not come back together, and bounded, since a send request or a
+# handoff has only seconds to spend: about 0.05 + 0.1 + 0.2 + 0.4 s at most.
+BATCH_GET_ATTEMPTS = 5
+BATCH_GET_BACKOFF_SECONDS = 0.05
+
+
+def is_opted_out(
+    scopes: list[str], phone_number: str, *, sleep: Callable[[float], None] = time.sleep
+) -> bool:
+    """One BatchGetItem for all scopes, so the send path pays one read, not one per scope.
+    ServiceUnavailableError when DynamoDB leaves keys unprocessed through every attempt."""
     table = get_settings().opt_outs_table
     keys: list[Mapping[str, AttributeValueTypeDef]] = [
         {"scope": {"S": s}, "phone_number": {"S": phone_number}} for s in dict.fromkeys(scopes)
     ]
-    while keys:
+    for attempt in range(BATCH_GET_ATTEMPTS):
+        if attempt:
+            sleep(_jittered_pause(attempt))
         response = aws_clients.dynamodb().batch_get_item(
             RequestItems={table: {"Keys": keys, "ConsistentRead": True}}
         )
         if response.get("Responses", {}).get(table):
             return True
         unprocessed = response.get("UnprocessedKeys", {}).get(table)
-        keys = list(unprocessed["Keys"]) if unprocessed else []
-    return False
+        if not unprocessed:
+            return False
+        keys = list(unprocessed["Keys"])
+    raise ServiceUnavailableError("the opt-out list could not be read; retry later")
+
+
+def _jittered_pause(attempt: int) -> float:
+    ceiling = BATCH_GET_BACKOFF_SECONDS * 2 ** (attempt - 1)
+    return random.uniform(0, ceiling)  # noqa: S311 - jitter, not a secret
 
 
 def add_opt_out(scope: str, phone_number: str, reason: str) -> bool:

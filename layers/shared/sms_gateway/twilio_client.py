@@ -1,24 +1,28 @@
 """The Twilio Messages API adapter. urllib3 is already loaded by botocore, so it costs nothing at
-cold start, and it tells a connection that never opened (safe to retry) from a read that timed
-out after the request was sent (outcome unknown: never resent)."""
+cold start.
+
+What matters about a failed request is whether any byte of it left this process: before that
+(connection refused, a connect timeout, a TLS handshake that failed or timed out, a name that did
+not resolve) Twilio certainly created nothing and the send may be retried; after it, the request
+may have reached Twilio and is never resent. urllib3's exception types do not tell the two apart
+(a TLS error or a timeout can happen on either side of the request), so the connections used
+here note the moment the request starts to go out.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    MaxRetryError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-)
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import HTTPError
 
 from sms_gateway.config import get_settings
 
@@ -36,6 +40,11 @@ class Rejected:
 
     error_code: int
     http_status: int
+
+    @property
+    def credentials_refused(self) -> bool:
+        """A 401 (Twilio's code 20003): the auth token was refused, so nothing was created."""
+        return self.http_status == 401
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +67,55 @@ HandoffResult = Accepted | Rejected | RetryLater | OutcomeUnknown
 _FALLBACK_REJECTION = 30000
 
 
+# Whether the request of the attempt in progress on this thread has started to go out.
+_attempt = threading.local()
+
+
+def _request_leaving(connection: HTTPConnection) -> None:
+    if connection.sock is None:
+        # http.client would connect inside send(); connect first, so that connection and TLS
+        # failures surface while nothing of the request has been sent.
+        connection.connect()
+    _attempt.request_left = True
+
+
+class _TrackedHTTPConnection(HTTPConnection):
+    def send(self, data: Any) -> None:
+        _request_leaving(self)
+        super().send(data)
+
+
+class _TrackedHTTPSConnection(HTTPSConnection):
+    def send(self, data: Any) -> None:
+        _request_leaving(self)
+        super().send(data)
+
+
+class _TrackedHTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _TrackedHTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
+
+
 @lru_cache(maxsize=1)
 def _pool() -> urllib3.PoolManager:
     settings = get_settings()
-    return urllib3.PoolManager(
+    manager = urllib3.PoolManager(
         timeout=urllib3.Timeout(
             connect=settings.provider_connect_timeout_seconds,
             read=settings.provider_read_timeout_seconds,
         ),
-        # Retries are ours to decide, by outcome: never let the client resend a POST.
+        # Retries are ours to decide, by outcome: never let the client resend a POST. (With
+        # retries off, urllib3 raises each error as it is, never wrapped in MaxRetryError.)
         retries=False,
     )
+    manager.pool_classes_by_scheme = {
+        "http": _TrackedHTTPConnectionPool,
+        "https": _TrackedHTTPSConnectionPool,
+    }
+    return manager
 
 
 def reset() -> None:
@@ -84,6 +131,8 @@ def create_message(
     messaging_service_sid: str,
     status_callback: str,
 ) -> HandoffResult:
+    """Ask Twilio to send one message. Raises only while no byte of the request has been sent,
+    so a caller that catches an exception knows Twilio created nothing."""
     url = (
         f"{get_settings().twilio_api_base_url.rstrip('/')}/2010-04-01/Accounts/"
         f"{quote(account_sid, safe='')}/Messages.json"
@@ -97,6 +146,7 @@ def create_message(
             "StatusCallback": status_callback,
         }
     )
+    _attempt.request_left = False
     try:
         response = _pool().request(
             "POST",
@@ -108,15 +158,22 @@ def create_message(
                 "Accept": "application/json",
             },
         )
-    except (ConnectTimeoutError, NewConnectionError) as exc:
-        return RetryLater(f"connection failed: {type(exc).__name__}")
-    except MaxRetryError as exc:
-        if isinstance(exc.reason, ConnectTimeoutError | NewConnectionError):
-            return RetryLater(f"connection failed: {type(exc.reason).__name__}")
-        return OutcomeUnknown(f"request failed: {type(exc.reason).__name__}")
-    except (ReadTimeoutError, ProtocolError) as exc:
-        return OutcomeUnknown(f"no answer after sending: {type(exc).__name__}")
+    except Exception as exc:
+        return _failed_request(exc)
     return _interpret(response.status, response.data)
+
+
+def _failed_request(exc: Exception) -> HandoffResult:
+    """What a request that raised means. Anything raised once the request had started to go out
+    leaves the outcome unknown. Before that, a network failure (urllib3's errors, raised as
+    they are with retries off) is worth retrying, and anything else is raised again: a bug,
+    for which the caller knows nothing was sent."""
+    name = type(exc).__name__
+    if getattr(_attempt, "request_left", False):
+        return OutcomeUnknown(f"no answer after sending: {name}")
+    if isinstance(exc, HTTPError | OSError):
+        return RetryLater(f"connection failed: {name}")
+    raise exc
 
 
 def _interpret(status: int, raw: bytes) -> HandoffResult:

@@ -4,6 +4,7 @@ and the HTTP API front of the local stack, which runs the authorizer and the han
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from sms_local import template as tpl
 from sms_local.aws_emulator import start_local_aws
 from sms_local.aws_resources import LocalStack, create_resources
 from sms_local.gateway import HttpApiGateway, HttpResult
-from sms_local.lambda_runtime import merged_environment, use_local_aws
+from sms_local.lambda_runtime import merged_environment, reset_cached_state, use_local_aws
 from sms_local.pipe_runner import start_pipes, stop_pipes
 
 # What the status callback verifies signatures against (the deployed stack's PublicBaseUrl).
@@ -58,6 +59,24 @@ def aws() -> Iterator[LocalStack]:
     yield stack
     stop_pipes(stack, pipes)
     server.stop()
+
+
+def set_settings(**values: str) -> dict[str, str | None]:
+    """Change the functions' environment (and forget what was derived from it); returns what to
+    restore."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    reset_cached_state()
+    return saved
+
+
+def restore_settings(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    reset_cached_state()
 
 
 @pytest.fixture(autouse=True)

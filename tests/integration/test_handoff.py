@@ -37,29 +37,13 @@ from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack
 from sms_local.gateway import HttpApiGateway
 from sms_local.http_server import ApiServer
-from sms_local.lambda_runtime import LambdaContext, load_handler, reset_cached_state
+from sms_local.lambda_runtime import LambdaContext, load_handler
 from sms_local.pipe_runner import pump_all
 from sms_local.sqs_poller import SqsPoller, sqs_event
 from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
-from tests.integration.conftest import AUTH_TOKENS, Api, Tenant
+from tests.integration.conftest import AUTH_TOKENS, Api, Tenant, restore_settings, set_settings
 from tests.integration.test_resilience import untrusted_tls_server
 from tests.integration.test_send_api import drain_handoff_queue, send_body
-
-
-def set_settings(**values: str) -> dict[str, str | None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    reset_cached_state()
-    return saved
-
-
-def restore_settings(saved: dict[str, str | None]) -> None:
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    reset_cached_state()
 
 
 @pytest.fixture

@@ -32,15 +32,13 @@ from sms_local.aws_resources import LocalStack
 from sms_local.lambda_runtime import reset_cached_state
 from sms_local.sqs_poller import SqsPoller
 from sms_local.twilio_simulator import TwilioSimulator
-from tests.integration.conftest import Tenant
+from tests.integration.conftest import Tenant, restore_settings, set_settings
 from tests.integration.test_handoff import (
     message,
     poller,
-    restore_settings,
     send,
     send_scheduled,
     server,
-    set_settings,
     simulator,
     wait_for,
     wired,

@@ -36,8 +36,7 @@ from sms_gateway.clock import now_iso
 from sms_gateway.errors import ServiceUnavailableError
 from sms_gateway.use_cases import UseCase
 from sms_local.gateway import HttpApiGateway
-from sms_local.lambda_runtime import reset_cached_state
-from tests.integration.conftest import Tenant
+from tests.integration.conftest import Tenant, restore_settings, set_settings
 from tests.integration.test_send_api import drain_handoff_queue, send_body
 from tests.integration.test_status_callback import callback
 
@@ -155,18 +154,11 @@ def test_an_opt_out_lookup_that_stays_unprocessed_is_unavailable_not_a_loop(
 
 @contextmanager
 def provider_settings(**values: str) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    reset_cached_state()
+    saved = set_settings(**values)
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        reset_cached_state()
+        restore_settings(saved)
 
 
 def create_message() -> twilio_client.HandoffResult:

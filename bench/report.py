@@ -11,6 +11,9 @@ from bench.pricing import CostLine, PhaseUsage, Prices, cost_lines, total
 
 FLOOR = "floor"
 ESM_PHASE = "sqs event source mapping"
+PIPE_PHASE = "handoff pipe"
+# Who does a step that is not one of our functions.
+AWS_RUN_PHASES = {ESM_PHASE: "(Lambda's SQS poller)", PIPE_PHASE: "(EventBridge Pipes)"}
 
 
 # -- formatting ----------------------------------------------------------------------------------
@@ -324,7 +327,7 @@ def _aws_calls(aws: Mapping[str, Any], prices: Prices) -> str:
     phase_rows = [
         [
             p.phase,
-            p.function or "(Lambda's SQS poller)",
+            p.function or AWS_RUN_PHASES.get(p.phase, "(run by AWS)"),
             ", ".join(f"{op} x {n}" for op, n in sorted(p.calls.items())) or "-",
             count(p.dynamodb_write_units),
             count(p.dynamodb_read_units),

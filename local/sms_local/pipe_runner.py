@@ -23,6 +23,11 @@ from sms_local.template import StreamPipe
 
 log = logging.getLogger("sms_local.pipes")
 
+# GetRecords' largest page.
+_PAGE = 1000
+# How often a pipe polls a shard: EventBridge Pipes polls a DynamoDB stream's shards about four
+# times a second.
+POLL_SECONDS = 0.25
 # A Pipes input template variable: <$.path.to.value>.
 _VARIABLE = re.compile(r"<\$\.([A-Za-z0-9_.]+)>")
 
@@ -57,7 +62,9 @@ def _as_event(record: dict[str, Any]) -> dict[str, Any]:
 
 
 class PipeRunner:
-    def __init__(self, stack: LocalStack, pipe: StreamPipe, *, poll_seconds: float = 0.05) -> None:
+    def __init__(
+        self, stack: LocalStack, pipe: StreamPipe, *, poll_seconds: float = POLL_SECONDS
+    ) -> None:
         self.pipe = pipe
         self._streams = stack.client("dynamodbstreams")
         self._sqs = stack.client("sqs")
@@ -95,12 +102,12 @@ class PipeRunner:
         Raises if the queue refuses a record (it is sent again on the next pump)."""
         with self._lock:
             queued = 0
-            while True:
+            more = True
+            while more:
                 queued += self._send_unsent()
-                records = self._read()
-                if not records:
-                    return queued
+                records, more = self._read()
                 self._unsent.extend(r for r in records if self.matches(r))
+            return queued + self._send_unsent()
 
     def _send_unsent(self) -> int:
         sent = 0
@@ -114,7 +121,9 @@ class PipeRunner:
             self.forwarded += 1
         return sent
 
-    def _read(self) -> list[dict[str, Any]]:
+    def _read(self) -> tuple[list[dict[str, Any]], bool]:
+        """The records the shards hold past the last read, and whether a shard has more (a
+        full page): what was written before the read, when it has not."""
         if not self._iterators:
             shards = self._streams.describe_stream(StreamArn=self._stream_arn)
             for shard in shards["StreamDescription"]["Shards"]:
@@ -124,14 +133,17 @@ class PipeRunner:
                     ShardIteratorType=self.pipe.starting_position,
                 )["ShardIterator"]
         records: list[dict[str, Any]] = []
+        more = False
         for shard_id, iterator in self._iterators.items():
-            page = self._streams.get_records(ShardIterator=iterator, Limit=self.pipe.batch_size)
+            # As many as GetRecords gives: most records (claims, callbacks) are filtered out.
+            page = self._streams.get_records(ShardIterator=iterator, Limit=_PAGE)
             self._iterators[shard_id] = page["NextShardIterator"]
+            more = more or len(page.get("Records", [])) == _PAGE
             for record in page.get("Records", []):
                 records.append(
                     {**_as_event(record), "eventSourceARN": self._stream_arn, "awsRegion": REGION}
                 )
-        return records
+        return records, more
 
     def _run(self) -> None:
         while not self._stop.is_set():

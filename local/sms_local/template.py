@@ -169,7 +169,6 @@ class StreamPipe:
     filter_patterns: tuple[str, ...]
     input_template: str | None
     starting_position: str
-    batch_size: int
 
 
 def stream_pipes(template: dict[str, Any]) -> list[StreamPipe]:
@@ -192,7 +191,6 @@ def stream_pipes(template: dict[str, Any]) -> list[StreamPipe]:
                 filter_patterns=tuple(f["Pattern"] for f in filters),
                 input_template=props.get("TargetParameters", {}).get("InputTemplate"),
                 starting_position=stream.get("StartingPosition", "LATEST"),
-                batch_size=int(stream.get("BatchSize", 100)),
             )
         )
     return pipes

@@ -275,3 +275,12 @@ def test_a_report_without_the_comparison_run_says_nothing_of_it() -> None:
     text = report.render(results())
     assert "atomicity costs" not in text
     assert "not atomic per item" not in text
+
+
+def test_steps_run_by_aws_are_named_by_who_runs_them() -> None:
+    from bench.aws_calls import ESM, PIPE
+    from bench.report import AWS_RUN_PHASES
+
+    # The phase names the measurement writes are the ones the report knows.
+    assert set(AWS_RUN_PHASES) == {ESM, PIPE}
+    assert AWS_RUN_PHASES[PIPE] == "(EventBridge Pipes)"

@@ -84,9 +84,6 @@ class Message(BaseModel):
     # worker's claim (set before the provider is called).
     account_sid: str | None = None
     claimed_at: str | None = None
-    # Internal: a digest of the send request that created the message, so that a retry of its
-    # Idempotency-Key is told from another request reusing the key.
-    request_hash: str | None = None
     created_at: str
     updated_at: str
     history: list[HistoryEntry] = Field(default_factory=list)

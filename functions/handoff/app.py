@@ -101,8 +101,7 @@ def _describe(exc: Exception) -> str:
 
 
 def _receives(record: SQSRecord) -> int:
-    attributes = record.raw_event.get("attributes") or {}
-    return int(attributes.get("ApproximateReceiveCount") or 1)
+    return int(record.attributes.approximate_receive_count or 1)
 
 
 def _is_last_delivery(record: SQSRecord) -> bool:

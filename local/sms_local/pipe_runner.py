@@ -78,7 +78,6 @@ class PipeRunner:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"pipe-{pipe.name}", daemon=True)
-        self.forwarded = 0
 
     @property
     def clients(self) -> tuple[Any, Any]:
@@ -118,7 +117,6 @@ class PipeRunner:
             )
             self._unsent.pop(0)
             sent += 1
-            self.forwarded += 1
         return sent
 
     def _read(self) -> tuple[list[dict[str, Any]], bool]:

@@ -32,6 +32,7 @@ from sms_gateway import (
 from sms_gateway.clock import now_iso, utc_now
 from sms_gateway.config import get_settings
 from sms_gateway.messages import Message, MessageStatus
+from sms_gateway.opt_out_store import UNSUBSCRIBED_ERROR_CODE
 from sms_gateway.segments import count_segments
 from sms_gateway.status_callback import CALLBACK_PATH
 from sms_gateway.use_cases import BrandStatus, UseCase
@@ -43,7 +44,6 @@ OUTCOME_UNKNOWN_ERROR_CODE = 99001
 CREDENTIALS_UNAVAILABLE_ERROR_CODE = 99002
 PROVIDER_UNAVAILABLE_ERROR_CODE = 99003
 USE_CASE_CHANGED_ERROR_CODE = 99004
-UNSUBSCRIBED_ERROR_CODE = 21610
 
 # Writing down Twilio's answer once it came (with _with_retries' pauses): part of what must still
 # fit in the invocation before a provider call starts.
@@ -266,11 +266,8 @@ def _record_answer(
                 )
             )  # fmt: skip
             if result.error_code == UNSUBSCRIBED_ERROR_CODE:
-                # Twilio keeps STOP per Messaging Service; so do we, to refuse at send time.
-                opt_out_store.add_opt_out(
-                    opt_out_store.service_scope(use_case.messaging_service_sid),
-                    message.to_number,
-                    "twilio_21610",
+                opt_out_store.add_twilio_unsubscribed(
+                    use_case.messaging_service_sid, message.to_number
                 )
             logger.info("provider rejected", extra={**log, "error_code": result.error_code})
             return HandoffOutcome.REJECTED
@@ -312,7 +309,7 @@ def _simulate(message: Message, use_case: UseCase, claimed_at: str) -> HandoffOu
     return HandoffOutcome.ACCEPTED
 
 
-def give_up(message_id: str) -> bool:
+def _give_up(message_id: str) -> bool:
     """End a message no worker holds and Twilio never accepted: it certainly was not sent."""
     return transitions.fail_unsent(
         message_id, now_iso(), PROVIDER_UNAVAILABLE_ERROR_CODE, reason="handoff_gave_up"
@@ -341,7 +338,7 @@ def end_unfinished(message_id: str) -> HandoffOutcome:
         if message.status is not MessageStatus.PENDING or message.message_sid:
             return HandoffOutcome.ALREADY_HANDLED
         if message.claimed_at is None:
-            if give_up(message_id):
+            if _give_up(message_id):
                 logger.warning("handoff gave up", extra={"message_id": message_id})
                 return HandoffOutcome.GAVE_UP
         elif (

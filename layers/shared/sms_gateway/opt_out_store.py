@@ -20,6 +20,17 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 
+# Twilio's "attempt to send to unsubscribed recipient": the number answered STOP to a Messaging
+# Service. Twilio says so either at once (400) or, through a service, in a failed callback.
+UNSUBSCRIBED_ERROR_CODE = 21610
+
+
+def add_twilio_unsubscribed(messaging_service_sid: str, phone_number: str) -> bool:
+    """Record that Twilio refused the number as unsubscribed from the Messaging Service (it
+    keeps STOP per service; so do we, to refuse at send time); False if it was already there."""
+    return add_opt_out(service_scope(messaging_service_sid), phone_number, "twilio_21610")
+
+
 def use_case_scope(use_case_id: str) -> str:
     return f"use_case#{use_case_id}"
 

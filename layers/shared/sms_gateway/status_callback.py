@@ -27,6 +27,7 @@ from sms_gateway.errors import (
     ServiceUnavailableError,
 )
 from sms_gateway.ids import is_uuid
+from sms_gateway.opt_out_store import UNSUBSCRIBED_ERROR_CODE
 from sms_gateway.phone import check_destination
 from sms_gateway.redact import mask_phone
 from sms_gateway.twilio_signature import is_valid_signature
@@ -40,11 +41,9 @@ CALLBACK_PATH = "/v1/webhook/twilio/sms-status"
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
 _SERVICE_SID = re.compile(r"^MG[0-9a-f]{32}$")
 
-# Twilio's "attempt to send to unsubscribed recipient": the number answered STOP to the
-# Messaging Service. Through a service Twilio accepts the send and reports this in the callback.
-UNSUBSCRIBED_ERROR_CODE = 21610
+# Through a Messaging Service Twilio accepts a send to an unsubscribed number and fails it in the
+# callback with UNSUBSCRIBED_ERROR_CODE.
 _FAILURE_STATUSES = frozenset({"failed", "undelivered"})
-OPT_OUT_REASON = "twilio_21610"  # the reason the handoff records for the synchronous 21610
 
 # After an auth token rotation the cached token refuses every genuine callback, and Twilio does
 # not retry a 403: a mismatch therefore reads the secret again, past the cache. At most once per
@@ -210,9 +209,7 @@ def _record_opt_out(message_id: str, service_sid: str | None, to: str | None) ->
         logger.warning("21610 without a usable To", extra={"message_id": message_id})
         return
     try:
-        added = opt_out_store.add_opt_out(
-            opt_out_store.service_scope(service_sid), number, OPT_OUT_REASON
-        )
+        added = opt_out_store.add_twilio_unsubscribed(service_sid, number)
     except ClientError as exc:
         # The status is applied, but 204 would lose the opt-out without a trace. Twilio does not
         # retry a 5xx by default either, yet a 503 counts in the API's 5xx metrics and access

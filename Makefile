@@ -33,7 +33,7 @@ SAM_PATH := $(dir $(PYTHON313)):$(PATH)
 help:
 	@echo "make dev      start the whole service locally (PORT=$(PORT), INFO_FILE=path for a JSON info file)"
 	@echo "make test     lint, types, template checks, unit, integration and end-to-end tests"
-	@echo "make lint | typecheck | validate | scan | unit | integration | e2e | build | deploy | logs | openapi | bench"
+	@echo "make lint | typecheck | validate | scan | unit | integration | e2e | build | deploy | logs | openapi | bench | mutants"
 
 .PHONY: python313
 python313:
@@ -82,7 +82,7 @@ format: $(VENV)/.installed
 
 .PHONY: typecheck
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy layers/shared/sms_gateway local/sms_local functions tests bench
+	$(VENV)/bin/mypy layers/shared/sms_gateway local/sms_local functions tests bench mutation
 
 .PHONY: validate
 validate: $(SAM_VENV)/.installed
@@ -136,6 +136,12 @@ openapi: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m bench.run $(if $(N),--messages $(N))
 
+# Mutation testing of the status machine, the send, scheduling, the handoff and the status callback
+# (mutation/run.py); rewrites MUTANTS.md. Not part of `make test`: it runs the tests once per mutant.
+.PHONY: mutants
+mutants: $(VENV)/.installed
+	$(PY) -m mutation.run
+
 .PHONY: clean
 clean:
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache build

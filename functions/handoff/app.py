@@ -70,9 +70,9 @@ def _handle(record: SQSRecord, context: LambdaContext | None) -> HandoffOutcome:
         # A record is only started when a whole provider call still fits (hand_off looks again
         # right before the call): a function cut off mid-call would leave the outcome unknown.
         if seconds_left() < handoff.provider_call_seconds():
-            raise handoff.RetryHandoffLater(
-                "not enough time left in this invocation", backoff=False
-            )
+            # With the backoff, as the README promises: invocations that keep running short
+            # must not use up the 15 deliveries in minutes while the provider is fine.
+            raise handoff.RetryHandoffLater("not enough time left in this invocation", backoff=True)
         return handoff.hand_off(message_id, seconds_left=seconds_left)
     except Exception as exc:
         if not _is_last_delivery(record):

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from moto import backends
+from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -108,6 +109,11 @@ class LocalAws:
         )
 
     def start(self) -> LocalAws:
+        # moto keeps its backends in module globals, not in the server: a server started after
+        # another in the same process (mutation testing runs the suite several times in one
+        # process) would find the last one's tables. A new server starts empty, as a new
+        # account would.
+        moto_api_backend.reset()
         self._thread.start()
         return self
 

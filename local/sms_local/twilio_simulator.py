@@ -12,8 +12,11 @@ Endpoints
 ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` (To, Body, MessagingServiceSid or From,
 optional StatusCallback) answers 201 with the Message JSON. ``GET .../Messages/{Sid}.json``
 answers 200 with the message as it is now, or 404/20404 when the sid is unknown to that account.
-Any other path is 404/20404. Every POST to the create path counts in ``create_count()``,
-whatever its outcome (401s included).
+``GET .../Messages.json`` lists the account's messages, newest first, on one page of Twilio's list
+JSON (``messages`` and the paging keys), filtered by To and From when given, so a test can count
+what was sent to a number of its own while other tests send too. Any other path is 404/20404.
+Every POST to the create path counts in ``create_count()``, whatever its outcome (401s
+included).
 
 Rejections, checked in this order (error JSON: code, message, more_info, status)
 ---------------------------------------------------------------------------------
@@ -768,18 +771,23 @@ class TwilioSimulator:
     # request handling (called from request threads)
 
     def _handle(self, method: str, raw_path: str, authorization: str | None, body: bytes) -> _Reply:
-        path = urllib.parse.urlsplit(raw_path).path
+        url = urllib.parse.urlsplit(raw_path)
         try:
-            return self._route(method, path, authorization, body)
+            return self._route(method, url.path, url.query, authorization, body)
         except _ApiError as exc:
             return _Reply(exc.status, exc.to_json())
 
-    def _route(self, method: str, path: str, authorization: str | None, body: bytes) -> _Reply:
+    def _route(
+        self, method: str, path: str, query: str, authorization: str | None, body: bytes
+    ) -> _Reply:
         if method == "POST" and (match := _CREATE_PATH.fullmatch(path)):
             with self._lock:
                 self._create_count += 1
             self._authenticate(authorization, match["account"])
             return self._create(match["account"], _parse_form(body))
+        if method == "GET" and (match := _CREATE_PATH.fullmatch(path)):
+            self._authenticate(authorization, match["account"])
+            return _Reply(200, self._list(match["account"], path, query))
         if method == "GET" and (match := _FETCH_PATH.fullmatch(path)):
             self._authenticate(authorization, match["account"])
             return _Reply(200, self._fetch(match["account"], match["sid"]))
@@ -891,6 +899,32 @@ class TwilioSimulator:
             if message is not None and message.account_sid == account:
                 return message.to_json()
         raise _not_found(_message_uri(account, sid))
+
+    def _list(self, account: str, path: str, query: str) -> dict[str, Any]:
+        filters = {
+            name: value
+            for name, value in urllib.parse.parse_qsl(query)
+            if name in ("To", "From") and value
+        }
+        with self._lock:
+            found = [
+                message.to_json()
+                for message in reversed(self._messages.values())
+                if message.account_sid == account
+            ]
+        found = [m for m in found if all(m[name.lower()] == v for name, v in filters.items())]
+        uri = f"{path}?{urllib.parse.urlencode({**filters, 'PageSize': 1000, 'Page': 0})}"
+        return {
+            "messages": found,
+            "page": 0,
+            "page_size": 1000,
+            "start": 0,
+            "end": max(len(found) - 1, 0),
+            "uri": uri,
+            "first_page_uri": uri,
+            "next_page_uri": None,
+            "previous_page_uri": None,
+        }
 
     # status changes and callbacks (called on the worker thread)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -10,8 +11,9 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,15 @@ from typing import Any
 import pytest
 
 STARTUP_SECONDS = 90
+E2E_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Every test here needs the local stack running (a subprocess, tens of seconds): marked e2e,
+    # so `pytest -m "not e2e"` runs everything else without starting it.
+    for item in items:
+        if item.path.resolve().is_relative_to(E2E_DIR):
+            item.add_marker(pytest.mark.e2e)
 
 
 def free_port() -> int:
@@ -73,10 +84,17 @@ class Client:
         return http(method, self.api_url + path, body=body, headers=all_headers)
 
     def wait_for(self, message_id: str, statuses: set[str], timeout: float = 20) -> dict[str, Any]:
+        return self.wait_until(message_id, lambda m: m["status"] in statuses, timeout)
+
+    def wait_until(
+        self, message_id: str, condition: Callable[[dict[str, Any]], bool], timeout: float = 20
+    ) -> dict[str, Any]:
+        """The message once `condition` holds for it (polled every 0.1 s); as it is at the
+        deadline otherwise, for the caller's assertion to show."""
         deadline = time.monotonic() + timeout
         while True:
             message: dict[str, Any] = self.request("GET", f"/v1/sms/{message_id}").json()
-            if message["status"] in statuses or time.monotonic() > deadline:
+            if condition(message) or time.monotonic() > deadline:
                 return message
             time.sleep(0.1)
 
@@ -98,6 +116,19 @@ class Stack:
         assert reply.status == 200, reply.body
         state: dict[str, Any] = reply.json()
         return state
+
+    def sent_to(self, number: str) -> list[dict[str, Any]]:
+        """What the simulated Twilio accepted for `number`, newest first, as Twilio lists it: a
+        count of a test's own sends, however many other tests send."""
+        twilio = self.info["twilio"]
+        account = f"{self.info['simulator_url']}/2010-04-01/Accounts/{twilio['account_sid']}"
+        url = f"{account}/Messages.json?{urllib.parse.urlencode({'To': number})}"
+        credentials = f"{twilio['account_sid']}:{twilio['auth_token']}".encode()
+        authorization = "Basic " + base64.b64encode(credentials).decode()
+        reply = http("GET", url, headers={"Authorization": authorization})
+        assert reply.status == 200, reply.body
+        messages: list[dict[str, Any]] = reply.json()["messages"]
+        return messages
 
 
 @pytest.fixture(scope="session")

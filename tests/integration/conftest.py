@@ -3,11 +3,13 @@ and the HTTP API front of the local stack, which runs the authorizer and the han
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -22,6 +24,7 @@ from sms_gateway import (
 from sms_gateway.api.caller import ALL_SCOPES
 from sms_gateway.use_case_admin import create_use_case
 from sms_gateway.use_cases import UseCase, UseCaseSpec
+from sms_local import iam
 from sms_local import template as tpl
 from sms_local.aws_emulator import start_local_aws
 from sms_local.aws_resources import LocalStack, create_resources
@@ -47,7 +50,10 @@ def create_twilio_secret(account_sid: str) -> str:
     return token
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: the server, and the pipes' threads polling it, stop when the
+# integration tests end, not after the unit tests that a whole run collects after them (whose
+# no-network guard would refuse the pipes' polls).
+@pytest.fixture(scope="package")
 def aws() -> Iterator[LocalStack]:
     server = start_local_aws()
     endpoint = server.endpoint_url
@@ -82,6 +88,113 @@ def restore_settings(saved: dict[str, str | None]) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_caches(aws: LocalStack) -> None:
     use_case_store.clear_cache()
+
+
+# --- what the functions' code calls in AWS, test by test and over the whole session -------------
+
+INTEGRATION_DIR = Path(__file__).resolve().parent
+_DESELECTED = pytest.StashKey[int]()
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Every function's role as template.yaml writes it, in the local stack's names."""
+
+    policy: iam.Policy
+    # Any action on whatever some role names: the stack's own resources.
+    stack_resources: iam.FunctionPolicy
+
+    def refuses(self, function: str, grant: iam.Grant) -> bool:
+        """Whether the role refuses a call on one of the stack's resources. A call on a resource
+        no role names (a table a test made missing on purpose, so that a write fails) is refused
+        too, but stands for a failure the test injected, not for a grant the template lacks."""
+        _, resource = grant
+        if not self.stack_resources.allows(("any:Action", resource)):
+            return False
+        return self.policy.denied(function, [grant]) is not None
+
+
+@pytest.fixture(scope="package")
+def template_roles(aws: LocalStack) -> Roles:
+    template = tpl.project_template()
+    values = iam.stack_values(aws)
+    named = {
+        ("*", resource)
+        for function in iam.function_names(template)
+        for _, resource in iam.function_grants(template, function)
+    }
+    return Roles(iam.Policy(template, values), iam.FunctionPolicy("", named, values))
+
+
+@pytest.fixture(scope="package")
+def exercised_calls() -> set[iam.Call]:
+    """Every (function, grant) the functions' own code needed in some test of this session, for
+    the check that every grant is needed (tests/integration/test_least_privilege.py)."""
+    return set()
+
+
+@pytest.fixture(autouse=True)
+def _the_code_s_calls_are_granted_and_remembered(
+    request: pytest.FixtureRequest, template_roles: Roles, exercised_calls: set[iam.Call]
+) -> Iterator[None]:
+    """Fail a test in which a function made a call on the stack's resources that its role does
+    not grant, even when the code swallowed the AccessDeniedException the local stack raised
+    (the test would pass on a path that fails in AWS); and remember every call for the session's
+    check that every grant is needed. Tests marked `probes` run handlers of their own under the
+    functions' names: their calls say nothing about what the code needs, and some are refused
+    on purpose."""
+    if request.node.get_closest_marker("probes"):
+        yield
+        return
+    with iam.recording() as calls:
+        yield
+    delete_schedules_made_by(calls)
+    exercised_calls.update(calls)
+    refused = sorted({(f, g) for f, g in calls if template_roles.refuses(f, g)})
+    if refused:
+        pytest.fail(f"calls template.yaml does not grant, so AWS would refuse them: {refused}")
+
+
+def delete_schedules_made_by(calls: list[iam.Call]) -> None:
+    """Delete the schedules a test's functions created: the group is shared, and a schedule left
+    behind would come due in a later test that fires what is due (or lists the group)."""
+    scheduler = aws_clients.scheduler()
+    for _, (action, resource) in calls:
+        if action == "scheduler:CreateSchedule":
+            _, group, name = resource.split("/", 2)
+            with contextlib.suppress(scheduler.exceptions.ResourceNotFoundException):
+                scheduler.delete_schedule(Name=name, GroupName=group)
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.resolve().is_relative_to(INTEGRATION_DIR):
+            item.config.stash[_DESELECTED] = item.config.stash.get(_DESELECTED, 0) + 1
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A test marked whole_session reads what every other integration test did: it runs after
+    # all of them, and before the package's fixtures (the server it reads through) end.
+    last = [item for item in items if item.get_closest_marker("whole_session")]
+    others = [item for item in items if item not in last]
+    ours = [i for i, item in enumerate(others) if INTEGRATION_DIR in item.path.resolve().parents]
+    at = ours[-1] + 1 if ours else len(others)
+    items[:] = others[:at] + last + others[at:]
+
+
+def why_not_the_whole_directory(session: pytest.Session) -> str | None:
+    """Why this session does not run every test of tests/integration (None: it does): a check
+    over the whole session means nothing when some tests did not run."""
+    ran = {item.path.resolve() for item in session.items}
+    missing = sorted(p.name for p in INTEGRATION_DIR.glob("test_*.py") if p.resolve() not in ran)
+    if missing:
+        return f"only part of tests/integration runs ({', '.join(missing)} not)"
+    if session.config.stash.get(_DESELECTED, 0):
+        return "some tests of tests/integration were deselected"
+    if any("::" in arg for arg in session.config.args):
+        return "tests were chosen by name"
+    return None
 
 
 @dataclass
@@ -130,7 +243,7 @@ class Api:
         return self.request("POST", "/v1/sms/", json_body=body, **kwargs)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def gateway(aws: LocalStack) -> HttpApiGateway:
     template = tpl.project_template()
     # No authorizer cache here, so a revoked key is refused at once in tests.

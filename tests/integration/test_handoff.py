@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from botocore.client import BaseClient
@@ -33,16 +37,17 @@ from sms_gateway.clock import now_iso
 from sms_gateway.messages import MessageStatus
 from sms_gateway.use_case_admin import update_use_case
 from sms_gateway.use_cases import UseCase
+from sms_local import iam
 from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack
 from sms_local.gateway import HttpApiGateway
 from sms_local.http_server import ApiServer
-from sms_local.lambda_runtime import LambdaContext, load_handler
+from sms_local.lambda_runtime import Handler, LambdaContext, load_handler
 from sms_local.pipe_runner import pump_all
 from sms_local.sqs_poller import SqsPoller, sqs_event
 from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
 from tests.integration.conftest import AUTH_TOKENS, Api, Tenant, restore_settings, set_settings
-from tests.integration.test_resilience import untrusted_tls_server
+from tests.integration.test_resilience import untrusted_tls_server, unused_port
 from tests.integration.test_send_api import drain_handoff_queue, send_body
 
 
@@ -69,12 +74,54 @@ def server(gateway: HttpApiGateway) -> Iterator[ApiServer]:
 
 
 @pytest.fixture
-def wired(simulator: TwilioSimulator, server: ApiServer) -> Iterator[None]:
-    """Point the handoff at the simulator and the callbacks at the local HTTP server."""
+def wired(
+    simulator: TwilioSimulator, server: ApiServer, aws: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Point the handoff at the simulator and the callbacks at the local HTTP server; on the
+    way out, take from the handoff queue what the test left there."""
     saved = set_settings(TWILIO_API_BASE_URL=simulator.base_url, PUBLIC_BASE_URL=server.url)
     drain_handoff_queue()
+    in_flight = records_in_flight(aws, monkeypatch)
     yield
     restore_settings(saved)
+    settle_handoff_queue(aws, in_flight)
+
+
+def records_in_flight(aws: LocalStack, monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The receipt handles of the handoff queue's records received from now on and not deleted,
+    by whichever client (the poller, a test, the function's own ChangeMessageVisibility)."""
+    queue_url = aws.refs["HandoffQueue"]
+    receipts: set[str] = set()
+    make_api_call = BaseClient._make_api_call  # type: ignore[attr-defined]
+
+    def tracked(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        result = make_api_call(client, operation, params)
+        if params.get("QueueUrl") != queue_url:
+            return result
+        if operation == "ReceiveMessage":
+            receipts.update(m["ReceiptHandle"] for m in result.get("Messages", []))
+        elif operation == "DeleteMessage":
+            receipts.discard(params["ReceiptHandle"])
+        elif operation == "DeleteMessageBatch":
+            receipts.difference_update(e["ReceiptHandle"] for e in params["Entries"])
+        return result
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", tracked)
+    return receipts
+
+
+def settle_handoff_queue(aws: LocalStack, in_flight: set[str]) -> None:
+    """Make the records a test received and never deleted visible, and take them: left in
+    flight, one would come back when its visibility timeout ends, in the middle of a later test
+    that counts what a poll receives."""
+    sqs = aws.client("sqs")
+    for receipt in list(in_flight):
+        # A handle fails when a later receive of the same record replaced it.
+        with contextlib.suppress(ClientError):
+            sqs.change_message_visibility(
+                QueueUrl=aws.refs["HandoffQueue"], ReceiptHandle=receipt, VisibilityTimeout=0
+            )
+    drain_handoff_queue()
 
 
 @pytest.fixture
@@ -145,21 +192,112 @@ def handoff_context(timeout_seconds: int | None = None) -> LambdaContext:
     )
 
 
+def twin_record(aws: LocalStack, message_id: str, receive_count: int) -> dict[str, Any]:
+    """Another delivery of the message's SQS record, as its `receive_count`th (the record
+    `run_handoff` handed back stays invisible for its delay: a twin stands in for it)."""
+    aws.client("sqs").send_message(
+        QueueUrl=aws.refs["HandoffQueue"], MessageBody=json.dumps({"message_id": message_id})
+    )
+    return queued_record(aws, message_id, receive_count)
+
+
 def run_handoff(
-    aws: LocalStack, records: list[dict[str, Any]], context: LambdaContext | None = None
+    aws: LocalStack,
+    records: list[dict[str, Any]],
+    context: LambdaContext | None = None,
+    handler: Handler | None = None,
 ) -> Any:
-    """One delivery of `records` to the handoff function, as its event source mapping makes it;
-    then the records are deleted, whatever the answer (these tests look at that one delivery,
-    and a record handed back with a long delay must not reappear in a later test)."""
+    """One delivery of `records` to the handoff function, as its event source mapping makes it
+    (to `handler`, another sandbox's copy of the function, when given); then the records are
+    deleted, whatever the answer (these tests look at that one delivery, and a record handed
+    back with a long delay must not reappear in a later test)."""
     spec = tpl.functions(tpl.project_template())["HandoffFunction"]
     event = sqs_event(records, aws.attributes["HandoffQueue"]["Arn"])
     try:
-        return load_handler(spec)(event, context or handoff_context())
+        return (handler or load_handler(spec))(event, context or handoff_context())
     finally:
         for record in records:
             aws.client("sqs").delete_message(
                 QueueUrl=aws.refs["HandoffQueue"], ReceiptHandle=record["ReceiptHandle"]
             )
+
+
+@dataclass
+class ProviderRequests:
+    """Each request the handoff made to Twilio, by message id (read from its StatusCallback),
+    with what came of it: the answer's kind (Accepted, Rejected, RetryLater, OutcomeUnknown) or
+    the exception raised. Unlike the simulator's counters, scoped to a test's own messages (a
+    message another test left in the queue may reach the simulator too)."""
+
+    answers: dict[str, list[str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def of(self, message_id: str) -> list[str]:
+        with self.lock:
+            return list(self.answers.get(message_id, []))
+
+    def note(self, message_id: str, outcome: str) -> None:
+        with self.lock:
+            self.answers.setdefault(message_id, []).append(outcome)
+
+
+@pytest.fixture
+def provider_requests(monkeypatch: pytest.MonkeyPatch) -> ProviderRequests:
+    recorded = ProviderRequests()
+    create_message = twilio_client.create_message
+
+    def recording(**kwargs: Any) -> twilio_client.HandoffResult:
+        [message_id] = parse_qs(urlsplit(kwargs["status_callback"]).query)["message_id"]
+        try:
+            result = create_message(**kwargs)
+        except Exception as exc:
+            recorded.note(message_id, type(exc).__name__)
+            raise
+        recorded.note(message_id, type(result).__name__)
+        return result
+
+    monkeypatch.setattr(twilio_client, "create_message", recording)
+    return recorded
+
+
+@dataclass
+class VisibilityChanges:
+    """Each ChangeMessageVisibility the handoff function made: the receipt handle, the delay,
+    and whether SQS took it. Recorded below the clients, so it survives `set_settings`
+    (which replaces them) and sees every thread."""
+
+    made: list[tuple[str, int, bool]] = field(default_factory=list)
+
+    def of(self, record: dict[str, Any]) -> list[tuple[int, bool]]:
+        """The changes made for one SQS record (by its receipt handle)."""
+        return [(d, ok) for handle, d, ok in self.made if handle == record["ReceiptHandle"]]
+
+
+@pytest.fixture
+def visibility(monkeypatch: pytest.MonkeyPatch) -> VisibilityChanges:
+    changes = VisibilityChanges()
+    make_api_call = BaseClient._make_api_call  # type: ignore[attr-defined]
+
+    def recording(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation != "ChangeMessageVisibility" or iam.running_function() != "HandoffFunction":
+            return make_api_call(client, operation, params)
+        handle, delay = str(params["ReceiptHandle"]), int(params["VisibilityTimeout"])
+        try:
+            result = make_api_call(client, operation, params)
+        except Exception:
+            changes.made.append((handle, delay, False))
+            raise
+        changes.made.append((handle, delay, True))
+        return result
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    return changes
+
+
+def readme_backoff(receive_count: int) -> int:
+    """The delay README's "What happens when something fails" states for a record handed back
+    on its `receive_count`th delivery: 10 s, 20 s, 40 s ... capped at 15 min."""
+    return int(min(15 * 60, 10 * 2 ** (receive_count - 1)))
 
 
 def sent_to(simulator: TwilioSimulator, number: str) -> int:
@@ -236,8 +374,9 @@ def visibility_changes() -> Iterator[list[tuple[int, bool]]]:
 
 
 def test_pending_to_delivered_with_geomatch_and_segments(
-    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller
-) -> None:
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller,
+    provider_requests: ProviderRequests,
+) -> None:  # fmt: skip
     message_id = send(tenant, use_case, "+12125552671")
     assert poller.poll_once() == 1
     final = wait_for(tenant, message_id, {"delivered"})
@@ -246,14 +385,14 @@ def test_pending_to_delivered_with_geomatch_and_segments(
     assert final["num_segments"] == 1
     assert final["message_sid"].startswith("SM")
     assert final["handed_off_at"] <= final["delivered_at"]
-    assert simulator.create_count() == 1
+    assert provider_requests.of(message_id) == ["Accepted"]
     events = [(h["event"], h.get("provider_status")) for h in final["history"]]
     assert ("handed_off", None) in events and ("provider_status", "delivered") in events
 
 
 def test_a_twice_delivered_sqs_message_sends_one_sms(
     tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller,
-    aws: LocalStack,
+    aws: LocalStack, provider_requests: ProviderRequests,
 ) -> None:  # fmt: skip
     message_id = send(tenant, use_case, "+14155552671")
     # Given the same handoff message queued again (SQS is at-least-once)
@@ -264,12 +403,12 @@ def test_a_twice_delivered_sqs_message_sends_one_sms(
     while poller.poll_once():
         pass
     assert wait_for(tenant, message_id, {"delivered"})["status"] == "delivered"
-    assert simulator.create_count() == 1
+    assert provider_requests.of(message_id) == ["Accepted"]
 
 
 def test_a_crash_after_the_provider_answered_never_sends_twice(
     tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None,
-    poller: SqsPoller, monkeypatch: pytest.MonkeyPatch,
+    poller: SqsPoller, monkeypatch: pytest.MonkeyPatch, provider_requests: ProviderRequests,
 ) -> None:  # fmt: skip
     # Given callbacks that never reach us (any of them would carry the MessageSid and prove the
     # acceptance), and a worker that dies before recording Twilio's answer
@@ -279,11 +418,13 @@ def test_a_crash_after_the_provider_answered_never_sends_twice(
     def crash(*args: Any, **kwargs: Any) -> bool:
         raise RuntimeError("worker died")
 
+    record_acceptance = transitions.record_acceptance
     monkeypatch.setattr(transitions, "record_acceptance", crash)
     poller.poll_once()
     restore_settings(lost)
-    assert simulator.create_count() == 1
-    monkeypatch.undo()
+    assert provider_requests.of(message_id) == ["Accepted"]
+    # Only the crash is undone: the recorder of the provider's requests stays in place
+    monkeypatch.setattr(transitions, "record_acceptance", record_acceptance)
     assert message(tenant, message_id)["status"] == "pending"
     # When SQS redelivers after the claim has gone stale
     # (the crashed batch is invisible for the 60 s visibility timeout: queue its twin instead)
@@ -298,7 +439,7 @@ def test_a_crash_after_the_provider_answered_never_sends_twice(
     # Then the message is failed as "outcome unknown", and no second SMS went out
     final = message(tenant, message_id)
     assert (final["status"], final["error_code"]) == ("failed", 99001)
-    assert simulator.create_count() == 1
+    assert provider_requests.of(message_id) == ["Accepted"]
 
 
 def _redeliver_now(poller: SqsPoller) -> None:
@@ -336,31 +477,35 @@ def test_unsubscribed_recipient_fails_and_is_opted_out(
 ) -> None:
     message_id = send(tenant, use_case, "+15005550004")
     poller.poll_once()
-    assert message(tenant, message_id)["error_code"] == 21610
+    # Twilio accepts it, then fails it by status callback (as it does through a service)
+    assert wait_for(tenant, message_id, {"failed"})["error_code"] == 21610
     again = tenant.api.send(send_body(use_case, to_phone_number="+15005550004"))
     assert again.json()["error"]["code"] == "recipient_opted_out"
 
 
 def test_busy_provider_is_retried_later_without_failing(
-    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller
-) -> None:
-    message_id = send(tenant, use_case, "+14155550429")
-    saved = set_settings(HANDOFF_RETRY_BASE_SECONDS="0")
-    try:
-        poller.poll_once()
-    finally:
-        restore_settings(saved)
-    current = message(tenant, message_id)
-    assert current["status"] == "pending" and current["error_code"] is None
-    # The claim was released, so the redelivery may call the provider again.
-    _redeliver_now(poller)
-    assert simulator.create_count() == 2
-    assert message(tenant, message_id)["status"] == "pending"
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
+    provider_requests: ProviderRequests, visibility: VisibilityChanges,
+) -> None:  # fmt: skip
+    message_id = send(tenant, use_case, "+14155550429")  # the simulator answers 429
+    record = queued_record(aws, message_id)
+    result = run_handoff(aws, [record])
+    # Then the record comes back after the first backoff, the message still pending, unclaimed
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["MessageId"]}]}
+    assert visibility.of(record) == [(readme_backoff(1), True)]
+    current = stored(message_id)
+    assert current.status is MessageStatus.PENDING and current.error_code is None
+    assert current.claimed_at is None
+    # And the claim given back, the next delivery calls the provider again (a claim left behind
+    # would be live for another minute: that delivery would wait instead)
+    assert run_handoff(aws, [twin_record(aws, message_id, 2)])["batchItemFailures"]
+    assert provider_requests.of(message_id) == ["RetryLater", "RetryLater"]
+    assert stored(message_id).status is MessageStatus.PENDING
 
 
 def test_a_read_timeout_fails_as_outcome_unknown(
     tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], provider_requests: ProviderRequests,
 ) -> None:  # fmt: skip
     # Given a slow provider whose callbacks never reach us (a `queued` callback would carry the
     # MessageSid and prove acceptance, which rightly keeps the message pending)
@@ -372,22 +517,34 @@ def test_a_read_timeout_fails_as_outcome_unknown(
         restore_settings(saved)
     final = message(tenant, message_id)
     assert (final["status"], final["error_code"]) == ("failed", 99001)
-    assert simulator.create_count() == 1
+    assert provider_requests.of(message_id) == ["OutcomeUnknown"]
     assert emitted_metrics(capsys.readouterr().out)["HandoffOutcomeUnknown"] == 1
 
 
 def test_connection_refused_is_retried(
-    tenant: Tenant, use_case: UseCase, wired: None, poller: SqsPoller
-) -> None:
-    saved = set_settings(TWILIO_API_BASE_URL="http://127.0.0.1:9")
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
+    provider_requests: ProviderRequests, visibility: VisibilityChanges,
+) -> None:  # fmt: skip
+    # Given a provider that refuses the connection (nothing of the request left)
+    message_id = send(tenant, use_case, "+14155552671")
+    record = queued_record(aws, message_id)
+    saved = set_settings(TWILIO_API_BASE_URL=f"http://127.0.0.1:{unused_port()}")
     try:
-        message_id = send(tenant, use_case, "+14155552671")
-        poller.poll_once()
+        result = run_handoff(aws, [record])
     finally:
         restore_settings(saved)
-    current = message(tenant, message_id)
-    assert current["status"] == "pending" and current["message_sid"] is None
-    drain_handoff_queue()
+    # Then the record is handed back after the first backoff, with the claim given back
+    assert result == {"batchItemFailures": [{"itemIdentifier": record["MessageId"]}]}
+    assert visibility.of(record) == [(readme_backoff(1), True)]
+    assert provider_requests.of(message_id) == ["RetryLater"]
+    current = stored(message_id)
+    assert current.status is MessageStatus.PENDING and current.claimed_at is None
+    assert current.message_sid is None and current.error_code is None
+    # And when the provider is reachable again, the next delivery sends it, once
+    assert run_handoff(aws, [twin_record(aws, message_id, 2)]) == {"batchItemFailures": []}
+    assert provider_requests.of(message_id) == ["RetryLater", "Accepted"]
+    assert wait_for(tenant, message_id, {"delivered", "failed"})["status"] == "delivered"
+    assert sent_to(simulator, "+14155552671") == 1
 
 
 def test_logs_never_hold_a_whole_number_or_body(
@@ -418,22 +575,30 @@ def _one_message_life(
 
 
 def test_records_that_no_longer_fit_in_the_invocation_wait_unclaimed(
-    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack
-) -> None:
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
+    provider_requests: ProviderRequests, visibility: VisibilityChanges,
+) -> None:  # fmt: skip
     # Given an invocation with less time left than one provider call may take
     message_id = send(tenant, use_case, "+14155552671")
     record = queued_record(aws, message_id)
     result = run_handoff(aws, [record], handoff_context(timeout_seconds=5))  # < one call
     # Then the record is handed back for later, unclaimed, and Twilio was not called
     assert result == {"batchItemFailures": [{"itemIdentifier": record["MessageId"]}]}
-    assert simulator.create_count() == 0
-    current = message(tenant, message_id)
-    assert current["status"] == "pending" and current["message_sid"] is None
+    [(_, accepted)] = visibility.of(record)
+    assert accepted
+    assert provider_requests.of(message_id) == []
+    current = stored(message_id)
+    assert current.status is MessageStatus.PENDING and current.claimed_at is None
+    assert current.message_sid is None and current.error_code is None
+    # And the next delivery, in an invocation with time for it, sends it once
+    assert run_handoff(aws, [twin_record(aws, message_id, 2)]) == {"batchItemFailures": []}
+    assert provider_requests.of(message_id) == ["Accepted"]
+    assert wait_for(tenant, message_id, {"delivered", "failed"})["status"] == "delivered"
 
 
 def test_the_last_delivery_to_a_busy_provider_fails_the_message_instead_of_the_dlq(
     tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], provider_requests: ProviderRequests,
 ) -> None:  # fmt: skip
     message_id = send(tenant, use_case, "+14155550429")
     record = queued_record(aws, message_id, receive_count=15)  # the queue's last delivery
@@ -441,7 +606,7 @@ def test_the_last_delivery_to_a_busy_provider_fails_the_message_instead_of_the_d
     assert result == {"batchItemFailures": []}
     final = message(tenant, message_id)
     assert (final["status"], final["error_code"]) == ("failed", 99003)
-    assert simulator.create_count() == 1
+    assert provider_requests.of(message_id) == ["RetryLater"]
     assert emitted_metrics(capsys.readouterr().out)["HandoffGaveUp"] == 1
 
 
@@ -459,19 +624,20 @@ def test_the_last_delivery_to_a_busy_provider_fails_the_message_instead_of_the_d
 )
 def test_a_use_case_changed_after_the_send_stops_the_handoff(
     tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None,
-    poller: SqsPoller, change: dict[str, Any],
+    poller: SqsPoller, change: dict[str, Any], provider_requests: ProviderRequests,
 ) -> None:  # fmt: skip
     message_id = send(tenant, use_case, "+14155552671")
     update_use_case(tenant.workspace_id, use_case.id, change)
     poller.poll_once()
     final = message(tenant, message_id)
     assert (final["status"], final["error_code"]) == ("failed", 99004)
-    assert simulator.create_count() == 0
+    assert provider_requests.of(message_id) == []
 
 
 def test_a_scheduled_message_to_a_number_that_opted_out_meanwhile_is_not_sent(
-    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller
-) -> None:
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller,
+    provider_requests: ProviderRequests,
+) -> None:  # fmt: skip
     send_at = (datetime.now(UTC) + timedelta(minutes=5)).isoformat(timespec="seconds")
     response = tenant.api.send(send_body(use_case, to_phone_number="+14155552671", send_at=send_at))
     message_id = response.json()["id"]
@@ -480,12 +646,12 @@ def test_a_scheduled_message_to_a_number_that_opted_out_meanwhile_is_not_sent(
     poller.poll_once()
     final = message(tenant, message_id)
     assert (final["status"], final["error_code"]) == ("failed", 21610)
-    assert simulator.create_count() == 0
+    assert provider_requests.of(message_id) == []
 
 
 def test_a_test_key_never_reaches_the_carrier(
     gateway: Any, tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None,
-    poller: SqsPoller,
+    poller: SqsPoller, provider_requests: ProviderRequests,
 ) -> None:  # fmt: skip
     test_key = api_keys.issue_key(tenant.workspace_id, ("messages:send", "messages:read"), "test")
     api = Api(gateway, test_key.secret)
@@ -496,7 +662,7 @@ def test_a_test_key_never_reaches_the_carrier(
     assert final["status"] == "delivered" and final["test"] is True
     assert final["message_sid"].startswith("SM") and final["num_segments"] == 1
     assert final["from_number"] == "+14155550100"
-    assert simulator.create_count() == 0
+    assert provider_requests.of(response.json()["id"]) == []
     # A live key's message from the same workspace is a real one
     live = tenant.api.send(send_body(use_case)).json()
     assert live["test"] is False
@@ -507,7 +673,7 @@ def test_a_test_key_never_reaches_the_carrier(
 
 def test_a_claim_still_held_on_the_last_delivery_ends_the_message_as_outcome_unknown(
     tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], provider_requests: ProviderRequests,
 ) -> None:  # fmt: skip
     # Given a message another delivery claimed a moment ago (its worker may be mid-call, or dead)
     message_id = send(tenant, use_case, "+14155552671")
@@ -518,13 +684,13 @@ def test_a_claim_still_held_on_the_last_delivery_ends_the_message_as_outcome_unk
     assert result == {"batchItemFailures": []}
     final = message(tenant, message_id)
     assert (final["status"], final["error_code"]) == ("failed", 99001)
-    assert simulator.create_count() == 0
+    assert provider_requests.of(message_id) == []
     assert emitted_metrics(capsys.readouterr().out)["HandoffOutcomeUnknown"] == 1
 
 
 def test_losing_the_claim_race_on_the_last_delivery_still_ends_the_message(
     tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, provider_requests: ProviderRequests,
 ) -> None:  # fmt: skip
     # Given a twin delivery of the same message whose worker claims it first
     message_id = send(tenant, use_case, "+14155552671")
@@ -539,12 +705,12 @@ def test_losing_the_claim_race_on_the_last_delivery_still_ends_the_message(
     assert result == {"batchItemFailures": []}
     final = message(tenant, message_id)
     assert (final["status"], final["error_code"]) == ("failed", 99001)
-    assert simulator.create_count() == 0
+    assert provider_requests.of(message_id) == []
 
 
 def test_no_time_left_on_the_last_delivery_fails_the_message_instead_of_the_dlq(
     tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], provider_requests: ProviderRequests,
 ) -> None:  # fmt: skip
     message_id = send(tenant, use_case, "+14155552671")
     record = queued_record(aws, message_id, receive_count=15)
@@ -552,7 +718,7 @@ def test_no_time_left_on_the_last_delivery_fails_the_message_instead_of_the_dlq(
     assert result == {"batchItemFailures": []}
     final = message(tenant, message_id)
     assert (final["status"], final["error_code"]) == ("failed", 99003)
-    assert simulator.create_count() == 0
+    assert provider_requests.of(message_id) == []
     assert emitted_metrics(capsys.readouterr().out)["HandoffGaveUp"] == 1
 
 
@@ -680,7 +846,7 @@ def test_a_throttled_opt_out_check_leaves_the_message_for_a_later_delivery(
 
 def test_the_time_left_is_checked_again_right_before_the_provider_call(
     tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, provider_requests: ProviderRequests,
 ) -> None:  # fmt: skip
     # Given an invocation that had time for a record, but whose reads before the provider call
     # used most of it
@@ -693,9 +859,14 @@ def test_the_time_left_is_checked_again_right_before_the_provider_call(
     # Then the provider is not called (the function could be cut off mid-call) and the message
     # is handed back unclaimed
     assert result == {"batchItemFailures": [{"itemIdentifier": record["MessageId"]}]}
-    assert simulator.create_count() == 0
+    assert provider_requests.of(message_id) == []
     current = stored(message_id)
     assert current.status is MessageStatus.PENDING and current.claimed_at is None
+    # And the claim it had taken given back, the next delivery sends it (a claim left behind
+    # would be live for another minute: that delivery would wait instead)
+    monkeypatch.setattr(context, "get_remaining_time_in_millis", lambda: 30_000)
+    assert run_handoff(aws, [twin_record(aws, message_id, 2)], context) == {"batchItemFailures": []}
+    assert provider_requests.of(message_id) == ["Accepted"]
 
 
 # --- A rotated auth token -----------------------------------------------------------------------
@@ -723,15 +894,16 @@ def test_a_rotated_auth_token_is_read_again_and_the_message_sent(
 
 
 def test_a_refused_token_that_has_not_changed_fails_the_message(
-    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack
-) -> None:
+    tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, aws: LocalStack,
+    provider_requests: ProviderRequests,
+) -> None:  # fmt: skip
     # Given Twilio refusing the subaccount's token while Secrets Manager still holds it
     simulator.configure(accounts={use_case.twilio_account_sid: uuid.uuid4().hex})
     message_id = send(tenant, use_case, "+14155552671")
     assert run_handoff(aws, [queued_record(aws, message_id)]) == {"batchItemFailures": []}
     final = message(tenant, message_id)
     assert (final["status"], final["error_code"]) == ("failed", 20003)
-    assert simulator.create_count() == 1  # the same token is not tried twice
+    assert provider_requests.of(message_id) == ["Rejected"]  # the same token is not tried twice
 
 
 # --- What the alarms watch ------------------------------------------------------------------
@@ -752,8 +924,7 @@ def test_an_unexpected_error_is_counted_logged_without_the_number_and_retried(
         result = run_handoff(aws, [record])
     # Then the record is retried later (with backoff), and the error is counted and logged
     assert result == {"batchItemFailures": [{"itemIdentifier": record["MessageId"]}]}
-    [(delay, accepted)] = changes
-    assert accepted and delay >= 10  # HANDOFF_RETRY_BASE_SECONDS
+    assert changes == [(readme_backoff(1), True)]
     assert emitted_metrics(capsys.readouterr().out)["HandoffUnexpectedError"] == 1
     text = logs.getvalue()
     assert "RuntimeError" in text and "Traceback" in text and message_id in text
@@ -778,4 +949,5 @@ def test_records_on_their_last_delivery_get_the_invocation_time_first(
     # Then the record that cannot come back is handed off, and the other one waits
     assert result == {"batchItemFailures": [{"itemIdentifier": records[0]["MessageId"]}]}
     assert wait_for(tenant, last_chance, {"delivered", "failed"})["status"] == "delivered"
-    assert message(tenant, first)["status"] == "pending"
+    waiting = stored(first)
+    assert waiting.status is MessageStatus.PENDING and waiting.claimed_at is None

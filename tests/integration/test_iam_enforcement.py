@@ -42,6 +42,10 @@ def handler(event, context):
 
 Probe = Callable[[str], FunctionSpec]
 
+# The probe's calls are this file's, not the functions' code's: they are no evidence that a grant
+# is needed, and some are refused on purpose (tests/integration/conftest.py).
+pytestmark = pytest.mark.probes
+
 
 @pytest.fixture
 def probe(tmp_path: Path, aws: LocalStack) -> Probe:

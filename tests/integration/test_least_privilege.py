@@ -1,165 +1,209 @@
-"""The least-privilege policies are also enough: every AWS call each function makes over a
-message's whole life (send, handoff, callbacks, reads, scheduling, cancel, dispatch, use-case
-management, an opt-out from Twilio) is one its role in template.yaml grants, and every grant is
-used by the code or listed below with the path that needs it.
+"""Least privilege, both ways, read from what the code really does rather than from a list.
 
-The local stack already refuses a call the template does not grant (sms_local.iam); this also
-compares the calls with EXPECTED_GRANTS and finds grants the code no longer needs.
+Every call is granted: the local stack holds each function to its role in template.yaml on every
+AWS call its handler makes, in every test (sms_local.iam), and tests/integration/conftest.py fails
+any test in which a function made a call its role does not grant, even one whose
+AccessDeniedException the code swallowed. So every path some test runs is checked, not one
+script.
+
+Every grant is needed: the same fixture remembers, over the whole session, every (function,
+action, resource) the functions' own code needed (tests marked `probes` run handlers of their own
+and do not count). The check below runs after every other test (conftest orders it last) and
+fails for a grant in template.yaml that no call of the code in any test matched: remove the
+grant, or write the test of the path that needs it. It means something only when every test of
+tests/integration ran, so it skips, saying why, when a file, a test or a keyword was chosen.
+This does not depend on the order of the other tests: the set only grows, and all of it is read
+at the end.
+
+The grants only AWS itself uses on a function's behalf (its logs, its event source mapping, its
+asynchronous dead-letter queue) are listed in AWS_USES, with what uses each.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from datetime import timedelta
-from typing import Any
+import copy
+import time
+from collections.abc import Mapping, Set
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 
-from sms_gateway import api_keys, opt_out_store, provider_credentials, use_case_store
+from sms_gateway import opt_out_store
 from sms_gateway.use_cases import UseCase
-from sms_local import iam, lambda_runtime
+from sms_local import iam
 from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack
-from sms_local.iam import Call, permitted
+from sms_local.iam import Call, Grant
 from sms_local.sqs_poller import SqsPoller
-from sms_local.template import FunctionSpec
 from sms_local.twilio_simulator import TwilioSimulator
-from tests.integration.conftest import Tenant, use_case_spec
+from tests.integration.conftest import (
+    INTEGRATION_DIR,
+    Tenant,
+    pytest_deselected,
+    why_not_the_whole_directory,
+)
 from tests.integration.test_handoff import (  # noqa: F401 - fixtures
+    message,
     poller,
     send,
     server,
     simulator,
-    wait_for,
     wired,
 )
-from tests.integration.test_scheduling import at, schedule_later
 from tests.integration.test_send_api import send_body
-from tests.least_privilege import EXPECTED_GRANTS, Grant
 
-# Grants no test here can exercise, and the path that needs each.
-NOT_EXERCISED: dict[tuple[str, Grant], str] = {
-    ("SendFunction", ("dynamodb:GetItem", "IdempotencyTable")): (
-        "Powertools reads a record when a conditional put fails without returning it"
-    ),
+# Grants no handler code calls, and what calls them instead.
+AWS_USES: dict[tuple[str, Grant], str] = {
     ("HandoffFunction", ("logs:CreateLogStream", "HandoffLogGroup")): "Lambda's own logging",
     ("HandoffFunction", ("logs:PutLogEvents", "HandoffLogGroup")): "Lambda's own logging",
     ("HandoffFunction", ("sqs:ReceiveMessage", "HandoffQueue")): "the event source mapping",
     ("HandoffFunction", ("sqs:DeleteMessage", "HandoffQueue")): "the event source mapping",
     ("HandoffFunction", ("sqs:GetQueueAttributes", "HandoffQueue")): "the event source mapping",
-    ("HandoffFunction", ("sqs:ChangeMessageVisibility", "HandoffQueue")): "429/503 backoff",
     ("ScheduledDispatchFunction", ("sqs:SendMessage", "ScheduleDeadLetterQueue")): (
         "Lambda's asynchronous DLQ, after the function failed"
     ),
 }
 
 
-@pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Call]]:
-    """The AWS calls functions' handlers make, as (function, (action, resource))."""
-    load_handler = lambda_runtime.load_handler
-
-    def uncached(spec: FunctionSpec) -> lambda_runtime.Handler:
-        handler = load_handler(spec)
-
-        def run(event: dict[str, Any], context: Any) -> Any:
-            # Each function runs in processes of its own in Lambda: nothing another function
-            # cached (a use case, an auth token) spares it a call.
-            use_case_store.clear_cache()
-            provider_credentials.reset()
-            return handler(event, context)
-
-        return run
-
-    monkeypatch.setattr(lambda_runtime, "load_handler", uncached)
-    with iam.recording() as made:
-        yield made
+def template_grants(template: dict[str, Any]) -> set[tuple[str, Grant]]:
+    return {
+        (function, grant)
+        for function in iam.function_names(template)
+        for grant in iam.function_grants(template, function)
+    }
 
 
-def by_function(calls: list[Call]) -> dict[str, set[Grant]]:
-    made: dict[str, set[Grant]] = {name: set() for name in EXPECTED_GRANTS}
-    for function, grant in calls:
-        made.setdefault(function, set()).add(grant)
-    return made
+def unused_grants(
+    template: dict[str, Any], values: Mapping[str, str], exercised: Set[Call]
+) -> set[tuple[str, Grant]]:
+    """The grants of `template` that no call in `exercised` needed (those AWS uses aside)."""
+    made: dict[str, set[Grant]] = {}
+    for function, call in exercised:
+        made.setdefault(function, set()).add(call)
+    unused = set()
+    for function, grant in template_grants(template):
+        if (function, grant) in AWS_USES:
+            continue
+        policy = iam.FunctionPolicy(function, [grant], values)
+        if not any(policy.allows(call) for call in made.get(function, ())):
+            unused.add((function, grant))
+    return unused
 
 
-def dispatch(message_id: str) -> Any:
-    spec = tpl.functions(tpl.project_template())["ScheduledDispatchFunction"]
-    return lambda_runtime.invoke(spec, {"message_id": message_id})
+@pytest.mark.whole_session
+def test_every_grant_is_needed_by_the_code_under_some_test(
+    request: pytest.FixtureRequest, aws: LocalStack, exercised_calls: set[Call]
+) -> None:
+    reason = why_not_the_whole_directory(request.session)
+    if reason is not None:
+        pytest.skip(f"needs every test of tests/integration to have run: {reason}")
+    template = tpl.project_template()
+    values = iam.stack_values(aws)
+
+    unused = unused_grants(template, values, exercised_calls)
+
+    assert not unused, (
+        "no test runs code that needs these grants: remove them from template.yaml, or test "
+        f"the path that needs each: {sorted(unused)}"
+    )
+    # What AWS uses is still granted (Lambda would fail without it) and the code does not call it
+    # (then it would not belong in AWS_USES).
+    assert set(AWS_USES) <= template_grants(template)
+    called = {
+        (function, grant)
+        for function, grant in AWS_USES
+        if any(
+            iam.FunctionPolicy(function, [grant], values).allows(call)
+            for f, call in exercised_calls
+            if f == function
+        )
+    }
+    assert not called, f"the code calls these itself: take them out of AWS_USES: {called}"
+
+
+def a_session(files: list[str], args: tuple[str, ...] = ("tests",)) -> Any:
+    """What why_not_the_whole_directory reads of a session that collected tests from `files`."""
+    config = SimpleNamespace(stash=pytest.Stash(), args=list(args))
+    items = [SimpleNamespace(path=INTEGRATION_DIR / name, config=config) for name in files]
+    return SimpleNamespace(items=items, config=config)
+
+
+def test_the_grant_check_runs_only_when_every_integration_test_runs() -> None:
+    every_file = sorted(p.name for p in INTEGRATION_DIR.glob("test_*.py"))
+    assert why_not_the_whole_directory(cast(pytest.Session, a_session(every_file))) is None
+    # One file left out, a test deselected (-k, -m, --deselect, --lf), or tests chosen by name
+    partial = a_session([f for f in every_file if f != "test_scheduling.py"])
+    assert "test_scheduling.py" in str(why_not_the_whole_directory(partial))
+    deselected = a_session(every_file)
+    pytest_deselected(deselected.items[:1])
+    assert "deselected" in str(why_not_the_whole_directory(deselected))
+    by_name = a_session(every_file, ("tests/integration/test_cli.py::test_errors",))
+    assert "by name" in str(why_not_the_whole_directory(by_name))
+
+
+def a_call_needing(grant: Grant, values: Mapping[str, str]) -> Grant:
+    """A concrete call that `grant` allows (its wildcard stands for one name)."""
+    action, resource = grant
+    return action, iam.substitute(resource, values).replace("*", "msg-1")
+
+
+def test_a_grant_no_call_needs_is_reported(aws: LocalStack) -> None:
+    # Given the template with one grant more than the code needs, and a call for every other
+    template = copy.deepcopy(tpl.project_template())
+    values = iam.stack_values(aws)
+    every_call = {
+        (function, a_call_needing(grant, values)) for function, grant in template_grants(template)
+    }
+    statement = {"Effect": "Allow", "Action": "dynamodb:DeleteItem", "Resource": "MessagesTable"}
+    template["Resources"]["CancelFunction"]["Properties"]["Policies"].append(
+        {"Statement": [statement]}
+    )
+    # Then the check reports exactly that grant
+    assert unused_grants(template, values, every_call) == {
+        ("CancelFunction", ("dynamodb:DeleteItem", "MessagesTable"))
+    }
+    # ... and, in the template as it is, a grant whose only call is gone
+    create = ("scheduler:CreateSchedule", "schedule/${MessageScheduleGroup}/*")
+    without = every_call - {("SendFunction", a_call_needing(create, values))}
+    assert unused_grants(tpl.project_template(), values, without) == {("SendFunction", create)}
+
+
+def test_a_call_of_another_function_does_not_make_a_grant_needed(aws: LocalStack) -> None:
+    template = tpl.project_template()
+    values = iam.stack_values(aws)
+    read = ("dynamodb:GetItem", "ApiKeysTable")
+    # Only the use-case function reads API keys here: the authorizer's grant is then unneeded.
+    unused = unused_grants(template, values, {("UseCasesFunction", read)})
+    assert ("AuthorizerFunction", read) in unused
+    assert ("UseCasesFunction", read) not in unused
+
+
+# --- paths whose grant no other test needs ------------------------------------------------------
 
 
 @pytest.mark.usefixtures("wired")
-def test_every_call_is_granted_and_every_grant_is_needed(
-    calls: list[Call],
-    aws: LocalStack,
+def test_a_number_twilio_refuses_at_once_as_unsubscribed_is_opted_out_by_the_handoff(
     tenant: Tenant,
     use_case: UseCase,
     simulator: TwilioSimulator,  # noqa: F811
     poller: SqsPoller,  # noqa: F811
 ) -> None:
-    api = tenant.api
-    # A message's life, with an Idempotency-Key, and one to an unsubscribed number (21610).
-    key = {"idempotency-key": uuid.uuid4().hex}
-    sent = api.send(send_body(use_case, to_phone_number="+12125552671"), headers=key)
-    assert sent.status == 201, sent.json()
-    replayed = api.send(send_body(use_case, to_phone_number="+12125552671"), headers=key)
-    assert replayed.json() == sent.json()
-    unknown = send_body(use_case, use_case_id=str(uuid.uuid4()))
-    assert api.send(unknown, headers={"idempotency-key": uuid.uuid4().hex}).status == 404
-    opted_out = send(tenant, use_case, "+15005550004")
-    assert poller.poll_once() == 2
-    assert wait_for(tenant, sent.json()["id"], {"delivered"})["status"] == "delivered"
-    assert wait_for(tenant, opted_out, {"failed"})["status"] == "failed"
-    simulator.wait_idle()
-    assert api.request("GET", "/v1/sms/", query={"use_case_id": use_case.id}).status == 200
-    assert api.request("GET", "/v1/sms/").status == 200
-    # Scheduling: one canceled, one dispatched.
-    canceled = schedule_later(tenant, use_case)
-    assert api.request("POST", f"/v1/sms/{canceled['id']}/cancel").status == 200
-    later = api.send(send_body(use_case, send_at=at(timedelta(minutes=5))))
-    assert dispatch(later.json()["id"]) == {"queued": True}
-    # A second firing finds it pending already: the outbox has queued it, so it does nothing.
-    assert dispatch(later.json()["id"]) == {"queued": False}
-    # Its handoff checks the opt-out list again (a scheduled message may wait 30 days).
-    assert poller.poll_once() == 1
-    assert wait_for(tenant, later.json()["id"], {"delivered"})["status"] == "delivered"
-    # Twilio refuses an unsubscribed number at once when sent without a Messaging Service
-    # (here the simulator's knob): the handoff then writes the opt-out itself.
-    # (the operator lifts the opt-out the callback above added, to send to the number again)
-    opt_out_store.remove_opt_out(
-        opt_out_store.service_scope(use_case.messaging_service_sid), "+15005550004"
-    )
+    """Twilio answers 21610 at once (no callback ever comes): the handoff fails the message and
+    writes the opt-out itself (HandoffFunction's PutItem on OptOutsTable), so the next send to
+    the number is refused."""
+    number = "+15005550004"
     simulator.configure(reject_unsubscribed_synchronously=True)
-    refused = send(tenant, use_case, "+15005550004")
-    assert poller.poll_once() == 1
-    assert wait_for(tenant, refused, {"failed"})["error_code"] == 21610
-    simulator.configure(reject_unsubscribed_synchronously=False)
-    simulator.wait_idle()
-    # Use-case management.
-    path = f"/v1/sms/use-cases/{use_case.id}"
-    assert api.request("GET", "/v1/sms/use-cases").status == 200
-    assert api.request("GET", path).status == 200
-    assert api.request("PATCH", path, json_body={"name": "Renamed"}).status == 200
-    # (an operator gave the workspace the subaccount the new use case names)
-    new_spec = use_case_spec()
-    api_keys.bind_twilio_account(tenant.workspace_id, new_spec.twilio_account_sid)
-    created = api.request("POST", "/v1/sms/use-cases", json_body=new_spec.model_dump(mode="json"))
-    assert created.status == 201, created.json()
-    deleted = api.request("DELETE", f"/v1/sms/use-cases/{created.json()['id']}")
-    assert deleted.status in (200, 204)
+    message_id = send(tenant, use_case, number)
 
-    made = by_function(calls)
-    denied = {
-        function: sorted(c for c in grants if not permitted(c, EXPECTED_GRANTS[function], aws))
-        for function, grants in made.items()
-    }
-    assert not any(denied.values()), f"these calls would be denied in AWS: {denied}"
+    deadline = time.monotonic() + 30  # the shared queue may hold other tests' records
+    while message(tenant, message_id)["status"] == "pending" and time.monotonic() < deadline:
+        poller.poll_once()
 
-    unused = {
-        (function, grant)
-        for function, grants in EXPECTED_GRANTS.items()
-        for grant in grants
-        if not any(permitted(c, {grant}, aws) for c in made[function])
-    }
-    assert unused == set(NOT_EXERCISED), "grant no longer needed, or add it to NOT_EXERCISED"
+    final = message(tenant, message_id)
+    assert (final["status"], final["error_code"]) == ("failed", 21610)
+    assert simulator.messages == []  # refused, never accepted
+    scope = opt_out_store.service_scope(use_case.messaging_service_sid)
+    assert opt_out_store.is_opted_out([scope], number)
+    again = tenant.api.send(send_body(use_case, to_phone_number=number))
+    assert (again.status, again.json()["error"]["code"]) == (422, "recipient_opted_out")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import json
 import os
 import socket
 import ssl
@@ -14,10 +15,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -144,6 +148,90 @@ def test_an_opt_out_lookup_that_stays_unprocessed_is_unavailable_not_a_loop(
     with pytest.raises(ServiceUnavailableError):
         opt_out_store.is_opted_out(["use_case#x"], "+14155552671", sleep=lambda _: None)
     assert 1 < len(calls) <= opt_out_store.BATCH_GET_ATTEMPTS
+
+
+# --- DynamoDB throttling the record of Twilio's answer --------------------------------------------
+
+
+class ThrottledAnswerRecord:
+    """Lets the handoff's claim through, then answers the next `times` UpdateItem calls on the
+    messages table with DynamoDB's throttling error instead of making them (as the client raises
+    it once botocore's own attempts are spent)."""
+
+    def __init__(self, times: int) -> None:
+        self.times = times
+        self.updates = 0
+        self.refused = 0
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> Any:
+        if json.loads(params["body"]).get("TableName") != os.environ["MESSAGES_TABLE"]:
+            return None
+        self.updates += 1
+        if self.updates == 1 or self.refused == self.times:
+            return None  # the claim, and whatever comes after the throttling
+        self.refused += 1
+        error = {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"}
+        return AWSResponse("https://dynamodb", 400, HTTPHeaders(), None), {"Error": error}
+
+
+@pytest.fixture
+def twilio_accepts(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Twilio accepts every message (the adapter's answer, without a network call); its SID."""
+    sid = "SM" + uuid.uuid4().hex
+    accepted = twilio_client.Accepted(sid, 1, "+14155550100")
+    monkeypatch.setattr(twilio_client, "create_message", lambda **_: accepted)
+    return sid
+
+
+@pytest.fixture
+def backoff_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses the handoff takes between its attempts at a write (recorded, not slept)."""
+    pauses: list[float] = []
+    monkeypatch.setattr(handoff, "time", SimpleNamespace(sleep=pauses.append))
+    return pauses
+
+
+def test_an_acceptance_whose_record_dynamodb_throttles_is_recorded_not_failed_later(
+    tenant: Tenant, use_case: UseCase, twilio_accepts: str, backoff_pauses: list[float]
+) -> None:
+    # Given Twilio accepts the message and DynamoDB throttles recording that, three times
+    message_id = tenant.api.send(send_body(use_case)).json()["id"]
+    throttle = ThrottledAnswerRecord(times=3)
+    events = aws_clients.dynamodb().meta.events
+    events.register("before-call.dynamodb.UpdateItem", throttle)
+    try:
+        outcome = handoff.hand_off(message_id)
+    finally:
+        events.unregister("before-call.dynamodb.UpdateItem", throttle)
+
+    # Then the answer is recorded after growing pauses
+    assert outcome is handoff.HandoffOutcome.ACCEPTED
+    assert (throttle.refused, backoff_pauses) == (3, [0.2, 0.4, 0.8])
+    message = tenant.api.request("GET", f"/v1/sms/{message_id}").json()
+    assert (message["status"], message["message_sid"]) == ("pending", twilio_accepts)
+    # And a redelivery of the SQS message finds it handed off: never failed as outcome unknown
+    assert handoff.hand_off(message_id) is handoff.HandoffOutcome.ALREADY_HANDLED
+
+
+def test_an_acceptance_throttled_past_every_attempt_raises_dynamodbs_error(
+    tenant: Tenant, use_case: UseCase, twilio_accepts: str, backoff_pauses: list[float]
+) -> None:
+    message_id = tenant.api.send(send_body(use_case)).json()["id"]
+    throttle = ThrottledAnswerRecord(times=100)
+    events = aws_clients.dynamodb().meta.events
+    events.register("before-call.dynamodb.UpdateItem", throttle)
+    try:
+        with pytest.raises(ClientError) as caught:
+            handoff.hand_off(message_id)
+    finally:
+        events.unregister("before-call.dynamodb.UpdateItem", throttle)
+
+    # Four attempts, then DynamoDB's own error: the SQS message is retried, and the claim left
+    # without an answer is resolved as the README says (99001 once stale).
+    assert caught.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+    assert (throttle.refused, backoff_pauses) == (4, [0.2, 0.4, 0.8])
+    message = tenant.api.request("GET", f"/v1/sms/{message_id}").json()
+    assert (message["status"], message["message_sid"]) == ("pending", None)
 
 
 # --- The Twilio adapter against real sockets --------------------------------------------------

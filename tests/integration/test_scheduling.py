@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import json
-import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from botocore.stub import Stubber
 
-from sms_gateway import aws_clients, scheduling, transitions
+from sms_gateway import aws_clients, message_store, schedules, transitions
 from sms_gateway.clock import now_iso
 from sms_gateway.config import get_settings
 from sms_gateway.messages import MessageStatus
 from sms_gateway.use_cases import UseCase
+from sms_local import iam
 from sms_local import template as tpl
 from sms_local.aws_resources import function_arn
 from sms_local.lambda_runtime import invoke
+from sms_local.sqs_poller import SqsPoller
+from sms_local.twilio_simulator import TwilioSimulator
 from tests.integration.conftest import Tenant, make_tenant
+from tests.integration.test_handoff import (  # noqa: F401 - fixtures
+    poller,
+    server,
+    simulator,
+    wait_for,
+    wired,
+)
 from tests.integration.test_send_api import drain_handoff_queue, send_body, stored_messages
 
 
@@ -224,39 +235,82 @@ def test_cancel_of_unknown_or_foreign_message_is_404(
     assert get_schedule(scheduled["id"]) is not None
 
 
-def test_cancel_racing_dispatch_has_exactly_one_winner(tenant: Tenant, use_case: UseCase) -> None:
-    messages = [schedule_later(tenant, use_case)["id"] for _ in range(12)]
-    outcomes: dict[str, dict[str, Any]] = {m: {} for m in messages}
+def fire_schedule(message_id: str) -> Any:
+    """The message's schedule firing: ScheduledDispatchFunction invoked in a thread of its own,
+    as Scheduler invokes it while the caller is still inside its own call; its answer."""
+    with ThreadPoolExecutor(max_workers=1) as scheduler:
+        return scheduler.submit(dispatch, message_id).result(timeout=60)
 
-    def cancel(message_id: str, start: threading.Barrier) -> None:
-        start.wait()
-        try:
-            scheduling.cancel_message(tenant.workspace_id, message_id)
-            outcomes[message_id]["cancel"] = True
-        except Exception as exc:
-            outcomes[message_id]["cancel"] = type(exc).__name__
 
-    def fire(message_id: str, start: threading.Barrier) -> None:
-        start.wait()
-        outcomes[message_id]["dispatch"] = scheduling.dispatch_scheduled(message_id)
+def test_a_schedule_firing_after_the_cancel_wrote_finds_nothing_to_send(
+    tenant: Tenant, use_case: UseCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race cancel wins: the schedule fires after the cancel's conditional write and before
+    it deletes the schedule. The firing moves nothing, the message stays canceled, nothing is
+    queued to be sent, and the schedule is gone."""
+    scheduled = schedule_later(tenant, use_case)["id"]
+    delete = schedules.delete_message_schedule
+    fired: list[Any] = []
 
-    for message_id in messages:
-        start = threading.Barrier(2)
-        threads = [
-            threading.Thread(target=cancel, args=(message_id, start)),
-            threading.Thread(target=fire, args=(message_id, start)),
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    def fire_then_delete(message_id: str) -> bool:
+        if message_id == scheduled and not fired:
+            fired.append(fire_schedule(message_id))
+        return delete(message_id)
 
-    queued = {body["message_id"] for body in drain_handoff_queue(tenant.workspace_id)}
-    for message_id, outcome in outcomes.items():
-        final = tenant.api.request("GET", f"/v1/sms/{message_id}").json()["status"]
-        if outcome["cancel"] is True:
-            assert (outcome["dispatch"], final) == (False, "canceled")
-            assert message_id not in queued
-        else:
-            assert outcome == {"cancel": "NotCancelableError", "dispatch": True}
-            assert final == "pending" and message_id in queued
+    monkeypatch.setattr(schedules, "delete_message_schedule", fire_then_delete)
+
+    response = tenant.api.request("POST", f"/v1/sms/{scheduled}/cancel")
+
+    assert (response.status, response.json()["status"]) == (200, "canceled")
+    assert fired == [{"queued": False}]
+    message = tenant.api.request("GET", f"/v1/sms/{scheduled}").json()
+    assert message["status"] == "canceled"
+    assert [h["event"] for h in message["history"]] == ["created", "canceled"]
+    assert scheduled not in {q["message_id"] for q in drain_handoff_queue(tenant.workspace_id)}
+    assert get_schedule(scheduled) is None
+
+
+@pytest.mark.usefixtures("wired")
+def test_a_schedule_firing_between_the_cancel_s_read_and_write_wins_and_the_message_is_sent(
+    tenant: Tenant,
+    use_case: UseCase,
+    monkeypatch: pytest.MonkeyPatch,
+    poller: SqsPoller,  # noqa: F811
+    simulator: TwilioSimulator,  # noqa: F811
+) -> None:
+    """The race dispatch wins: the schedule fires after the cancel has read the message
+    (scheduled, so cancelable as far as it knows) and before its conditional write. The cancel
+    answers 409 not_cancelable with the status it lost to, and the message goes on to be sent."""
+    scheduled = schedule_later(tenant, use_case)["id"]
+    read = message_store.get_message
+    fired: list[Any] = []
+
+    def read_then_fire(message_id: str, **kwargs: Any) -> Any:
+        message = read(message_id, **kwargs)
+        if message_id == scheduled and iam.running_function() == "CancelFunction" and not fired:
+            assert message is not None and message.status is MessageStatus.SCHEDULED
+            fired.append(fire_schedule(message_id))
+        return message
+
+    monkeypatch.setattr(message_store, "get_message", read_then_fire)
+
+    response = tenant.api.request("POST", f"/v1/sms/{scheduled}/cancel")
+
+    assert fired == [{"queued": True}]
+    assert response.status == 409, response.json()
+    error = response.json()["error"]
+    assert (error["code"], error["status"]) == ("not_cancelable", "pending")
+    monkeypatch.undo()
+    # The handoff picks it up (other tests' records may share the queue: poll until it moved)
+    deadline = time.monotonic() + 30
+    while status_of(tenant, scheduled) == "pending" and time.monotonic() < deadline:
+        poller.poll_once()
+    final = wait_for(tenant, scheduled, {"delivered"})
+    assert final["status"] == "delivered"
+    assert [h["event"] for h in final["history"]][:2] == ["created", "dispatched"]
+    assert [m["sid"] for m in simulator.messages] == [final["message_sid"]]
+
+
+def status_of(tenant: Tenant, message_id: str) -> str:
+    status: str = tenant.api.request("GET", f"/v1/sms/{message_id}").json()["status"]
+    return status

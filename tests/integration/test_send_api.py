@@ -141,6 +141,7 @@ def test_malformed_use_case_id_is_404(tenant: Tenant) -> None:
         {"use_case_id": "not-a-uuid", "to_phone_number": MOBILE_US, "message": "hi"}
     )
     assert error_of(response) == (404, "use_case_not_found")
+    assert_nothing_written(tenant)
 
 
 def test_deleted_use_case_is_404(tenant: Tenant, use_case: UseCase) -> None:
@@ -264,6 +265,8 @@ def test_unknown_field_is_rejected(tenant: Tenant, use_case: UseCase) -> None:
 def test_wrong_type_is_rejected(tenant: Tenant, use_case: UseCase) -> None:
     response = tenant.api.send(send_body(use_case, message=12345))
     assert error_of(response) == (422, "validation_error")
+    assert response.json()["error"]["errors"][0]["field"] == "message"
+    assert_nothing_written(tenant)
 
 
 @pytest.mark.parametrize("message", ["", "x" * 1601])
@@ -391,8 +394,13 @@ def test_idempotency_keys_are_per_workspace(
     other = make_tenant(gateway)
     other_use_case = create_use_case(other.workspace_id, use_case_spec())
     key = {"idempotency-key": f"shared-{uuid.uuid4()}"}
-    assert tenant.api.send(send_body(use_case), headers=key).status == 201
-    assert other.api.send(send_body(other_use_case), headers=key).status == 201
+    mine = tenant.api.send(send_body(use_case), headers=key)
+    theirs = other.api.send(send_body(other_use_case), headers=key)
+    # Each workspace got a message of its own, not the other's answer replayed.
+    assert mine.status == theirs.status == 201
+    assert theirs.json()["id"] != mine.json()["id"]
+    assert [m["id"] for m in stored_messages(tenant.workspace_id)] == [mine.json()["id"]]
+    assert [m["id"] for m in stored_messages(other.workspace_id)] == [theirs.json()["id"]]
 
 
 def test_idempotency_keys_are_per_mode(gateway: Any, tenant: Tenant, use_case: UseCase) -> None:

@@ -441,6 +441,33 @@ def test_twilio_sdk_client_can_create_and_fetch(
     assert raised.value.code == 21211
 
 
+def test_list_filters_an_account_s_messages_by_to_and_from_newest_first(
+    sim: TwilioSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given messages to two numbers from two senders, and one in another account
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    client = Client(ACCOUNT, TOKEN)
+    client.api.base_url = sim.base_url
+    first = _send(sim, "+13105559876")["sid"]  # from the 310 sender
+    second = _send(sim, "+12125559876")["sid"]  # from the 212 sender
+    third = _send(sim, "+13105559876")["sid"]
+    other = Client(OTHER_ACCOUNT, OTHER_TOKEN)
+    other.api.base_url = sim.base_url
+    other.messages.create(to="+13105559876", from_="+13105550100", body="hi")
+
+    # Then the SDK lists what the account sent, to one number or from one sender
+    to_310 = [m.sid for m in client.messages.list(to="+13105559876")]
+    from_212 = [m.sid for m in client.messages.list(from_="+12125550100")]
+    assert to_310 == [third, first]
+    assert from_212 == [second]
+    assert [m.sid for m in client.messages.list()] == [third, second, first]
+    assert client.messages.list(to=PLAIN_TO) == []
+    # ... and only to its own credentials
+    status, payload, _ = _call(_messages_url(sim), authorization=_basic(ACCOUNT, "wrong"))
+    _assert_twilio_error(payload, 401, 20003)
+    assert status == 401
+
+
 # --- sender selection ---------------------------------------------------------------------------
 
 
@@ -759,12 +786,15 @@ def test_unreachable_receiver_is_logged_as_an_error(sim: TwilioSimulator) -> Non
 def test_slow_number_is_accepted_but_answered_too_late(sim: TwilioSimulator) -> None:
     form = {"To": "+14155550777", "Body": "hi", "MessagingServiceSid": SERVICE}
 
+    # The answer comes SLOW_RESPONSE_SECONDS later: a client that waits 0.3 s gives up first.
     with pytest.raises((TimeoutError, urllib.error.URLError)):
         _call(_messages_url(sim), form, _basic(ACCOUNT, TOKEN), timeout=0.3)
+    # (the request may still be on its way into the simulator when the client gives up)
+    assert _eventually(lambda: len(sim.messages) == 1)
     started = time.monotonic()
     sim.stop()
 
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 5  # stopping does not wait for the slow answer
     assert [message["to"] for message in sim.messages] == ["+14155550777"]
     assert sim.create_count() == 1
 
@@ -790,8 +820,12 @@ def test_stop_leaves_no_threads_running() -> None:
 
     assert stop_seconds < 5
     assert receiver.statuses() == ["queued", "sent", "delivered", "queued"]
-    leftover = [thread for thread in threading.enumerate() if thread not in before]
-    assert leftover == []
+
+    # A request thread that has just answered may still be on its way out: wait for it, bounded.
+    def leftover() -> list[threading.Thread]:
+        return [thread for thread in threading.enumerate() if thread not in before]
+
+    assert _eventually(lambda: leftover() == []), leftover()
 
 
 @pytest.mark.parametrize("host", ["192.0.2.10", "::", "example.test"])

@@ -13,7 +13,7 @@ from sms_gateway import config, errors, handoff, message_store, redact, scheduli
 from sms_gateway.messages import MessageStatus
 from sms_gateway.phone import check_destination
 from sms_gateway.transitions import PROVIDER_STATUSES, TRANSITIONS
-from sms_gateway.use_cases import Sender, UseCaseSpec
+from sms_gateway.use_cases import Sender, SenderKind, UseCaseSpec
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -41,25 +41,66 @@ def test_fixed_line_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("sender", "kind", "ok"),
+    ("sender", "kind"),
     [
-        ("ACME", "alphanumeric", True),
-        ("Acme 2FA", "alphanumeric", True),
-        ("12345678901", "alphanumeric", False),
-        ("ABCDEFGHIJKL", "alphanumeric", False),
-        ("+14155550100", "long_code", True),
-        ("+18005550100", "toll_free", True),
-        ("+18005550100", "long_code", False),
-        ("12345", "short_code", True),
-        ("1", "short_code", False),
+        ("ACME", "alphanumeric"),
+        ("Acme 2FA", "alphanumeric"),
+        ("A", "alphanumeric"),  # the shortest
+        ("ABCDEFGHIJK", "alphanumeric"),  # the longest: 11
+        ("2FA", "alphanumeric"),  # digits, with a letter
+        ("+14155550100", "long_code"),
+        ("+16135550123", "long_code"),  # Canada
+        ("+447400123456", "long_code"),  # a UK mobile
+        ("+18005550100", "toll_free"),
+        ("12345", "short_code"),
+        ("123", "short_code"),  # the shortest
+        ("12345678", "short_code"),  # the longest
     ],
 )
-def test_sender_must_match_its_kind(sender: str, kind: str, ok: bool) -> None:
-    if ok:
+def test_a_sender_that_matches_its_kind_is_accepted_as_given(sender: str, kind: str) -> None:
+    accepted = Sender(sender=sender, kind=kind)
+
+    # Stored exactly as written: the sender is what Twilio is asked to send from.
+    assert accepted.model_dump(mode="json") == {"sender": sender, "kind": kind}
+    assert accepted.kind is SenderKind(kind)
+
+
+ALPHANUMERIC_RULE = (
+    "an alphanumeric sender ID has 1 to 11 letters, digits or spaces, with at least one letter"
+)
+SHORT_CODE_RULE = "a short code is 3 to 8 digits"
+
+
+@pytest.mark.parametrize(
+    ("sender", "kind", "code", "message"),
+    [
+        ("12345678901", "alphanumeric", "sender_invalid", ALPHANUMERIC_RULE),  # no letter
+        ("ABCDEFGHIJKL", "alphanumeric", "sender_invalid", ALPHANUMERIC_RULE),  # 12
+        ("", "alphanumeric", "sender_invalid", ALPHANUMERIC_RULE),
+        ("ACME!", "alphanumeric", "sender_invalid", ALPHANUMERIC_RULE),
+        ("1", "short_code", "sender_invalid", SHORT_CODE_RULE),
+        ("12", "short_code", "sender_invalid", SHORT_CODE_RULE),
+        ("123456789", "short_code", "sender_invalid", SHORT_CODE_RULE),
+        ("12a45", "short_code", "sender_invalid", SHORT_CODE_RULE),
+        ("+18005550100", "long_code", "sender_kind_mismatch",
+         "long_code does not match the number's type"),
+        ("+14155550100", "toll_free", "sender_kind_mismatch",
+         "toll_free does not match the number's type"),
+        ("+19995552671", "long_code", "sender_invalid",
+         "a long_code sender must be a valid E.164 number"),  # no such area code
+        ("14155550100", "long_code", "sender_invalid",
+         "a long_code sender must be a valid E.164 number"),  # no plus
+        ("ACME", "toll_free", "sender_invalid", "a toll_free sender must be a valid E.164 number"),
+    ],
+)  # fmt: skip
+def test_a_sender_that_does_not_match_its_kind_is_refused_with_its_code(
+    sender: str, kind: str, code: str, message: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
         Sender(sender=sender, kind=kind)
-    else:
-        with pytest.raises(ValidationError):
-            Sender(sender=sender, kind=kind)
+
+    # The type and message are what the use-case API answers as each error's code and issue.
+    assert [(e["type"], e["msg"], e["loc"]) for e in caught.value.errors()] == [(code, message, ())]
 
 
 def test_us_long_code_needs_the_a2p_campaign_only_in_the_us() -> None:

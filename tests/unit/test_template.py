@@ -13,7 +13,6 @@ import pytest
 
 from sms_local import template as tpl
 from tests.least_privilege import (
-    EXPECTED_GRANTS,
     all_statements,
     as_list,
     function_grants,
@@ -39,13 +38,8 @@ def props(name: str) -> dict[str, Any]:
 # --- least privilege ---------------------------------------------------------------------------
 
 
-def test_every_function_has_an_expected_set_of_grants() -> None:
-    assert set(FUNCTIONS) == set(EXPECTED_GRANTS)
-
-
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_function_may_do_exactly_what_its_code_does(function: str) -> None:
-    assert function_grants(TEMPLATE, function) == EXPECTED_GRANTS[function]
+# Whether each grant is needed, and enough, is checked against the code itself, on every path the
+# integration tests run (tests/integration/test_least_privilege.py): here, only their shape.
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

@@ -233,7 +233,7 @@ def _post(
     # Looked at here, after the reads and the claim: the check before the record started could
     # not count what they took.
     if seconds_left() < provider_call_seconds():
-        raise RetryHandoffLater("not enough time left in this invocation", backoff=False)
+        raise RetryHandoffLater("not enough time left in this invocation", backoff=True)
     return twilio_client.create_message(
         account_sid=use_case.twilio_account_sid,
         auth_token=token,

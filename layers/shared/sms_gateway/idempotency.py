@@ -7,6 +7,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -27,6 +28,8 @@ from sms_gateway.errors import (
 )
 
 MAX_KEY_LENGTH = 255
+
+logger = Logger(child=True)
 
 
 @lru_cache(maxsize=1)
@@ -62,11 +65,15 @@ def run_once(
         # Lets an in-progress record expire with the invocation if the function times out.
         config.register_lambda_context(lambda_context)
 
+    completed: list[dict[str, Any]] = []
+
     @idempotent_function(
         data_keyword_argument="request", config=config, persistence_store=_persistence()
     )
     def send_with_idempotency_key(request: dict[str, Any]) -> dict[str, Any]:
-        return action()
+        result = action()
+        completed.append(result)
+        return result
 
     try:
         result: dict[str, Any] = send_with_idempotency_key(
@@ -81,5 +88,12 @@ def run_once(
             "a request with this Idempotency-Key is still in progress; retry shortly"
         ) from exc
     except IdempotencyPersistenceLayerError as exc:
+        if completed:
+            # The action ran (the message is stored and will be sent) and only its answer could
+            # not be saved: a 503 would tell the caller nothing was stored. The key's record stays
+            # in progress until it expires (a retry meanwhile gets 409), and then the message
+            # id the key derives replays the same message.
+            logger.warning("idempotent answer not saved", extra={"scope": scope})
+            return completed[0]
         raise ServiceUnavailableError("idempotency store unavailable; retry later") from exc
     return result

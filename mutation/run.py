@@ -1,0 +1,340 @@
+"""`make mutants`: mutation testing of the code whose mistakes a caller would see, and MUTANTS.md.
+
+    python -m mutation.run [--output MUTANTS.md] [--max-children N]
+
+mutmut changes one thing at a time in the modules of `MODULES` (a comparison flipped, a constant
+changed, an argument dropped) and runs the tests that reach the changed function. A change no
+test notices "survives": either a behaviour no test checks, or a change no caller could ever tell
+apart (an "equivalent" mutant). Each equivalent one is written down in mutation/equivalent.toml
+with the reason; the score counts the others.
+
+mutmut imports the code it mutates as a top-level package of its working folder, so the run
+happens in a copy (build/mutation): the package as `src/sms_gateway`, the tests beside it, and a
+pyproject.toml that carries the settings below. Nothing in the repository is changed but the
+report. The command fails when the score is below `TARGET` or a survivor is unexplained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = PROJECT_ROOT / "layers" / "shared" / "sms_gateway"
+STAGE = PROJECT_ROOT / "build" / "mutation"
+EQUIVALENTS = Path(__file__).resolve().parent / "equivalent.toml"
+
+# The status machine, the send, scheduling, the handoff and the status callback.
+MODULES = (
+    "transitions.py",
+    "sending.py",
+    "idempotency.py",
+    "scheduling.py",
+    "schedules.py",
+    "handoff.py",
+    "status_callback.py",
+)
+
+# The unit and integration tests; mutmut runs, for each mutant, only those that reach its
+# function. Left out: the tests of files rather than code (the template, the built artifact, the
+# OpenAPI document, the benchmarks' report, the repository's layout), which never reach the
+# mutated modules, and some of which look for the build beside the tests' folder.
+TESTS = (
+    "tests/unit",
+    "tests/integration",
+    "--ignore=tests/unit/test_bench_report.py",
+    "--ignore=tests/unit/test_built_template.py",
+    "--ignore=tests/unit/test_template.py",
+    "--ignore=tests/unit/test_repository_stands_alone.py",
+    "--ignore=tests/unit/test_events_present.py",
+    "--ignore=tests/unit/test_openapi.py",
+    "--ignore=tests/unit/test_one_local_aws.py",
+)
+
+# Files some tests read beside the tests' folder (the README's promises, the template).
+ALSO_COPY = ("README.md", "template.yaml", "events", "docs")
+
+TARGET = 0.90
+
+# mutmut's words for a mutant's fate, and whether the tests caught it. A timeout is a mutant that
+# made a test hang: caught, since the run would not have passed.
+CAUGHT = {"killed": True, "timeout": True, "survived": False, "no tests": False}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str  # e.g. sms_gateway.handoff.x_hand_off__mutmut_12
+    status: str
+    removed: str  # the lines the mutant takes out, stripped, one per line
+    added: str  # the lines it puts in their place
+
+    @property
+    def module(self) -> str:
+        return self.name.split(".")[1] + ".py"
+
+    @property
+    def function(self) -> str:
+        mangled = self.name.rsplit(".", 1)[1].partition("__mutmut_")[0]
+        return mangled.split("ǁ")[-1].removeprefix("x_")
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    module: str
+    function: str
+    removed: str
+    added: str
+    why: str
+
+    def matches(self, mutant: Mutant) -> bool:
+        return (self.module, self.function, self.removed, self.added) == (
+            mutant.module,
+            mutant.function,
+            mutant.removed,
+            mutant.added,
+        )
+
+
+def load_equivalents(path: Path = EQUIVALENTS) -> list[Equivalent]:
+    entries = tomllib.loads(path.read_text()).get("equivalent", [])
+    return [
+        Equivalent(
+            module=e["module"],
+            function=e["function"],
+            removed=e["removed"].strip(),
+            added=e["added"].strip(),
+            why=" ".join(e["why"].split()),
+        )
+        for e in entries
+    ]
+
+
+def _mutmut_settings() -> str:
+    def toml_list(items: tuple[str, ...] | list[str]) -> str:
+        return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+
+    return (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["src/sms_gateway"]\n'
+        f"only_mutate = {toml_list([f'src/sms_gateway/{m}' for m in MODULES])}\n"
+        f"pytest_add_cli_args_test_selection = {toml_list(TESTS)}\n"
+        # The tests' own cache is of no use to a copy that is thrown away.
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+        f"also_copy = {toml_list(ALSO_COPY)}\n"
+        # Each mutant's tests run in a process forked from one that has not run the suite: after
+        # a run, Powertools' log handlers still point at that run's closed capture stream.
+        'process_isolation = "forkserver"\n'
+    )
+
+
+def stage() -> None:
+    """A fresh copy of the package, the tests and the project's settings, where mutmut runs."""
+    shutil.rmtree(STAGE, ignore_errors=True)
+    STAGE.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", ".hypothesis")
+    shutil.copytree(PACKAGE, STAGE / "src" / "sms_gateway", ignore=ignore)
+    for module in MODULES:
+        staged = STAGE / "src" / "sms_gateway" / module
+        staged.write_text(without_log_mutants(staged.read_text()))
+    shutil.copytree(PROJECT_ROOT / "tests", STAGE / "tests", ignore=ignore)
+    for name in ALSO_COPY:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, STAGE / name, ignore=ignore)
+        else:
+            shutil.copy2(source, STAGE / name)
+    settings = (PROJECT_ROOT / "pyproject.toml").read_text() + _mutmut_settings()
+    (STAGE / "pyproject.toml").write_text(settings)
+
+
+def without_log_mutants(source: str) -> str:
+    """The module with each logger call fenced off from mutmut (its `no mutate` pragmas, in the
+    staged copy only). What a log line says is for operators reading it, not a caller, and no
+    test pins its words; what a log line must never hold (a whole number, a message body) is
+    tested on its own. Mutating the words would fill the report with changes nobody can see."""
+    lines = source.splitlines(keepends=True)
+    calls = [
+        node
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Attribute)
+        and isinstance(node.value.func.value, ast.Name)
+        and node.value.func.value.id == "logger"
+    ]
+    for call in sorted(calls, key=lambda n: n.lineno, reverse=True):
+        first, last = call.lineno - 1, (call.end_lineno or call.lineno) - 1
+        indent = lines[first][: len(lines[first]) - len(lines[first].lstrip())]
+        lines.insert(last + 1, f"{indent}# pragma: no mutate end\n")
+        lines.insert(first, f"{indent}# pragma: no mutate start\n")
+    return "".join(lines)
+
+
+def _mutmut(*args: str) -> subprocess.CompletedProcess[str]:
+    executable = Path(sys.executable).with_name("mutmut")
+    return subprocess.run(  # noqa: S603 (our own venv's mutmut, fixed arguments)
+        [str(executable), *args], cwd=STAGE, capture_output=True, text=True, check=False
+    )
+
+
+def run_mutmut(max_children: int) -> None:
+    executable = Path(sys.executable).with_name("mutmut")
+    # mutmut draws its progress on the terminal; its last lines are enough when it fails.
+    done = subprocess.run(  # noqa: S603
+        [str(executable), "run", "--max-children", str(max_children)],
+        cwd=STAGE,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).replace("\r", "\n").splitlines()[-40:])
+        raise SystemExit(f"mutmut run failed ({done.returncode}):\n{tail}")
+
+
+_RESULT = re.compile(r"^\s*(?P<name>\S+__mutmut_\d+): (?P<status>.+?)\s*$")
+
+
+def read_mutants() -> list[Mutant]:
+    listing = _mutmut("results", "--all", "true").stdout
+    mutants = []
+    for line in listing.splitlines():
+        found = _RESULT.match(line)
+        if not found:
+            continue
+        name, status = found["name"], found["status"]
+        removed = added = ""
+        if not CAUGHT.get(status, False):
+            removed, added = _diff(name)
+        mutants.append(Mutant(name, status, removed, added))
+    return mutants
+
+
+def _diff(name: str) -> tuple[str, str]:
+    shown = _mutmut("show", name).stdout.splitlines()
+    removed = [ln[1:].strip() for ln in shown if ln.startswith("-") and not ln.startswith("---")]
+    added = [ln[1:].strip() for ln in shown if ln.startswith("+") and not ln.startswith("+++")]
+    return "\n".join(removed), "\n".join(added)
+
+
+@dataclass(frozen=True)
+class Tally:
+    caught: int
+    equivalent: int
+    survived: int
+
+    @property
+    def score(self) -> float:
+        """Caught among all mutants: an equivalent one counts against it too, so that calling a
+        mutant equivalent can never raise the score."""
+        total = self.caught + self.equivalent + self.survived
+        return self.caught / total if total else 1.0
+
+
+def tally(mutants: list[Mutant], equivalents: list[Equivalent]) -> Tally:
+    caught = sum(1 for m in mutants if CAUGHT.get(m.status, False))
+    equivalent = sum(
+        1
+        for m in mutants
+        if not CAUGHT.get(m.status, False) and any(e.matches(m) for e in equivalents)
+    )
+    return Tally(caught, equivalent, len(mutants) - caught - equivalent)
+
+
+def render(mutants: list[Mutant], equivalents: list[Equivalent], seconds: float) -> str:
+    survivors = [m for m in mutants if not CAUGHT.get(m.status, False)]
+    unexplained = [m for m in survivors if not any(e.matches(m) for e in equivalents)]
+    explained = [
+        (m, next(e for e in equivalents if e.matches(m))) for m in survivors if m not in unexplained
+    ]
+    total = tally(mutants, equivalents)
+    lines = [
+        "# Mutation testing",
+        "",
+        "Written by `make mutants` (mutation/run.py); do not edit by hand. mutmut "
+        f"{metadata.version('mutmut')} changed the modules below one thing at a time and ran the "
+        "unit and integration tests that reach each change. A mutant is *caught* when a test "
+        "fails (or hangs) with it, *equivalent* when no caller could tell it from the code "
+        "(each listed below with the reason, from mutation/equivalent.toml), and *survived* "
+        "otherwise. Score = caught / all mutants; the target is "
+        f"{TARGET:.0%}, with no survivor left unexplained. Log statements are not mutated: "
+        "their words are for operators, and what a log line must never hold (a whole number "
+        "or message body) is tested on its own.",
+        "",
+        f"Run on {datetime.now(UTC):%Y-%m-%d}, {seconds / 60:.0f} min on {os.cpu_count()} CPUs.",
+        "",
+        "| module | mutants | caught | equivalent | survived | score |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for module in MODULES:
+        own = [m for m in mutants if m.module == module]
+        t = tally(own, equivalents)
+        lines.append(
+            f"| `{module}` | {len(own)} | {t.caught} | {t.equivalent} | {t.survived} "
+            f"| {t.score:.1%} |"
+        )
+    lines.append(
+        f"| **all** | {len(mutants)} | {total.caught} | {total.equivalent} | {total.survived} "
+        f"| **{total.score:.1%}** |"
+    )
+    statuses = Counter(m.status for m in mutants)
+    verdicts = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+    lines += ["", f"mutmut's verdicts: {verdicts}"]
+    lines += ["", "## Survivors no test catches", ""]
+    if not unexplained:
+        lines.append("None.")
+    for m in unexplained:
+        lines += [f"- `{m.name}` ({m.status})", "", _diff_block(m), ""]
+    lines += ["", "## Equivalent mutants", ""]
+    if not explained:
+        lines.append("None.")
+    for m, e in explained:
+        lines += [f"- `{m.name}`: {e.why}", "", _diff_block(m), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _diff_block(m: Mutant) -> str:
+    body = [f"  - {ln}" for ln in m.removed.splitlines()]
+    body += [f"  + {ln}" for ln in m.added.splitlines()]
+    return "\n".join(["  ```diff", *body, "  ```"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=PROJECT_ROOT / "MUTANTS.md")
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--reuse", action="store_true", help="report on the last run in build/mutation instead"
+    )
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    if not args.reuse:
+        stage()
+        run_mutmut(args.max_children)
+    mutants = read_mutants()
+    if not mutants:
+        raise SystemExit("mutmut reported no mutants: nothing was tested")
+    equivalents = load_equivalents()
+    args.output.write_text(render(mutants, equivalents, time.monotonic() - started))
+    total = tally(mutants, equivalents)
+    print(
+        f"{args.output}: {total.score:.1%} of {len(mutants)} mutants caught, "
+        f"{total.equivalent} equivalent, {total.survived} survived unexplained"
+    )
+    return 0 if total.score >= TARGET and total.survived == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

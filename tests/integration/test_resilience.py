@@ -355,12 +355,16 @@ def socket_server(
             except TimeoutError:
                 continue
             raw.settimeout(5)
+            connection = raw
             try:
                 connection = context.wrap_socket(raw, server_side=True) if context else raw
                 server.received.append(handle(connection, stop))
             except (ssl.SSLError, OSError):
                 pass  # the client gave up on the handshake: nothing of the request arrived
             finally:
+                # The TLS socket took over raw's descriptor: closing only raw would leave the
+                # connection open, and the client waiting out its read timeout for the hang-up.
+                connection.close()
                 raw.close()
 
     thread = threading.Thread(target=serve, name="test-provider", daemon=True)

@@ -144,8 +144,15 @@ def test_schedule_failure_answers_503_and_keeps_nothing(tenant: Tenant, use_case
     with Stubber(aws_clients.scheduler()) as stub:
         stub.add_client_error("create_schedule", "InternalServerException", http_status_code=500)
         response = tenant.api.send(send_body(use_case, send_at=at(timedelta(hours=1))))
-    assert response.status == 503
-    assert response.json()["error"]["code"] == "service_unavailable"
+    assert (response.status, response.json()) == (
+        503,
+        {
+            "error": {
+                "code": "service_unavailable",
+                "message": "the message could not be scheduled; retry later",
+            }
+        },
+    )
     assert stored_messages(tenant.workspace_id) == []
 
 
@@ -220,8 +227,16 @@ def test_only_scheduled_messages_can_be_canceled(
     scheduled = schedule_later(tenant, use_case)
     force_status(scheduled["id"], status)
     response = tenant.api.request("POST", f"/v1/sms/{scheduled['id']}/cancel")
-    assert (response.status, response.json()["error"]["code"]) == (409, "not_cancelable")
-    assert response.json()["error"]["status"] == status.value
+    assert (response.status, response.json()) == (
+        409,
+        {
+            "error": {
+                "code": "not_cancelable",
+                "message": f"only a scheduled message can be canceled; this one is {status.value}",
+                "status": status.value,
+            }
+        },
+    )
 
 
 def test_cancel_of_unknown_or_foreign_message_is_404(
@@ -231,7 +246,16 @@ def test_cancel_of_unknown_or_foreign_message_is_404(
     stranger = make_tenant(gateway)
     for who, message_id in ((stranger, scheduled["id"]), (tenant, str(uuid.uuid4()))):
         response = who.api.request("POST", f"/v1/sms/{message_id}/cancel")
-        assert (response.status, response.json()["error"]["code"]) == (404, "message_not_found")
+        assert (response.status, response.json()) == (
+            404,
+            {
+                "error": {
+                    "code": "message_not_found",
+                    "message": "message not found",
+                    "message_id": message_id,
+                }
+            },
+        )
     assert get_schedule(scheduled["id"]) is not None
 
 

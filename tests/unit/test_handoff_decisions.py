@@ -7,8 +7,13 @@ secret does, when a claim is given back, and how long a record handed back waits
 from __future__ import annotations
 
 import importlib.util
+import io
+import json
+import logging
 import math
+import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -30,7 +35,7 @@ from sms_gateway import (
 from sms_gateway.clock import iso
 from sms_gateway.handoff import HandoffOutcome, RetryHandoffLater
 from sms_gateway.messages import Message, MessageStatus
-from sms_gateway.use_cases import UseCase
+from sms_gateway.use_cases import Sender, SenderKind, UseCase
 from sms_local.template import PROJECT_ROOT
 
 NOW = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
@@ -98,11 +103,22 @@ class World:
     """The stores and Twilio as the handoff sees them, and every write it asked for."""
 
     message: Message
+    use_case: UseCase = field(default_factory=a_use_case)
     token: str | None = "token"
     claim_wins: bool = True
     answer: Any = field(default_factory=lambda: twilio_client.Accepted("SM1", 1, "+14155550100"))
+    # Conditional writes whose condition fails (another worker got there first).
+    refused: set[str] = field(default_factory=set)
     writes: list[tuple[Any, ...]] = field(default_factory=list)
-    posts: int = 0
+    # What Twilio was asked, request by request.
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    # Answers to the requests after the first, in order (then `answer` again).
+    later_answers: list[Any] = field(default_factory=list)
+    fresh_token: str | None = "token"
+
+    @property
+    def posts(self) -> int:
+        return len(self.requests)
 
 
 @pytest.fixture
@@ -113,31 +129,38 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
         state.writes.append(("claim", message_id, at))
         return state.claim_wins
 
-    def create_message(**_: Any) -> Any:
-        state.posts += 1
-        if isinstance(state.answer, Exception):
-            raise state.answer
-        return state.answer
+    def create_message(**request: Any) -> Any:
+        state.requests.append(request)
+        answer = (
+            state.later_answers.pop(0)
+            if len(state.requests) > 1 and state.later_answers
+            else state.answer
+        )
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
 
     def token(_: str, *, fresh: bool = False) -> str | None:
-        return state.token
+        return state.fresh_token if fresh else state.token
 
     def write(name: str) -> Any:
         def record(*args: Any, **kwargs: Any) -> bool:
             state.writes.append((name, *args, *sorted(kwargs.items())))
-            return True
+            return name not in state.refused
 
         return record
 
     monkeypatch.setattr(handoff, "utc_now", lambda: NOW)
     monkeypatch.setattr(handoff, "now_iso", lambda: iso(NOW))
     monkeypatch.setattr(message_store, "get_message", lambda _: state.message)
-    monkeypatch.setattr(use_case_store, "get_use_case_cached", lambda _: a_use_case())
+    monkeypatch.setattr(use_case_store, "get_use_case_cached", lambda _: state.use_case)
     monkeypatch.setattr(opt_out_store, "scopes_for", lambda *_: [])
     monkeypatch.setattr(provider_credentials, "auth_token", token)
     monkeypatch.setattr(twilio_client, "create_message", create_message)
     monkeypatch.setattr(transitions, "claim_for_handoff", claim)
-    for name in ("release_claim", "record_acceptance", "fail", "fail_unsent"):
+    for name in (
+        "release_claim", "record_acceptance", "fail", "fail_unsent", "apply_provider_event",
+    ):  # fmt: skip
         monkeypatch.setattr(transitions, name, write(name))
     return state
 
@@ -160,7 +183,7 @@ def test_a_live_claim_is_left_to_its_worker_until_it_would_be_stale(
     assert world.writes == [] and world.posts == 0
     # Back when the claim would be stale, not sooner, at most a second later
     left = (TIMEOUT - age).total_seconds()
-    assert not retry.value.backoff
+    assert retry.value.backoff is False
     assert left <= retry.value.retry_in_seconds <= left + 1
 
 
@@ -191,7 +214,7 @@ def test_a_claim_lost_to_another_worker_sends_nothing_and_comes_back_when_it_wou
         handoff.hand_off("msg-1")
     assert world.posts == 0
     assert [w[0] for w in world.writes] == ["claim"]  # and no release of another's claim
-    assert not retry.value.backoff
+    assert retry.value.backoff is False
     assert retry.value.retry_in_seconds == math.ceil(TIMEOUT.total_seconds()) + 1
 
 
@@ -248,6 +271,83 @@ def test_an_answer_keeps_the_claim(world: World) -> None:
     assert world.posts == 1
 
 
+# --- What Twilio is asked -------------------------------------------------------------------------
+
+
+def test_twilio_is_asked_to_send_the_message_through_the_use_cases_service_with_a_callback(
+    world: World,
+) -> None:
+    assert handoff.hand_off("msg-1") is HandoffOutcome.ACCEPTED
+    assert world.requests == [
+        {
+            "account_sid": "AC" + "1" * 32,
+            "auth_token": "token",
+            "to": "+14155552671",
+            "body": "Hello",
+            "messaging_service_sid": "MG" + "1" * 32,
+            "status_callback": (
+                "https://sms.example.test/v1/webhook/twilio/sms-status?message_id=msg-1"
+            ),
+        }
+    ]
+
+
+def test_a_refused_token_that_was_rotated_is_read_again_and_the_message_sent_with_the_new_one(
+    world: World,
+) -> None:
+    world.answer = twilio_client.Rejected(error_code=20003, http_status=401)
+    world.later_answers = [twilio_client.Accepted("SM2", 1, "+14155550100")]
+    world.fresh_token = "rotated"
+    assert handoff.hand_off("msg-1") is HandoffOutcome.ACCEPTED
+    assert [r["auth_token"] for r in world.requests] == ["token", "rotated"]
+
+
+def test_a_refused_token_that_did_not_change_is_not_tried_twice(world: World) -> None:
+    world.answer = twilio_client.Rejected(error_code=20003, http_status=401)
+    assert handoff.hand_off("msg-1") is HandoffOutcome.REJECTED
+    assert world.posts == 1
+    assert world.writes[-1][:4] == ("fail", "msg-1", iso(NOW), 20003)
+
+
+def test_a_provider_call_needs_both_timeouts_and_the_time_to_record_its_answer() -> None:
+    # Defaults: 3.05 s to connect, 10 s to read, 2 s to write the answer down
+    assert handoff.provider_call_seconds() == pytest.approx(3.05 + 10.0 + 2.0)
+
+
+def test_a_call_that_exactly_fits_in_the_time_left_is_made(world: World) -> None:
+    exactly = handoff.provider_call_seconds()
+    assert handoff.hand_off("msg-1", seconds_left=lambda: exactly) is HandoffOutcome.ACCEPTED
+    assert world.posts == 1
+
+
+# --- Twilio's answer, as stored ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("num_segments", "segments"), [(3, 3), (None, 2)], ids=["twilios-count", "counted-from-body"]
+)
+def test_an_acceptance_stores_twilios_sid_sender_and_segment_count(
+    world: World, num_segments: int | None, segments: int
+) -> None:
+    # A 200-character GSM-7 body takes 2 parts: our count when Twilio's answer has none
+    world.message = a_message().model_copy(update={"body": "a" * 200})
+    world.answer = twilio_client.Accepted("SM9", num_segments, "+14155550199")
+    assert handoff.hand_off("msg-1") is HandoffOutcome.ACCEPTED
+    assert world.writes[1:] == [
+        ("record_acceptance", "msg-1", iso(NOW), "SM9", segments, "+14155550199"),
+    ]
+
+
+def test_a_rejection_fails_the_message_under_its_claim_with_twilios_code(world: World) -> None:
+    world.answer = twilio_client.Rejected(error_code=21211, http_status=400)
+    assert handoff.hand_off("msg-1") is HandoffOutcome.REJECTED
+    [claim, failed] = world.writes
+    # Only while this claim holds it with no answer; the history entry says Twilio refused it
+    assert failed == (
+        "fail", "msg-1", iso(NOW), 21211, ("claimed_at", claim[2]), ("reason", "provider_rejected"),
+    )  # fmt: skip
+
+
 # --- How long a record handed back waits (functions/handoff/app.py) ----------------------------
 
 
@@ -299,10 +399,12 @@ def sqs_record(receive_count: int) -> SQSRecord:
         (RetryHandoffLater("claimed", backoff=False, retry_in_seconds=61), 5, 61),
         (RetryHandoffLater("claimed", backoff=False, retry_in_seconds=10**6), 1, 12 * 3600 - 900),
         (RetryHandoffLater("claimed", backoff=False, retry_in_seconds=-5), 1, 0),
+        # Without backoff and without a delay given, the record comes back at once
+        (RetryHandoffLater("retry now", backoff=False), 4, 0),
     ],
     ids=[
         "backoff-1st", "backoff-3rd", "backoff-capped", "unexpected-error", "until-stale",
-        "never-past-sqs-12-hours", "never-negative",
+        "never-past-sqs-12-hours", "never-negative", "no-delay-given-means-at-once",
     ],
 )  # fmt: skip
 def test_every_record_handed_back_changes_its_visibility(
@@ -340,3 +442,160 @@ def test_the_last_delivery_ends_the_message_instead_of_handing_it_back(
     monkeypatch.setattr(handoff, "end_unfinished", lambda _: HandoffOutcome.GAVE_UP)
     assert app._handle(sqs_record(15), None) is HandoffOutcome.GAVE_UP
     assert sqs.changes == []
+
+
+# --- A stale claim another worker resolved first -------------------------------------------------
+
+
+def test_a_stale_claim_whose_answer_came_meanwhile_is_not_reported_as_outcome_unknown(
+    world: World,
+) -> None:
+    # Given a stale claim whose worker records Twilio's answer just before this one fails it
+    world.message = a_message(claimed_at=iso(NOW - TIMEOUT))
+    world.refused = {"fail"}
+    # Then the message is someone else's to report: not counted as ended outcome unknown
+    assert handoff.hand_off("msg-1") is HandoffOutcome.ALREADY_HANDLED
+    assert world.posts == 0
+
+
+# --- A test key's message ------------------------------------------------------------------------
+
+
+def test_a_test_message_of_a_use_case_with_no_phone_number_sender_is_delivered_without_one(
+    world: World,
+) -> None:
+    # Given a use case that sends only from a sender ID and a short code (no "+" number)
+    world.use_case = a_use_case().model_copy(
+        update={
+            "sender_pool": [
+                Sender(sender="Acme", kind=SenderKind.ALPHANUMERIC),
+                Sender(sender="12345", kind=SenderKind.SHORT_CODE),
+            ]
+        }
+    )
+    world.message = a_message().model_copy(update={"test": True})
+    # Then its test message is still accepted and delivered, with no sender recorded
+    assert handoff.hand_off("msg-1") is HandoffOutcome.ACCEPTED
+    [claim, accepted, delivered] = world.writes
+    assert claim[0] == "claim"
+    assert accepted[0] == "record_acceptance" and accepted[-1] is None
+    assert delivered[0] == "apply_provider_event"
+    assert (
+        delivered[2].provider_status == "delivered" and delivered[2].account_sid == "AC" + "1" * 32
+    )
+    assert world.posts == 0
+
+
+# --- The queue's last delivery (end_unfinished) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "found",
+    [
+        a_message().model_copy(update={"status": MessageStatus.FAILED, "error_code": 21610}),
+        a_message(claimed_at=iso(NOW)).model_copy(update={"message_sid": "SM1"}),
+    ],
+    ids=["ended-without-a-sid", "pending-with-twilios-answer"],
+)
+def test_the_last_delivery_leaves_a_message_already_ended_or_answered_as_it_is(
+    world: World, found: Message
+) -> None:
+    world.message = found
+    assert handoff.end_unfinished("msg-1") is HandoffOutcome.ALREADY_HANDLED
+    assert world.writes == []
+
+
+def test_the_last_delivery_gives_up_an_unclaimed_message_as_provider_unavailable(
+    world: World,
+) -> None:
+    assert handoff.end_unfinished("msg-1") is HandoffOutcome.GAVE_UP
+    # The history entry a caller reads says why (GET /messages/{id} with its history)
+    assert world.writes == [
+        ("fail_unsent", "msg-1", iso(NOW), 99003, ("reason", "handoff_gave_up")),
+    ]
+
+
+def test_the_last_delivery_ends_a_claimed_message_only_under_that_same_claim(
+    world: World,
+) -> None:
+    claimed_at = iso(NOW - timedelta(seconds=5))
+    world.message = a_message(claimed_at=claimed_at)
+    assert handoff.end_unfinished("msg-1") is HandoffOutcome.OUTCOME_UNKNOWN
+    # Conditional on that claim: a worker that gives it back or answers first is not overruled
+    assert world.writes == [
+        ("fail", "msg-1", iso(NOW), 99001, ("claimed_at", claimed_at),
+         ("reason", "handoff_outcome_unknown")),
+    ]  # fmt: skip
+
+
+def test_the_last_delivery_looks_again_when_the_claims_worker_answered_first(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a claim whose worker records Twilio's answer between this look and this write
+    looks = iter(
+        [
+            a_message(claimed_at=iso(NOW)),
+            a_message(claimed_at=iso(NOW)).model_copy(update={"message_sid": "SM1"}),
+        ]
+    )
+    monkeypatch.setattr(message_store, "get_message", lambda _: next(looks))
+    world.refused = {"fail"}
+    # Then the message is not reported as outcome unknown: it was handed off
+    assert handoff.end_unfinished("msg-1") is HandoffOutcome.ALREADY_HANDLED
+    assert [w[0] for w in world.writes] == ["fail"]
+
+
+def test_a_message_that_keeps_changing_under_its_last_delivery_is_named_in_the_error(
+    world: World,
+) -> None:
+    # Every write loses to another worker, look after look: the error logged names the message
+    world.message = a_message(claimed_at=iso(NOW))
+    world.refused = {"fail"}
+    with pytest.raises(RuntimeError) as raised:
+        handoff.end_unfinished("msg-1")
+    assert str(raised.value) == "message msg-1 kept changing under its last delivery"
+    assert len(world.writes) == handoff.LAST_DELIVERY_LOOKS
+
+
+# --- Why a message was ended, as the last delivery's log tells operators ------------------------
+
+
+@contextmanager
+def app_logs() -> Iterator[io.StringIO]:
+    """What the functions log (Powertools' handler on the service logger)."""
+    captured = io.StringIO()
+    handlers = [
+        h for h in logging.getLogger(os.environ["POWERTOOLS_SERVICE_NAME"]).handlers
+        if isinstance(h, logging.StreamHandler)
+    ]  # fmt: skip
+    assert handlers
+    previous = [h.setStream(captured) for h in handlers]
+    try:
+        yield captured
+    finally:
+        for handler, stream in zip(handlers, previous, strict=True):
+            handler.setStream(stream)
+
+
+@pytest.mark.parametrize(
+    ("claimed_at", "claim_wins", "cause"),
+    [
+        (None, False, "claimed by another worker"),
+        (iso(NOW - timedelta(seconds=5)), True, "a claim is in progress"),
+    ],
+    ids=["claim-lost-to-a-twin", "live-claim-found"],
+)
+def test_the_last_delivery_log_says_why_the_message_could_not_be_handed_off(
+    app: ModuleType, world: World, monkeypatch: pytest.MonkeyPatch, claimed_at: str | None,
+    claim_wins: bool, cause: str,
+) -> None:  # fmt: skip
+    world.message = a_message(claimed_at=claimed_at)
+    world.claim_wins = claim_wins
+    monkeypatch.setattr(handoff, "end_unfinished", lambda _: HandoffOutcome.OUTCOME_UNKNOWN)
+    with app_logs() as logs:
+        assert app._handle(sqs_record(15), None) is HandoffOutcome.OUTCOME_UNKNOWN
+    [ended] = [
+        entry for entry in map(json.loads, logs.getvalue().splitlines())
+        if entry["message"] == "last delivery ended the message"
+    ]  # fmt: skip
+    assert (ended["outcome"], ended["cause"]) == ("outcome_unknown", cause)

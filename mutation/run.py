@@ -1,12 +1,12 @@
 """`make mutants`: mutation testing of the code whose mistakes a caller would see, and MUTANTS.md.
 
-    python -m mutation.run [--output MUTANTS.md] [--max-children N]
+    python -m mutation.run [--output MUTANTS.md] [--max-children N] [--reuse]
 
 mutmut changes one thing at a time in the modules of `MODULES` (a comparison flipped, a constant
 changed, an argument dropped) and runs the tests that reach the changed function. A change no
 test notices "survives": either a behaviour no test checks, or a change no caller could ever tell
 apart (an "equivalent" mutant). Each equivalent one is written down in mutation/equivalent.toml
-with the reason; the score counts the others.
+with the reason. The score is the share of all mutants the tests catch.
 
 mutmut imports the code it mutates as a top-level package of its working folder, so the run
 happens in a copy (build/mutation): the package as `src/sms_gateway`, the tests beside it, and a
@@ -253,7 +253,7 @@ def tally(mutants: list[Mutant], equivalents: list[Equivalent]) -> Tally:
     return Tally(caught, equivalent, len(mutants) - caught - equivalent)
 
 
-def render(mutants: list[Mutant], equivalents: list[Equivalent], seconds: float) -> str:
+def render(mutants: list[Mutant], equivalents: list[Equivalent], seconds: float | None) -> str:
     survivors = [m for m in mutants if not CAUGHT.get(m.status, False)]
     unexplained = [m for m in survivors if not any(e.matches(m) for e in equivalents)]
     explained = [
@@ -273,7 +273,10 @@ def render(mutants: list[Mutant], equivalents: list[Equivalent], seconds: float)
         "their words are for operators, and what a log line must never hold (a whole number "
         "or message body) is tested on its own.",
         "",
-        f"Run on {datetime.now(UTC):%Y-%m-%d}, {seconds / 60:.0f} min on {os.cpu_count()} CPUs.",
+        f"Run on {datetime.now(UTC):%Y-%m-%d}"
+        + (f", {seconds / 60:.0f} min on {os.cpu_count()} CPUs." if seconds is not None else ".")
+        + f" Tests: {' '.join(t for t in TESTS if not t.startswith('--'))}, less the tests of "
+        "files rather than code.",
         "",
         "| module | mutants | caught | equivalent | survived | score |",
         "|---|---:|---:|---:|---:|---:|",
@@ -316,7 +319,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=PROJECT_ROOT / "MUTANTS.md")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
-        "--reuse", action="store_true", help="report on the last run in build/mutation instead"
+        "--reuse",
+        action="store_true",
+        help="report on the results in build/mutation (after `mutmut run NAME...` there has "
+        "run some mutants again) instead of a new run",
     )
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -327,7 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     if not mutants:
         raise SystemExit("mutmut reported no mutants: nothing was tested")
     equivalents = load_equivalents()
-    args.output.write_text(render(mutants, equivalents, time.monotonic() - started))
+    seconds = None if args.reuse else time.monotonic() - started
+    args.output.write_text(render(mutants, equivalents, seconds))
     total = tally(mutants, equivalents)
     print(
         f"{args.output}: {total.score:.1%} of {len(mutants)} mutants caught, "

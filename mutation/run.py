@@ -71,6 +71,8 @@ TARGET = 0.90
 # mutmut's words for a mutant's fate, and whether the tests caught it. A timeout is a mutant that
 # made a test hang: caught, since the run would not have passed.
 CAUGHT = {"killed": True, "timeout": True, "survived": False, "no tests": False}
+# A mutant a stopped run never reached: neither caught nor survived, and the run is incomplete.
+NOT_CHECKED = "not checked"
 
 
 @dataclass(frozen=True)
@@ -216,7 +218,7 @@ def read_mutants() -> list[Mutant]:
             continue
         name, status = found["name"], found["status"]
         removed = added = ""
-        if not CAUGHT.get(status, False):
+        if status != NOT_CHECKED and not CAUGHT.get(status, False):
             removed, added = _diff(name)
         mutants.append(Mutant(name, status, removed, added))
     return mutants
@@ -244,6 +246,7 @@ class Tally:
 
 
 def tally(mutants: list[Mutant], equivalents: list[Equivalent]) -> Tally:
+    mutants = [m for m in mutants if m.status != NOT_CHECKED]
     caught = sum(1 for m in mutants if CAUGHT.get(m.status, False))
     equivalent = sum(
         1
@@ -254,7 +257,8 @@ def tally(mutants: list[Mutant], equivalents: list[Equivalent]) -> Tally:
 
 
 def render(mutants: list[Mutant], equivalents: list[Equivalent], seconds: float | None) -> str:
-    survivors = [m for m in mutants if not CAUGHT.get(m.status, False)]
+    unchecked = [m for m in mutants if m.status == NOT_CHECKED]
+    survivors = [m for m in mutants if m.status != NOT_CHECKED and not CAUGHT.get(m.status, False)]
     unexplained = [m for m in survivors if not any(e.matches(m) for e in equivalents)]
     explained = [
         (m, next(e for e in equivalents if e.matches(m))) for m in survivors if m not in unexplained
@@ -282,19 +286,32 @@ def render(mutants: list[Mutant], equivalents: list[Equivalent], seconds: float 
         "|---|---:|---:|---:|---:|---:|",
     ]
     for module in MODULES:
-        own = [m for m in mutants if m.module == module]
+        own = [m for m in mutants if m.module == module and m.status != NOT_CHECKED]
         t = tally(own, equivalents)
         lines.append(
             f"| `{module}` | {len(own)} | {t.caught} | {t.equivalent} | {t.survived} "
             f"| {t.score:.1%} |"
         )
     lines.append(
-        f"| **all** | {len(mutants)} | {total.caught} | {total.equivalent} | {total.survived} "
+        f"| **all** | {len(mutants) - len(unchecked)} | {total.caught} | {total.equivalent} "
+        f"| {total.survived} "
         f"| **{total.score:.1%}** |"
     )
     statuses = Counter(m.status for m in mutants)
     verdicts = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
     lines += ["", f"mutmut's verdicts: {verdicts}"]
+    if unchecked:
+        lines += [
+            "",
+            f"**This run is incomplete:** it was stopped before it reached {len(unchecked)} of "
+            f"the {len(mutants)} mutants, which the table and the score leave out (by module: "
+            + ", ".join(
+                f"`{module}` {n}"
+                for module in MODULES
+                if (n := sum(1 for m in unchecked if m.module == module))
+            )
+            + ").",
+        ]
     lines += ["", "## Survivors no test catches", ""]
     if not unexplained:
         lines.append("None.")
@@ -340,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.output}: {total.score:.1%} of {len(mutants)} mutants caught, "
         f"{total.equivalent} equivalent, {total.survived} survived unexplained"
     )
-    return 0 if total.score >= TARGET and total.survived == 0 else 1
+    complete = all(m.status != NOT_CHECKED for m in mutants)
+    return 0 if complete and total.score >= TARGET and total.survived == 0 else 1
 
 
 if __name__ == "__main__":

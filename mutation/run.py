@@ -354,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(render(mutants, equivalents, seconds))
     total = tally(mutants, equivalents)
     print(
-        f"{args.output}: {total.score:.1%} of {len(mutants)} mutants caught, "
+        f"{args.output}: {total.score:.1%} of {total.caught + total.equivalent + total.survived} "
+        f"mutants caught (of {len(mutants)}), "
         f"{total.equivalent} equivalent, {total.survived} survived unexplained"
     )
     complete = all(m.status != NOT_CHECKED for m in mutants)

@@ -14,15 +14,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
-from sms_gateway import aws_clients, config, idempotency
+from sms_gateway import aws_clients, idempotency
 from sms_gateway.config import get_settings
 from sms_gateway.errors import (
     IdempotencyKeyInUseError,
     IdempotencyKeyReusedError,
     ServiceUnavailableError,
 )
+from tests.unit.in_process_aws import create_table, in_process_aws
 
 # Most calls here have no Lambda context (one test gives one), which Powertools warns about.
 pytestmark = pytest.mark.filterwarnings("ignore:Couldn't determine the remaining time left")
@@ -47,30 +47,13 @@ class Context:
 
 @pytest.fixture(autouse=True)
 def idempotency_table() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as env, mock_aws():
-        # An endpoint of the local stack (set by an integration run in this process) would
-        # bypass moto's in-process interception and reach for a socket.
-        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
-            env.delenv(name, raising=False)
-        for name in ("MESSAGES_TABLE", "USE_CASES_TABLE", "OPT_OUTS_TABLE", "API_KEYS_TABLE"):
-            env.setenv(name, "unused")
-        env.setenv("IDEMPOTENCY_TABLE", TABLE)
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        config.reset_settings()
-        aws_clients.reset_clients()
+    with in_process_aws(IDEMPOTENCY_TABLE=TABLE):
         idempotency.reset()
-        aws_clients.dynamodb().create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_table(TABLE)
         try:
             yield
         finally:
             idempotency.reset()
-            config.reset_settings()
-            aws_clients.reset_clients()
 
 
 class Action:

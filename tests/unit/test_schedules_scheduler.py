@@ -11,44 +11,18 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from moto import mock_aws
 
-from sms_gateway import aws_clients, config, schedules
+from sms_gateway import aws_clients, schedules
+from tests.unit.in_process_aws import SCHEDULER_SETTINGS, in_process_aws
 
 GROUP = "sms-schedules"
 
 
 @pytest.fixture
 def scheduler() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as env, mock_aws():
-        # An endpoint of the local stack (set by an integration run in this process) would
-        # bypass moto's in-process interception and reach for a socket.
-        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SCHEDULER", "AWS_PROFILE"):
-            env.delenv(name, raising=False)
-        for name in (
-            "MESSAGES_TABLE",
-            "USE_CASES_TABLE",
-            "OPT_OUTS_TABLE",
-            "API_KEYS_TABLE",
-            "IDEMPOTENCY_TABLE",
-        ):
-            env.setenv(name, "unused")
-        env.setenv("SCHEDULE_GROUP_NAME", GROUP)
-        env.setenv("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/scheduler")
-        env.setenv(
-            "SCHEDULED_DISPATCH_FUNCTION_ARN",
-            "arn:aws:lambda:us-east-1:123456789012:function:dispatch",
-        )
-        env.setenv("SCHEDULE_DEAD_LETTER_QUEUE_ARN", "arn:aws:sqs:us-east-1:123456789012:dlq")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        config.reset_settings()
-        aws_clients.reset_clients()
+    with in_process_aws(SCHEDULE_GROUP_NAME=GROUP, **SCHEDULER_SETTINGS):
         aws_clients.scheduler().create_schedule_group(Name=GROUP)
-        try:
-            yield
-        finally:
-            config.reset_settings()
-            aws_clients.reset_clients()
+        yield
 
 
 @pytest.fixture

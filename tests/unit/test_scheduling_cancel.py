@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
-from sms_gateway import aws_clients, config, message_store, schedules, scheduling
+from sms_gateway import aws_clients, message_store, schedules, scheduling
 from sms_gateway.clock import now_iso
 from sms_gateway.errors import MessageNotFoundError, NotCancelableError
 from sms_gateway.messages import HistoryEntry, Message, MessageStatus
+from tests.unit.in_process_aws import SCHEDULER_SETTINGS, create_table, in_process_aws
 
 TABLE = "messages"
 GROUP = "sms-schedules"
@@ -24,41 +24,10 @@ WORKSPACE = "w1"
 
 @pytest.fixture(autouse=True)
 def aws() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as env, mock_aws():
-        # An endpoint of the local stack (set by an integration run in this process) would
-        # bypass moto's in-process interception and reach for a socket.
-        for name in (
-            "AWS_ENDPOINT_URL",
-            "AWS_ENDPOINT_URL_DYNAMODB",
-            "AWS_ENDPOINT_URL_SCHEDULER",
-            "AWS_PROFILE",
-        ):
-            env.delenv(name, raising=False)
-        for name in ("USE_CASES_TABLE", "OPT_OUTS_TABLE", "API_KEYS_TABLE", "IDEMPOTENCY_TABLE"):
-            env.setenv(name, "unused")
-        env.setenv("MESSAGES_TABLE", TABLE)
-        env.setenv("SCHEDULE_GROUP_NAME", GROUP)
-        env.setenv("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/scheduler")
-        env.setenv(
-            "SCHEDULED_DISPATCH_FUNCTION_ARN",
-            "arn:aws:lambda:us-east-1:123456789012:function:dispatch",
-        )
-        env.setenv("SCHEDULE_DEAD_LETTER_QUEUE_ARN", "arn:aws:sqs:us-east-1:123456789012:dlq")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        config.reset_settings()
-        aws_clients.reset_clients()
-        aws_clients.dynamodb().create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    with in_process_aws(MESSAGES_TABLE=TABLE, SCHEDULE_GROUP_NAME=GROUP, **SCHEDULER_SETTINGS):
+        create_table(TABLE)
         aws_clients.scheduler().create_schedule_group(Name=GROUP)
-        try:
-            yield
-        finally:
-            config.reset_settings()
-            aws_clients.reset_clients()
+        yield
 
 
 def stored(status: MessageStatus = MessageStatus.SCHEDULED, workspace_id: str = WORKSPACE) -> str:

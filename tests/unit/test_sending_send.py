@@ -14,11 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import pytest
-from moto import mock_aws
 
 from sms_gateway import (
     aws_clients,
-    config,
     message_store,
     opt_out_store,
     schedules,
@@ -41,6 +39,7 @@ from sms_gateway.errors import (
 from sms_gateway.ids import message_id_for_key
 from sms_gateway.messages import Message, MessageStatus
 from sms_gateway.use_cases import UseCase
+from tests.unit.in_process_aws import SCHEDULER_SETTINGS, create_table, in_process_aws
 
 WORKSPACE = "w1"
 GROUP = "sms-schedules"
@@ -54,45 +53,16 @@ TABLES: dict[str, list[tuple[str, Literal["HASH", "RANGE"]]]] = {
 
 @pytest.fixture(autouse=True)
 def aws() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as env, mock_aws():
-        # An endpoint of the local stack (set by an integration run in this process) would
-        # bypass moto's in-process interception and reach for a socket.
-        for name in (
-            "AWS_ENDPOINT_URL",
-            "AWS_ENDPOINT_URL_DYNAMODB",
-            "AWS_ENDPOINT_URL_SCHEDULER",
-            "AWS_PROFILE",
-        ):
-            env.delenv(name, raising=False)
-        for name in TABLES:
-            env.setenv(name, name.lower())
-        env.setenv("API_KEYS_TABLE", "unused")
-        env.setenv("IDEMPOTENCY_TABLE", "unused")
-        env.setenv("SCHEDULE_GROUP_NAME", GROUP)
-        env.setenv("SCHEDULER_ROLE_ARN", "arn:aws:iam::123456789012:role/scheduler")
-        env.setenv(
-            "SCHEDULED_DISPATCH_FUNCTION_ARN",
-            "arn:aws:lambda:us-east-1:123456789012:function:dispatch",
-        )
-        env.setenv("SCHEDULE_DEAD_LETTER_QUEUE_ARN", "arn:aws:sqs:us-east-1:123456789012:dlq")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        config.reset_settings()
-        aws_clients.reset_clients()
+    tables = {name: name.lower() for name in TABLES}
+    with in_process_aws(**tables, SCHEDULE_GROUP_NAME=GROUP, **SCHEDULER_SETTINGS):
         use_case_store.clear_cache()
         for name, keys in TABLES.items():
-            aws_clients.dynamodb().create_table(
-                TableName=name.lower(),
-                KeySchema=[{"AttributeName": a, "KeyType": k} for a, k in keys],
-                AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a, _ in keys],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            create_table(name.lower(), keys)
         aws_clients.scheduler().create_schedule_group(Name=GROUP)
         try:
             yield
         finally:
             use_case_store.clear_cache()
-            config.reset_settings()
-            aws_clients.reset_clients()
 
 
 def stored_use_case(**overrides: Any) -> UseCase:

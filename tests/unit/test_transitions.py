@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
-from sms_gateway import aws_clients, config, transitions
+from sms_gateway import aws_clients, transitions
 from sms_gateway.dynamo import from_item, to_item
 from sms_gateway.messages import MessageStatus
+from tests.unit.in_process_aws import create_table, in_process_aws
 
 TABLE = "messages"
 ACCOUNT = "AC" + "1" * 32
@@ -206,28 +206,9 @@ def model_fail_unsent(item: dict[str, Any], at: str, code: int) -> bool:
 
 @pytest.fixture(scope="module")
 def messages_table() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as env, mock_aws():
-        # An endpoint of the local stack (set by an integration run in this process) would
-        # bypass moto's in-process interception and reach for a socket.
-        for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
-            env.delenv(name, raising=False)
-        for name in ("USE_CASES_TABLE", "OPT_OUTS_TABLE", "API_KEYS_TABLE", "IDEMPOTENCY_TABLE"):
-            env.setenv(name, "unused")
-        env.setenv("MESSAGES_TABLE", TABLE)
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        config.reset_settings()
-        aws_clients.reset_clients()
-        aws_clients.dynamodb().create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        try:
-            yield
-        finally:
-            config.reset_settings()
-            aws_clients.reset_clients()
+    with in_process_aws(MESSAGES_TABLE=TABLE):
+        create_table(TABLE)
+        yield
 
 
 def new_item(status: str = "pending") -> dict[str, Any]:

@@ -184,18 +184,20 @@ def without_log_mutants(source: str) -> str:
     return "".join(lines)
 
 
+# mutmut's own command line, with its timeouts sent through pidfds (see the module).
+MUTMUT = [sys.executable, str(Path(__file__).with_name("mutmut_cli.py"))]
+
+
 def _mutmut(*args: str) -> subprocess.CompletedProcess[str]:
-    executable = Path(sys.executable).with_name("mutmut")
     return subprocess.run(  # noqa: S603 (our own venv's mutmut, fixed arguments)
-        [str(executable), *args], cwd=STAGE, capture_output=True, text=True, check=False
+        [*MUTMUT, *args], cwd=STAGE, capture_output=True, text=True, check=False
     )
 
 
 def run_mutmut(max_children: int) -> None:
-    executable = Path(sys.executable).with_name("mutmut")
     # mutmut draws its progress on the terminal; its last lines are enough when it fails.
     done = subprocess.run(  # noqa: S603
-        [str(executable), "run", "--max-children", str(max_children)],
+        [*MUTMUT, "run", "--max-children", str(max_children)],
         cwd=STAGE,
         capture_output=True,
         text=True,

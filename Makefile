@@ -82,7 +82,7 @@ format: $(VENV)/.installed
 
 .PHONY: typecheck
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy layers/shared/sms_gateway local/sms_local functions tests bench mutation
+	$(VENV)/bin/mypy layers/shared/sms_gateway local/sms_local tools/sms_tools functions tests bench mutation
 
 .PHONY: validate
 validate: $(SAM_VENV)/.installed
@@ -130,7 +130,7 @@ test: lint typecheck validate scan build pytest
 
 .PHONY: openapi
 openapi: $(VENV)/.installed
-	$(PY) -m sms_gateway.openapi docs/openapi.json
+	$(PY) -m sms_tools.openapi docs/openapi.json
 
 .PHONY: bench
 bench: $(VENV)/.installed

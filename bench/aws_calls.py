@@ -5,7 +5,7 @@ it, against moto in server mode holding template.yaml's resources, with the Twil
 provider: the authorizer (its key lookup), the send, the SQS event source mapping (its receive
 and delete, made here by a client of our own, as Lambda's poller makes them), the handoff, and the
 three status callbacks the simulator sent (caught by a small receiver, then given to the
-status-callback function). Hooks on sms_gateway.aws_clients' clients record every call
+status-callback function). Hooks on sms_gateway.store.aws_clients' clients record every call
 (`before-parameter-build`) and its answer (`after-call`), from which DynamoDB request units are
 computed with the items' real sizes.
 
@@ -221,7 +221,8 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
 
 
 def measure(lives: int) -> dict[str, Any]:
-    from sms_gateway import aws_clients, provider_credentials, use_case_store
+    from sms_gateway.providers.twilio import credentials as provider_credentials
+    from sms_gateway.store import aws_clients, use_case_store
     from sms_local import http_events
     from sms_local.aws_emulator import start_local_aws
     from sms_local.aws_resources import REGION, create_resources

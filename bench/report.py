@@ -360,7 +360,7 @@ def _aws_calls(aws: Mapping[str, Any], prices: Prices) -> str:
         "simulator as the provider: the authorizer, the send, the SQS event source mapping's "
         "receive and delete (made by a client of the benchmark, as Lambda's poller makes them), "
         "the handoff, and the three status callbacks the simulator sent (queued, sent, "
-        "delivered). botocore hooks on sms_gateway.aws_clients' clients "
+        "delivered). botocore hooks on sms_gateway.store.aws_clients' clients "
         "(`before-parameter-build` and `after-call`) count every call by service and operation "
         "and read each DynamoDB item's size from the request or the answer. The first message "
         "runs with every function's caches cold (as if each ran in a new container); the steady "

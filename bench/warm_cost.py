@@ -98,8 +98,9 @@ def measure(iterations: int, rounds: int) -> dict[str, Any]:
     template, functions = _set_environment()
     warnings.filterwarnings("ignore", "No application metrics to publish")
 
-    from sms_gateway import api_keys, aws_clients, config
-    from sms_gateway.twilio_signature import compute_signature
+    from sms_gateway import config
+    from sms_gateway.providers.twilio.signature import compute_signature
+    from sms_gateway.store import api_keys, aws_clients
     from sms_local import http_events
     from sms_local.demo_data import create_demo_data
     from sms_local.lambda_runtime import LambdaContext, load_handler

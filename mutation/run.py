@@ -38,13 +38,13 @@ EQUIVALENTS = Path(__file__).resolve().parent / "equivalent.toml"
 
 # The status machine, the send, scheduling, the handoff and the status callback.
 MODULES = (
-    "transitions.py",
-    "sending.py",
-    "idempotency.py",
-    "scheduling.py",
-    "schedules.py",
-    "handoff.py",
-    "status_callback.py",
+    "store/transitions.py",
+    "logic/sending.py",
+    "store/idempotency.py",
+    "logic/scheduling.py",
+    "store/schedules.py",
+    "logic/handoff.py",
+    "logic/status_callback.py",
 )
 
 # The unit and integration tests; mutmut runs, for each mutant, only those that reach its
@@ -77,14 +77,15 @@ NOT_CHECKED = "not checked"
 
 @dataclass(frozen=True)
 class Mutant:
-    name: str  # e.g. sms_gateway.handoff.x_hand_off__mutmut_12
+    name: str  # e.g. sms_gateway.logic.handoff.x_hand_off__mutmut_12
     status: str
     removed: str  # the lines the mutant takes out, stripped, one per line
     added: str  # the lines it puts in their place
 
     @property
     def module(self) -> str:
-        return self.name.split(".")[1] + ".py"
+        # sms_gateway.logic.handoff.x_hand_off__mutmut_12 -> logic/handoff.py
+        return "/".join(self.name.split(".")[1:-1]) + ".py"
 
     @property
     def function(self) -> str:

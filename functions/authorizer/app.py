@@ -3,7 +3,7 @@
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sms_gateway.api_keys import authenticate, authorizer_response
+from sms_gateway.store.api_keys import authenticate, authorizer_response
 
 logger = Logger()
 

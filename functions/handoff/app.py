@@ -21,10 +21,11 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sms_gateway import aws_clients, handoff
 from sms_gateway.config import get_settings
-from sms_gateway.handoff import HandoffOutcome
-from sms_gateway.handoff_queue import parse_handoff_body
+from sms_gateway.logic import handoff
+from sms_gateway.logic.handoff import HandoffOutcome
+from sms_gateway.store import aws_clients
+from sms_gateway.store.handoff_queue import parse_handoff_body
 
 logger = Logger()
 metrics = Metrics()

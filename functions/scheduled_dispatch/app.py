@@ -3,8 +3,8 @@
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sms_gateway import scheduling
-from sms_gateway.ids import is_uuid
+from sms_gateway.domain.ids import is_uuid
+from sms_gateway.logic import scheduling
 
 logger = Logger()
 metrics = Metrics()

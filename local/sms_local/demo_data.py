@@ -6,10 +6,11 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from sms_gateway import api_keys, aws_clients, provider_credentials
 from sms_gateway.api.caller import ALL_SCOPES, SCOPE_READ, SCOPE_SEND
-from sms_gateway.use_case_admin import create_use_case
-from sms_gateway.use_cases import UseCase, UseCaseSpec
+from sms_gateway.domain.use_cases import UseCase, UseCaseSpec
+from sms_gateway.logic.use_case_admin import create_use_case
+from sms_gateway.providers.twilio import credentials as provider_credentials
+from sms_gateway.store import api_keys, aws_clients
 
 # San Francisco, New York, Chicago, Boston and Toronto long codes: a recipient in one of these
 # area codes gets the sender from the same area code.

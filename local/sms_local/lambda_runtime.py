@@ -105,15 +105,11 @@ def invoke(spec: FunctionSpec, event: dict[str, Any]) -> Any:
 def reset_cached_state() -> None:
     """Forget everything the shared package derived from the environment (settings, clients,
     cached secrets and use cases), as a new Lambda sandbox would start."""
-    from sms_gateway import (
-        aws_clients,
-        config,
-        idempotency,
-        provider_credentials,
-        status_callback,
-        twilio_client,
-        use_case_store,
-    )
+    from sms_gateway import config
+    from sms_gateway.logic import status_callback
+    from sms_gateway.providers.twilio import client as twilio_client
+    from sms_gateway.providers.twilio import credentials as provider_credentials
+    from sms_gateway.store import aws_clients, idempotency, use_case_store
 
     config.reset_settings()
     aws_clients.reset_clients()

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from sms_gateway.scheduling import SEND_NOW_WITHIN
+from sms_gateway.logic.scheduling import SEND_NOW_WITHIN
 from tests.e2e.conftest import Client, Stack, http
 
 MOBILE = "+12025550143"

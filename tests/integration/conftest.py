@@ -15,15 +15,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from sms_gateway import (
-    api_keys,
-    aws_clients,
-    provider_credentials,
-    use_case_store,
-)
 from sms_gateway.api.caller import ALL_SCOPES
-from sms_gateway.use_case_admin import create_use_case
-from sms_gateway.use_cases import UseCase, UseCaseSpec
+from sms_gateway.domain.use_cases import UseCase, UseCaseSpec
+from sms_gateway.logic.use_case_admin import create_use_case
+from sms_gateway.providers.twilio import credentials as provider_credentials
+from sms_gateway.store import api_keys, aws_clients, use_case_store
 from sms_local import iam
 from sms_local import template as tpl
 from sms_local.aws_emulator import start_local_aws

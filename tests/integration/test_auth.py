@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from sms_gateway import api_keys, aws_clients
 from sms_gateway.api.caller import SCOPE_MANAGE, SCOPE_READ, SCOPE_SEND
 from sms_gateway.config import get_settings
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.store import api_keys, aws_clients
 from tests.integration.conftest import Api, Tenant, make_tenant
 from tests.integration.test_send_api import drain_handoff_queue, send_body
 

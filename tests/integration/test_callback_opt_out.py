@@ -16,10 +16,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from sms_gateway import aws_clients, config, opt_out_store
+from sms_gateway import config
 from sms_gateway.config import get_settings
-from sms_gateway.use_case_admin import create_use_case
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.logic.use_case_admin import create_use_case
+from sms_gateway.store import aws_clients, opt_out_store
 from sms_local.gateway import HttpApiGateway, HttpResult
 from sms_local.sqs_poller import SqsPoller
 from sms_local.twilio_simulator import TwilioSimulator

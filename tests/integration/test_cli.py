@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from sms_gateway import api_keys, cli, message_store, opt_out_store
-from sms_gateway.clock import iso, utc_now
-from sms_gateway.sending import new_message
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain.clock import iso, utc_now
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.logic.sending import new_message
+from sms_gateway.store import api_keys, message_store, opt_out_store
 from sms_local.aws_resources import LocalStack
+from sms_tools import cli
 from tests.integration.conftest import Api, Tenant
 from tests.integration.test_send_api import drain_handoff_queue, send_body
 

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from sms_gateway import api_keys
+from sms_gateway.store import api_keys
 from sms_local import iam
 from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack

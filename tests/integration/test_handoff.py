@@ -23,20 +23,20 @@ import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from sms_gateway import (
+from sms_gateway.domain.clock import now_iso
+from sms_gateway.domain.messages import MessageStatus
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.logic import scheduling
+from sms_gateway.logic.use_case_admin import update_use_case
+from sms_gateway.providers.twilio import client as twilio_client
+from sms_gateway.store import (
     api_keys,
     aws_clients,
     message_store,
     opt_out_store,
-    scheduling,
     transitions,
-    twilio_client,
     use_case_store,
 )
-from sms_gateway.clock import now_iso
-from sms_gateway.messages import MessageStatus
-from sms_gateway.use_case_admin import update_use_case
-from sms_gateway.use_cases import UseCase
 from sms_local import iam
 from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack

@@ -25,8 +25,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from botocore.client import BaseClient
 
-from sms_gateway import handoff, twilio_client
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.logic import handoff
+from sms_gateway.providers.twilio import client as twilio_client
 from sms_local import lambda_runtime, sqs_poller
 from sms_local.aws_resources import LocalStack
 from sms_local.lambda_runtime import reset_cached_state

@@ -25,12 +25,14 @@ import pytest
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from sms_gateway import aws_clients, handoff, transitions, twilio_client
-from sms_gateway.clock import iso, utc_now
 from sms_gateway.config import get_settings
-from sms_gateway.messages import MessageStatus
-from sms_gateway.use_case_admin import create_use_case
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain.clock import iso, utc_now
+from sms_gateway.domain.messages import MessageStatus
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.logic import handoff
+from sms_gateway.logic.use_case_admin import create_use_case
+from sms_gateway.providers.twilio import client as twilio_client
+from sms_gateway.store import aws_clients, transitions
 from sms_local import iam, lambda_runtime
 from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack

@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
-from sms_gateway import aws_clients
 from sms_gateway.config import get_settings
+from sms_gateway.store import aws_clients
 from sms_local.aws_resources import LocalStack
 from sms_local.lambda_runtime import LambdaContext, invoke, load_handler
 from sms_local.template import FunctionSpec
 
 HANDLER = '''
-from sms_gateway import aws_clients
+from sms_gateway.store import aws_clients
 
 
 def handler(event, context):

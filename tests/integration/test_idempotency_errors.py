@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from sms_gateway import aws_clients
 from sms_gateway.config import get_settings
-from sms_gateway.ids import message_id_for_key
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain.ids import message_id_for_key
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.store import aws_clients
 from tests.integration.conftest import Response, Tenant
 from tests.integration.test_send_api import (
     drain_handoff_queue,

@@ -29,8 +29,8 @@ from typing import Any, cast
 
 import pytest
 
-from sms_gateway import opt_out_store
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.store import opt_out_store
 from sms_local import iam
 from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack

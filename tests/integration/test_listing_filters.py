@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from sms_gateway import message_store, transitions
-from sms_gateway.clock import now_iso
-from sms_gateway.use_case_admin import create_use_case
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain.clock import now_iso
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.logic.use_case_admin import create_use_case
+from sms_gateway.store import message_store, transitions
 from sms_local.gateway import HttpApiGateway
 from tests.integration.conftest import Tenant, make_tenant, use_case_spec
 from tests.integration.test_read_api import send

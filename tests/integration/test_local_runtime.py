@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain.use_cases import UseCase
 from sms_local import sqs_poller
 from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack

@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
-from sms_gateway import cli, handoff, opt_out_store
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.logic import handoff
+from sms_gateway.store import opt_out_store
 from sms_local.gateway import HttpApiGateway
 from sms_local.twilio_simulator import TwilioSimulator
+from sms_tools import cli
 from tests.integration.conftest import Tenant
 from tests.integration.test_callback_opt_out import (
     UNSUBSCRIBED,

@@ -28,17 +28,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from sms_gateway import (
-    aws_clients,
-    handoff,
-    opt_out_store,
-    provider_credentials,
-    transitions,
-    twilio_client,
-)
-from sms_gateway.clock import now_iso
-from sms_gateway.errors import ServiceUnavailableError
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain.clock import now_iso
+from sms_gateway.domain.errors import ServiceUnavailableError
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.logic import handoff
+from sms_gateway.providers.twilio import client as twilio_client
+from sms_gateway.providers.twilio import credentials as provider_credentials
+from sms_gateway.store import aws_clients, opt_out_store, transitions
 from sms_local.gateway import HttpApiGateway
 from tests.integration.conftest import Tenant, restore_settings, set_settings
 from tests.integration.test_send_api import drain_handoff_queue, send_body

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from sms_gateway import aws_clients, message_store, schedules, transitions
-from sms_gateway.clock import now_iso
 from sms_gateway.config import get_settings
-from sms_gateway.messages import MessageStatus
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain.clock import now_iso
+from sms_gateway.domain.messages import MessageStatus
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.store import aws_clients, message_store, schedules, transitions
 from sms_local import iam
 from sms_local import template as tpl
 from sms_local.aws_resources import function_arn

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from sms_gateway import api_keys, aws_clients, opt_out_store
 from sms_gateway.config import get_settings
-from sms_gateway.dynamo import from_item
-from sms_gateway.use_case_admin import create_use_case, delete_use_case
-from sms_gateway.use_cases import UseCase, UseCaseSpec
+from sms_gateway.domain.use_cases import UseCase, UseCaseSpec
+from sms_gateway.logic.use_case_admin import create_use_case, delete_use_case
+from sms_gateway.store import api_keys, aws_clients, opt_out_store
+from sms_gateway.store.dynamo import from_item
 from sms_local.pipe_runner import pump_all
 from tests.integration.conftest import Api, Tenant, make_tenant, use_case_spec
 

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from botocore.client import BaseClient
 
-from sms_gateway import aws_clients
 from sms_gateway.config import get_settings
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.store import aws_clients
 from tests.integration.conftest import Response, Tenant
 from tests.integration.test_scheduling import at, dispatch, get_schedule
 from tests.integration.test_send_api import (

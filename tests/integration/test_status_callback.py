@@ -19,18 +19,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from sms_gateway import (
-    aws_clients,
-    clock,
-    config,
-    provider_credentials,
-    status_callback,
-    transitions,
-)
+from sms_gateway import config
 from sms_gateway.config import get_settings
-from sms_gateway.errors import ForbiddenError
-from sms_gateway.use_case_admin import create_use_case
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain import clock
+from sms_gateway.domain.errors import ForbiddenError
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.logic import status_callback
+from sms_gateway.logic.use_case_admin import create_use_case
+from sms_gateway.providers.twilio import credentials as provider_credentials
+from sms_gateway.store import aws_clients, transitions
 from sms_local import http_events, lambda_runtime
 from sms_local import template as tpl
 from sms_local.gateway import HttpApiGateway, HttpResult

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sms_gateway import api_keys
+from sms_gateway.store import api_keys
 from tests.integration.conftest import Tenant, make_tenant
 from tests.integration.test_send_api import drain_handoff_queue
 

@@ -11,7 +11,8 @@ from typing import Literal
 import pytest
 from moto import mock_aws
 
-from sms_gateway import aws_clients, config
+from sms_gateway import config
+from sms_gateway.store import aws_clients
 
 TABLE_SETTINGS = (
     "MESSAGES_TABLE",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sms_gateway.status_callback import FreshReadLimiter
+from sms_gateway.logic.status_callback import FreshReadLimiter
 
 
 class FrozenClock:

@@ -18,9 +18,11 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError
 
-from sms_gateway import aws_clients, handoff, transitions, twilio_client
-from sms_gateway.messages import Message
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain.messages import Message
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.logic import handoff
+from sms_gateway.providers.twilio import client as twilio_client
+from sms_gateway.store import aws_clients, transitions
 from tests.unit.test_transitions import (  # noqa: F401 - messages_table is a fixture
     ACCOUNT,
     messages_table,

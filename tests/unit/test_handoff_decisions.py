@@ -22,20 +22,15 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from sms_gateway import (
-    config,
-    handoff,
-    message_store,
-    opt_out_store,
-    provider_credentials,
-    transitions,
-    twilio_client,
-    use_case_store,
-)
-from sms_gateway.clock import iso
-from sms_gateway.handoff import HandoffOutcome, RetryHandoffLater
-from sms_gateway.messages import Message, MessageStatus
-from sms_gateway.use_cases import Sender, SenderKind, UseCase
+from sms_gateway import config
+from sms_gateway.domain.clock import iso
+from sms_gateway.domain.messages import Message, MessageStatus
+from sms_gateway.domain.use_cases import Sender, SenderKind, UseCase
+from sms_gateway.logic import handoff
+from sms_gateway.logic.handoff import HandoffOutcome, RetryHandoffLater
+from sms_gateway.providers.twilio import client as twilio_client
+from sms_gateway.providers.twilio import credentials as provider_credentials
+from sms_gateway.store import message_store, opt_out_store, transitions, use_case_store
 from sms_local.template import PROJECT_ROOT
 
 NOW = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)

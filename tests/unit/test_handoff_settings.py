@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sms_gateway.handoff import ANSWER_RECORDING_SECONDS
+from sms_gateway.logic.handoff import ANSWER_RECORDING_SECONDS
 from sms_local import template as tpl
 
 
@@ -49,8 +49,8 @@ def test_a_record_always_fits_in_a_fresh_invocation() -> None:
 def test_the_readme_states_how_long_the_handoff_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     # The backoff before each delivery but the first, up to the queue's last delivery, with
     # the default settings (the tables and queues they also name do not matter here).
-    from sms_gateway import handoff
     from sms_gateway.config import Settings
+    from sms_gateway.logic import handoff
 
     monkeypatch.setattr(handoff, "get_settings", Settings.model_construct)
     backoff_seconds = handoff.backoff_seconds

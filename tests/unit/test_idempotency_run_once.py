@@ -1,4 +1,4 @@
-"""sms_gateway.idempotency.run_once against DynamoDB's own semantics (moto, in this process): what a
+"""store.idempotency.run_once against DynamoDB's own semantics (moto, in this process): what a
 caller of the send API gets for a repeated Idempotency-Key, what the stored record promises (how
 long a key replays, when an unfinished request stops holding its key), and the exact errors.
 
@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from sms_gateway import aws_clients, idempotency
 from sms_gateway.config import get_settings
-from sms_gateway.errors import (
+from sms_gateway.domain.errors import (
     IdempotencyKeyInUseError,
     IdempotencyKeyReusedError,
     ServiceUnavailableError,
 )
+from sms_gateway.store import aws_clients, idempotency
 from tests.unit.in_process_aws import create_table, in_process_aws
 
 # Most calls here have no Lambda context (one test gives one), which Powertools warns about.

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sms_gateway import openapi
 from sms_local import template as tpl
+from sms_tools import openapi
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from sms_gateway import aws_clients, config, opt_out_store
-from sms_gateway.errors import ServiceUnavailableError
+from sms_gateway import config
+from sms_gateway.domain.errors import ServiceUnavailableError
+from sms_gateway.store import aws_clients, opt_out_store
 
 TABLE = "opt-outs"
 

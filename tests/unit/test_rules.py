@@ -9,11 +9,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from sms_gateway import config, errors, handoff, message_store, redact, scheduling, twilio_client
-from sms_gateway.messages import MessageStatus
-from sms_gateway.phone import check_destination
-from sms_gateway.transitions import PROVIDER_STATUSES, TRANSITIONS
-from sms_gateway.use_cases import Sender, SenderKind, UseCaseSpec
+from sms_gateway import config
+from sms_gateway.domain import errors, redact
+from sms_gateway.domain.messages import MessageStatus
+from sms_gateway.domain.phone import check_destination
+from sms_gateway.domain.use_cases import Sender, SenderKind, UseCaseSpec
+from sms_gateway.logic import handoff, scheduling
+from sms_gateway.providers.twilio import client as twilio_client
+from sms_gateway.store import message_store
+from sms_gateway.store.transitions import PROVIDER_STATUSES, TRANSITIONS
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

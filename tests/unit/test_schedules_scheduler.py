@@ -1,4 +1,4 @@
-"""sms_gateway.schedules against EventBridge Scheduler (moto, in this process): the at() expression
+"""store.schedules against EventBridge Scheduler (moto, in this process): the at() expression
 in UTC whatever the machine's time zone, the conflict a repeated name raises, and what deleting a
 schedule reports to its caller."""
 
@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from sms_gateway import aws_clients, schedules
+from sms_gateway.store import aws_clients, schedules
 from tests.unit.in_process_aws import SCHEDULER_SETTINGS, in_process_aws
 
 GROUP = "sms-schedules"

@@ -1,4 +1,4 @@
-"""sms_gateway.scheduling.cancel_message and dispatch_scheduled against DynamoDB and EventBridge
+"""logic.scheduling.cancel_message and dispatch_scheduled against DynamoDB and EventBridge
 Scheduler (moto, in this process): who may cancel what, the exact errors the cancel API answers
 with, what is stored and deleted, and what a firing schedule does."""
 
@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from sms_gateway import aws_clients, message_store, schedules, scheduling
-from sms_gateway.clock import now_iso
-from sms_gateway.errors import MessageNotFoundError, NotCancelableError
-from sms_gateway.messages import HistoryEntry, Message, MessageStatus
+from sms_gateway.domain.clock import now_iso
+from sms_gateway.domain.errors import MessageNotFoundError, NotCancelableError
+from sms_gateway.domain.messages import HistoryEntry, Message, MessageStatus
+from sms_gateway.logic import scheduling
+from sms_gateway.store import aws_clients, message_store, schedules
 from tests.unit.in_process_aws import SCHEDULER_SETTINGS, create_table, in_process_aws
 
 TABLE = "messages"

@@ -1,4 +1,4 @@
-"""sms_gateway.scheduling.parse_send_at: what a caller's `send_at` means (now, or a schedule), the
+"""logic.scheduling.parse_send_at: what a caller's `send_at` means (now, or a schedule), the
 edges of the accepted window, and the exact validation errors the send API answers with."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from sms_gateway.clock import utc_now
-from sms_gateway.errors import SendAtOutOfRangeError, ValidationError
-from sms_gateway.scheduling import SendTime, parse_send_at
+from sms_gateway.domain.clock import utc_now
+from sms_gateway.domain.errors import SendAtOutOfRangeError, ValidationError
+from sms_gateway.logic.scheduling import SendTime, parse_send_at
 
 NOW = datetime(2026, 3, 1, 9, 0, 0, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from sms_gateway.segments import SegmentCount, count_segments, is_gsm7
+from sms_gateway.domain.segments import SegmentCount, count_segments, is_gsm7
 
 # Written out independently of the module, in septet order, so its position is the septet value.
 # "\x1b" holds the escape slot (0x1B); it is not a character of the alphabet.

@@ -1,4 +1,4 @@
-"""sms_gateway.sending.send_message against DynamoDB and EventBridge Scheduler (moto, in this
+"""sms_gateway.logic.sending.send_message against DynamoDB and EventBridge Scheduler (moto, in this
 process): the message it stores, the schedule it asks for, a replayed Idempotency-Key, and the
 exact errors the send API answers with when a dependency fails or a key is reused.
 
@@ -15,15 +15,7 @@ from typing import Any, Literal
 
 import pytest
 
-from sms_gateway import (
-    aws_clients,
-    message_store,
-    opt_out_store,
-    schedules,
-    sending,
-    use_case_store,
-)
-from sms_gateway.errors import (
+from sms_gateway.domain.errors import (
     A2pCampaignNotVerifiedError,
     BrandSuspendedError,
     GatewayError,
@@ -36,9 +28,11 @@ from sms_gateway.errors import (
     UseCaseNotFoundError,
     ValidationError,
 )
-from sms_gateway.ids import message_id_for_key
-from sms_gateway.messages import Message, MessageStatus
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain.ids import message_id_for_key
+from sms_gateway.domain.messages import Message, MessageStatus
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.logic import sending
+from sms_gateway.store import aws_clients, message_store, opt_out_store, schedules, use_case_store
 from tests.unit.in_process_aws import SCHEDULER_SETTINGS, create_table, in_process_aws
 
 WORKSPACE = "w1"

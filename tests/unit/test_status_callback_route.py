@@ -21,16 +21,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from twilio.request_validator import RequestValidator
 
-from sms_gateway import (
-    config,
-    handoff,
-    opt_out_store,
-    provider_credentials,
-    status_callback,
-    transitions,
-)
+from sms_gateway import config
 from sms_gateway.api import webhook_routes
 from sms_gateway.api.http import build_resolver
+from sms_gateway.logic import handoff, status_callback
+from sms_gateway.providers.twilio import credentials as provider_credentials
+from sms_gateway.store import opt_out_store, transitions
 from sms_local import http_events
 
 PATH = status_callback.CALLBACK_PATH

@@ -1,4 +1,4 @@
-"""The status machine (sms_gateway.transitions) against DynamoDB's own condition semantics, held to
+"""The status machine (store.transitions) against DynamoDB's own condition semantics, held to
 the rules of docs/architecture.md, written down here independently of the module's tables.
 
 DynamoDB is moto's, in this process (no socket): each write of transitions.py is evaluated as
@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sms_gateway import aws_clients, transitions
-from sms_gateway.dynamo import from_item, to_item
-from sms_gateway.messages import MessageStatus
+from sms_gateway.domain.messages import MessageStatus
+from sms_gateway.store import aws_clients, transitions
+from sms_gateway.store.dynamo import from_item, to_item
 from tests.unit.in_process_aws import create_table, in_process_aws
 
 TABLE = "messages"

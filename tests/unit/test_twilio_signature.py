@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 from werkzeug.datastructures import MultiDict
 
-from sms_gateway.twilio_signature import compute_signature, is_valid_signature
+from sms_gateway.providers.twilio.signature import compute_signature, is_valid_signature
 
 TOKEN = "12345678901234567890123456789012"
 URL = "https://gateway.example.com/webhooks/twilio/status"

@@ -1,4 +1,6 @@
-"""The SMS gateway's shared package: models, domain logic and data access.
+"""The SMS gateway's shared package, shipped to Lambda as a layer (functions/ hold thin handlers).
 
-Shipped to Lambda as a layer; the handlers in functions/ are thin wrappers around it.
+domain/ (models and rules, no I/O) · logic/ (what happens, in order) · store/ (the only AWS
+calls) · providers/ (one folder per SMS provider) · api/ (HTTP routes). Imports run one way:
+api → logic → domain, store, providers. docs/architecture.md has the map.
 """

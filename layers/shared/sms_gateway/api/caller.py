@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sms_gateway.errors import ForbiddenError, UnauthorizedError
+from sms_gateway.domain.errors import ForbiddenError, UnauthorizedError
 
 SCOPE_SEND = "messages:send"
 SCOPE_READ = "messages:read"

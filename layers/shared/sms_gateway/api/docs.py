@@ -1,5 +1,5 @@
 """Route documentation kept next to the routes: the scope each route needs, its success shape and
-every error code it can answer. sms_gateway.openapi turns it into docs/openapi.json."""
+every error code it can answer. sms_tools.openapi turns it into docs/openapi.json."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sms_gateway.errors import (
+from sms_gateway.domain.errors import (
     ForbiddenError,
     GatewayError,
     ServiceUnavailableError,
     UnauthorizedError,
 )
-from sms_gateway.messages import MessageStatus
+from sms_gateway.domain.messages import MessageStatus
 
 
 class ErrorDetail(BaseModel):

@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
-from sms_gateway.errors import GatewayError, ServiceUnavailableError
+from sms_gateway.domain.errors import GatewayError, ServiceUnavailableError
 
 logger = Logger(child=True)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from sms_gateway import querying
 from sms_gateway.api.caller import SCOPE_READ, require_scope
 from sms_gateway.api.docs import MessageDetailOut, MessageListOut, route_doc
 from sms_gateway.api.http import json_response
-from sms_gateway.errors import MessageNotFoundError, ValidationError
+from sms_gateway.domain.errors import MessageNotFoundError, ValidationError
+from sms_gateway.logic import querying
 
 router = APIGatewayHttpRouter()
 

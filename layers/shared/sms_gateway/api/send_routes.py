@@ -7,16 +7,17 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from sms_gateway import idempotency, sending
 from sms_gateway.api.caller import SCOPE_SEND, require_scope
 from sms_gateway.api.docs import MessageOut, route_doc
 from sms_gateway.api.http import json_response
-from sms_gateway.errors import (
+from sms_gateway.domain.errors import (
     SEND_ERRORS,
     IdempotencyKeyInUseError,
     IdempotencyKeyReusedError,
     ValidationError,
 )
+from sms_gateway.logic import sending
+from sms_gateway.store import idempotency
 
 router = APIGatewayHttpRouter()
 

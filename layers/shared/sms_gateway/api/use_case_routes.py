@@ -10,12 +10,13 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
-from sms_gateway import use_case_admin, use_case_store
 from sms_gateway.api.caller import SCOPE_MANAGE, require_scope
 from sms_gateway.api.docs import route_doc
 from sms_gateway.api.http import json_response
-from sms_gateway.errors import UseCaseNotFoundError, ValidationError
-from sms_gateway.use_cases import UseCaseSpec
+from sms_gateway.domain.errors import UseCaseNotFoundError, ValidationError
+from sms_gateway.domain.use_cases import UseCaseSpec
+from sms_gateway.logic import use_case_admin
+from sms_gateway.store import use_case_store
 
 router = APIGatewayHttpRouter()
 

@@ -7,9 +7,9 @@ import binascii
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
-from sms_gateway import status_callback
 from sms_gateway.api.docs import route_doc
-from sms_gateway.errors import ForbiddenError, ServiceUnavailableError
+from sms_gateway.domain.errors import ForbiddenError, ServiceUnavailableError
+from sms_gateway.logic import status_callback
 
 router = APIGatewayHttpRouter()
 

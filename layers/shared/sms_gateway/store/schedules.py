@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 
-from sms_gateway import aws_clients
 from sms_gateway.config import get_settings
+from sms_gateway.store import aws_clients
 
 # Scheduler invokes Lambda asynchronously: this policy covers only Scheduler's own Invoke call
 # (throttled, or refused by Lambda), retried for up to an hour before the event goes to the DLQ.

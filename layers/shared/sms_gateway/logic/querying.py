@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sms_gateway import message_store, use_case_store
-from sms_gateway.errors import MessageNotFoundError, ValidationError
-from sms_gateway.ids import is_uuid
-from sms_gateway.message_store import MessagePage
-from sms_gateway.messages import Message, MessageStatus
+from sms_gateway.domain.errors import MessageNotFoundError, ValidationError
+from sms_gateway.domain.ids import is_uuid
+from sms_gateway.domain.messages import Message, MessageStatus
+from sms_gateway.store import message_store, use_case_store
+from sms_gateway.store.message_store import MessagePage
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100

@@ -6,12 +6,12 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from sms_gateway import api_keys, use_case_store
-from sms_gateway.clock import now_iso
 from sms_gateway.config import get_settings
-from sms_gateway.errors import UseCaseNotFoundError, ValidationError
-from sms_gateway.ids import is_uuid, new_id
-from sms_gateway.use_cases import UseCase, UseCaseSpec
+from sms_gateway.domain.clock import now_iso
+from sms_gateway.domain.errors import UseCaseNotFoundError, ValidationError
+from sms_gateway.domain.ids import is_uuid, new_id
+from sms_gateway.domain.use_cases import UseCase, UseCaseSpec
+from sms_gateway.store import api_keys, use_case_store
 
 
 def check_secret_location(spec: UseCaseSpec) -> None:

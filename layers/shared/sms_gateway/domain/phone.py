@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
-from sms_gateway.errors import PhoneInvalidError, PhoneLandlineError
+from sms_gateway.domain.errors import PhoneInvalidError, PhoneLandlineError
 
 _E164 = re.compile(r"^\+\d{8,15}$")
 

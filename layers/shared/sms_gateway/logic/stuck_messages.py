@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
-from sms_gateway import aws_clients, handoff_queue
-from sms_gateway.clock import iso, utc_now
 from sms_gateway.config import get_settings
-from sms_gateway.messages import MessageStatus
+from sms_gateway.domain.clock import iso, utc_now
+from sms_gateway.domain.messages import MessageStatus
+from sms_gateway.store import aws_clients, handoff_queue
 
 
 def stuck_message_ids(older_than: timedelta) -> Iterator[str]:

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
-from sms_gateway import aws_clients
 from sms_gateway.config import get_settings
-from sms_gateway.dynamo import from_item, to_item, to_value
-from sms_gateway.errors import ValidationError
-from sms_gateway.messages import Message, MessageStatus
+from sms_gateway.domain.errors import ValidationError
+from sms_gateway.domain.messages import Message, MessageStatus
+from sms_gateway.store import aws_clients
+from sms_gateway.store.dynamo import from_item, to_item, to_value
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, QueryInputTypeDef

@@ -2,7 +2,7 @@
 
 Every outcome but a bad signature is acknowledged (the route answers 204): a duplicate, a
 regression, an unknown message or a status that changes nothing is recorded or dropped by
-sms_gateway.transitions, and telling Twilio anything else would only make it retry. The
+sms_gateway.store.transitions, and telling Twilio anything else would only make it retry. The
 exceptions are 503s for what cannot be done now: reading the auth token, or recording an
 opt-out that the callback reports (ErrorCode 21610).
 """
@@ -18,25 +18,27 @@ from urllib.parse import parse_qsl
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from sms_gateway import clock, opt_out_store, provider_credentials, transitions
 from sms_gateway.config import get_settings
-from sms_gateway.errors import (
+from sms_gateway.domain import clock
+from sms_gateway.domain.errors import (
     ForbiddenError,
     PhoneInvalidError,
     PhoneLandlineError,
     ServiceUnavailableError,
 )
-from sms_gateway.ids import is_uuid
-from sms_gateway.opt_out_store import UNSUBSCRIBED_ERROR_CODE
-from sms_gateway.phone import check_destination
-from sms_gateway.redact import mask_phone
-from sms_gateway.twilio_signature import is_valid_signature
+from sms_gateway.domain.ids import is_uuid
+from sms_gateway.domain.phone import check_destination
+from sms_gateway.domain.redact import mask_phone
+from sms_gateway.providers.twilio import credentials as provider_credentials
+from sms_gateway.providers.twilio.signature import is_valid_signature
+from sms_gateway.store import opt_out_store, transitions
+from sms_gateway.store.opt_out_store import UNSUBSCRIBED_ERROR_CODE
 
 logger = Logger(child=True)
 
 CALLBACK_PATH = "/v1/webhook/twilio/sms-status"
 
-# Use cases only accept this shape (sms_gateway.use_cases), so anything else cannot be one of our
+# Use cases only accept this shape (domain.use_cases), so anything else cannot be one of our
 # subaccounts; checking it first also keeps junk from becoming Secrets Manager look-ups.
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
 _SERVICE_SID = re.compile(r"^MG[0-9a-f]{32}$")

@@ -21,21 +21,16 @@ from enum import StrEnum
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from sms_gateway import (
-    message_store,
-    opt_out_store,
-    provider_credentials,
-    transitions,
-    twilio_client,
-    use_case_store,
-)
-from sms_gateway.clock import now_iso, utc_now
 from sms_gateway.config import get_settings
-from sms_gateway.messages import Message, MessageStatus
-from sms_gateway.opt_out_store import UNSUBSCRIBED_ERROR_CODE
-from sms_gateway.segments import count_segments
-from sms_gateway.status_callback import CALLBACK_PATH
-from sms_gateway.use_cases import BrandStatus, UseCase
+from sms_gateway.domain.clock import now_iso, utc_now
+from sms_gateway.domain.messages import Message, MessageStatus
+from sms_gateway.domain.segments import count_segments
+from sms_gateway.domain.use_cases import BrandStatus, UseCase
+from sms_gateway.logic.status_callback import CALLBACK_PATH
+from sms_gateway.providers.twilio import client as twilio_client
+from sms_gateway.providers.twilio import credentials as provider_credentials
+from sms_gateway.store import message_store, opt_out_store, transitions, use_case_store
+from sms_gateway.store.opt_out_store import UNSUBSCRIBED_ERROR_CODE
 
 logger = Logger(child=True)
 

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from sms_gateway import aws_clients
 from sms_gateway.config import get_settings
-from sms_gateway.dynamo import to_value
-from sms_gateway.messages import HistoryEntry, MessageStatus
+from sms_gateway.domain.messages import HistoryEntry, MessageStatus
+from sms_gateway.store import aws_clients
+from sms_gateway.store.dynamo import to_value
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from sms_gateway import aws_clients
 from sms_gateway.config import get_settings
+from sms_gateway.store import aws_clients
 
 
 def enqueue_handoff(message_id: str) -> None:

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from sms_gateway import aws_clients
-from sms_gateway.clock import now_iso
 from sms_gateway.config import get_settings
-from sms_gateway.errors import ServiceUnavailableError
+from sms_gateway.domain.clock import now_iso
+from sms_gateway.domain.errors import ServiceUnavailableError
+from sms_gateway.store import aws_clients
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

@@ -11,15 +11,8 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
-from sms_gateway import (
-    message_store,
-    opt_out_store,
-    schedules,
-    scheduling,
-    use_case_store,
-)
-from sms_gateway.clock import iso, now_iso
-from sms_gateway.errors import (
+from sms_gateway.domain.clock import iso, now_iso
+from sms_gateway.domain.errors import (
     A2pCampaignNotVerifiedError,
     BrandSuspendedError,
     IdempotencyKeyReusedError,
@@ -31,10 +24,12 @@ from sms_gateway.errors import (
     UseCaseNotFoundError,
     ValidationError,
 )
-from sms_gateway.ids import is_uuid, message_id_for_key, new_id
-from sms_gateway.messages import HistoryEntry, Message, MessageStatus
-from sms_gateway.phone import check_destination
-from sms_gateway.use_cases import A2pCampaignStatus, BrandStatus, UseCase
+from sms_gateway.domain.ids import is_uuid, message_id_for_key, new_id
+from sms_gateway.domain.messages import HistoryEntry, Message, MessageStatus
+from sms_gateway.domain.phone import check_destination
+from sms_gateway.domain.use_cases import A2pCampaignStatus, BrandStatus, UseCase
+from sms_gateway.logic import scheduling
+from sms_gateway.store import message_store, opt_out_store, schedules, use_case_store
 
 logger = Logger(child=True)
 

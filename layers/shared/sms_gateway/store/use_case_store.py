@@ -7,10 +7,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from sms_gateway import aws_clients
 from sms_gateway.config import get_settings
-from sms_gateway.dynamo import from_item, to_item, to_value
-from sms_gateway.use_cases import UseCase
+from sms_gateway.domain.use_cases import UseCase
+from sms_gateway.store import aws_clients
+from sms_gateway.store.dynamo import from_item, to_item, to_value
 
 BY_WORKSPACE_INDEX = "by_workspace"
 

@@ -19,13 +19,13 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 
-from sms_gateway import aws_clients
 from sms_gateway.config import get_settings
-from sms_gateway.errors import (
+from sms_gateway.domain.errors import (
     IdempotencyKeyInUseError,
     IdempotencyKeyReusedError,
     ServiceUnavailableError,
 )
+from sms_gateway.store import aws_clients
 
 MAX_KEY_LENGTH = 255
 

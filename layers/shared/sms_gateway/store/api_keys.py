@@ -11,12 +11,12 @@ from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 
-from sms_gateway import aws_clients
 from sms_gateway.api.caller import ALL_SCOPES, Caller
-from sms_gateway.clock import now_iso
 from sms_gateway.config import get_settings
-from sms_gateway.dynamo import from_item, to_item
-from sms_gateway.ids import new_id
+from sms_gateway.domain.clock import now_iso
+from sms_gateway.domain.ids import new_id
+from sms_gateway.store import aws_clients
+from sms_gateway.store.dynamo import from_item, to_item
 
 KeyMode = Literal["live", "test"]
 BY_WORKSPACE_INDEX = "by_workspace"

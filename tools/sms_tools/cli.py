@@ -16,18 +16,12 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from sms_gateway import (
-    api_keys,
-    opt_out_store,
-    scheduling,
-    stuck_messages,
-    use_case_admin,
-    use_case_store,
-)
 from sms_gateway.api.caller import ALL_SCOPES
-from sms_gateway.errors import GatewayError
-from sms_gateway.ids import is_uuid
-from sms_gateway.use_cases import UseCaseSpec
+from sms_gateway.domain.errors import GatewayError
+from sms_gateway.domain.ids import is_uuid
+from sms_gateway.domain.use_cases import UseCaseSpec
+from sms_gateway.logic import scheduling, stuck_messages, use_case_admin
+from sms_gateway.store import api_keys, opt_out_store, use_case_store
 
 # Stack output -> environment variable the settings read.
 _STACK_OUTPUTS = {

@@ -7,16 +7,16 @@ from datetime import datetime, timedelta
 
 from aws_lambda_powertools import Logger
 
-from sms_gateway import message_store, schedules, transitions
-from sms_gateway.clock import now_iso, utc_now
-from sms_gateway.errors import (
+from sms_gateway.domain.clock import now_iso, utc_now
+from sms_gateway.domain.errors import (
     MessageNotFoundError,
     NotCancelableError,
     SendAtOutOfRangeError,
     ValidationError,
 )
-from sms_gateway.ids import is_uuid
-from sms_gateway.messages import Message, MessageStatus
+from sms_gateway.domain.ids import is_uuid
+from sms_gateway.domain.messages import Message, MessageStatus
+from sms_gateway.store import message_store, schedules, transitions
 
 logger = Logger(child=True)
 

@@ -10,8 +10,8 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import ClientError
 
-from sms_gateway import aws_clients
 from sms_gateway.config import get_settings
+from sms_gateway.store import aws_clients
 
 
 @lru_cache(maxsize=1)

@@ -19,8 +19,8 @@ from sms_gateway.api import (
     use_case_routes,
     webhook_routes,
 )
-from sms_gateway.sending import SendRequest
-from sms_gateway.use_cases import UseCaseSpec
+from sms_gateway.domain.use_cases import UseCaseSpec
+from sms_gateway.logic.sending import SendRequest
 
 ROUTERS = (
     send_routes.router,

@@ -99,8 +99,10 @@ def measure(iterations: int, rounds: int) -> dict[str, Any]:
     warnings.filterwarnings("ignore", "No application metrics to publish")
 
     from sms_gateway import config
+    from sms_gateway.api.authorizer import authorizer_response
+    from sms_gateway.logic.auth import authenticate
     from sms_gateway.providers.twilio.signature import compute_signature
-    from sms_gateway.store import api_keys, aws_clients
+    from sms_gateway.store import aws_clients
     from sms_local import http_events
     from sms_local.demo_data import create_demo_data
     from sms_local.lambda_runtime import LambdaContext, load_handler
@@ -119,9 +121,7 @@ def measure(iterations: int, rounds: int) -> dict[str, Any]:
         recorder.attach(service, client)
 
     demo = create_demo_data()
-    authorizer_context = api_keys.authorizer_response(
-        api_keys.authenticate(f"Bearer {demo.keys['live']}")
-    )["context"]
+    authorizer_context = authorizer_response(authenticate(f"Bearer {demo.keys['live']}"))["context"]
     send_handler = load_handler(functions[SEND])
     callback_handler = load_handler(functions[CALLBACK])
 

@@ -44,7 +44,9 @@ MODULES = (
     "logic/scheduling.py",
     "store/schedules.py",
     "logic/handoff.py",
-    "logic/status_callback.py",
+    "logic/handoff_deliveries.py",
+    "logic/status_updates.py",
+    "providers/twilio/callbacks.py",
 )
 
 # The unit and integration tests; mutmut runs, for each mutant, only those that reach its

@@ -3,7 +3,8 @@
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sms_gateway.store.api_keys import authenticate, authorizer_response
+from sms_gateway.api.authorizer import authorizer_response
+from sms_gateway.logic.auth import authenticate
 
 logger = Logger()
 

@@ -1,8 +1,7 @@
-"""HandoffFunction: SQS batches of message ids, each handed to Twilio at most once.
+"""HandoffFunction: SQS batches of message ids, each handed to its provider at most once.
 
-A record either ends its message (handed off, or failed) or goes back to the queue with a delay,
-as a batch item failure. On the queue's last delivery it always ends its message: past that one,
-SQS would move it to the dead-letter queue still pending.
+A record either ends its message (handed off, or failed) or goes back to the queue with the delay
+sms_gateway.logic.handoff_deliveries decides, as a batch item failure.
 
 Metrics for the alarms (namespace POWERTOOLS_METRICS_NAMESPACE, dimension `service`), since
 failing records never fail the invocation: HandoffUnexpectedError (a record raised anything but
@@ -10,6 +9,7 @@ RetryHandoffLater), HandoffOutcomeUnknown (a message ended 99001), HandoffGaveUp
 """
 
 from collections.abc import Callable
+from functools import partial
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -21,11 +21,9 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sms_gateway.config import get_settings
-from sms_gateway.logic import handoff
+from sms_gateway.logic import handoff, handoff_deliveries
 from sms_gateway.logic.handoff import HandoffOutcome
-from sms_gateway.store import aws_clients
-from sms_gateway.store.handoff_queue import parse_handoff_body
+from sms_gateway.store import handoff_queue
 
 logger = Logger()
 metrics = Metrics()
@@ -38,9 +36,6 @@ OUTCOME_METRICS = {
     HandoffOutcome.OUTCOME_UNKNOWN: "HandoffOutcomeUnknown",
     HandoffOutcome.GAVE_UP: "HandoffGaveUp",
 }
-# SQS refuses a visibility timeout reaching past 12 hours from the receive, and this invocation
-# has already used some of that (at most Lambda's 15 minutes).
-MAX_RETRY_DELAY_SECONDS = 12 * 3600 - 15 * 60
 
 
 def _seconds_left(context: LambdaContext | None) -> Callable[[], float]:
@@ -64,29 +59,15 @@ def handle_record(record: SQSRecord, lambda_context: LambdaContext | None = None
 
 def _handle(record: SQSRecord, context: LambdaContext | None) -> HandoffOutcome:
     logger.remove_keys(["message_id"])  # the previous record's
-    message_id = parse_handoff_body(record.body)
+    message_id = handoff_queue.parse_handoff_body(record.body)
     logger.append_keys(message_id=message_id)
-    seconds_left = _seconds_left(context)
-    try:
-        # A record is only started when a whole provider call still fits (hand_off looks again
-        # right before the call): a function cut off mid-call would leave the outcome unknown.
-        if seconds_left() < handoff.provider_call_seconds():
-            # With the backoff, as the README promises: invocations that keep running short
-            # must not use up the 15 deliveries in minutes while the provider is fine.
-            raise handoff.RetryHandoffLater("not enough time left in this invocation", backoff=True)
-        return handoff.hand_off(message_id, seconds_left=seconds_left)
-    except Exception as exc:
-        if not _is_last_delivery(record):
-            _delay_redelivery(record, _retry_delay(exc, record))
-            raise
-        if not isinstance(exc, handoff.RetryHandoffLater):
-            _report_unexpected()  # about to be ended, so never raised: counted here
-        outcome = handoff.end_unfinished(message_id)
-        logger.warning(
-            "last delivery ended the message",
-            extra={"outcome": outcome.value, "cause": _describe(exc)},
-        )
-        return outcome
+    return handoff_deliveries.deliver(
+        message_id,
+        receive_count=_receives(record),
+        seconds_left=_seconds_left(context),
+        hand_back=partial(handoff_queue.delay_redelivery, record.receipt_handle),
+        on_unexpected=_report_unexpected,
+    )
 
 
 def _report_unexpected() -> None:
@@ -96,34 +77,8 @@ def _report_unexpected() -> None:
     logger.exception("handoff failed unexpectedly")
 
 
-def _describe(exc: Exception) -> str:
-    # Our own reasons for a retry say what happened; any other exception is named by its type.
-    return str(exc) if isinstance(exc, handoff.RetryHandoffLater) else type(exc).__name__
-
-
 def _receives(record: SQSRecord) -> int:
     return int(record.attributes.approximate_receive_count or 1)
-
-
-def _is_last_delivery(record: SQSRecord) -> bool:
-    return _receives(record) >= get_settings().handoff_max_receives
-
-
-def _retry_delay(exc: Exception, record: SQSRecord) -> int:
-    if isinstance(exc, handoff.RetryHandoffLater) and not exc.backoff:
-        delay = exc.retry_in_seconds
-    else:
-        # The provider or a dependency is failing: wait longer each time.
-        delay = handoff.backoff_seconds(_receives(record))
-    return max(0, min(delay, MAX_RETRY_DELAY_SECONDS))
-
-
-def _delay_redelivery(record: SQSRecord, delay: int) -> None:
-    aws_clients.sqs().change_message_visibility(
-        QueueUrl=get_settings().handoff_queue_url,
-        ReceiptHandle=record.receipt_handle,
-        VisibilityTimeout=delay,
-    )
 
 
 def _last_deliveries_first(event: dict) -> dict:  # type: ignore[type-arg]

@@ -106,16 +106,15 @@ def reset_cached_state() -> None:
     """Forget everything the shared package derived from the environment (settings, clients,
     cached secrets and use cases), as a new Lambda sandbox would start."""
     from sms_gateway import config
-    from sms_gateway.logic import status_callback
+    from sms_gateway.providers.twilio import callbacks as twilio_callbacks
     from sms_gateway.providers.twilio import client as twilio_client
-    from sms_gateway.providers.twilio import credentials as provider_credentials
-    from sms_gateway.store import aws_clients, idempotency, use_case_store
+    from sms_gateway.store import aws_clients, idempotency, secrets, use_case_store
 
     config.reset_settings()
     aws_clients.reset_clients()
     idempotency.reset()
-    provider_credentials.reset()
-    status_callback.reset()
+    secrets.reset()
+    twilio_callbacks.reset()
     twilio_client.reset()
     use_case_store.clear_cache()
 

@@ -12,6 +12,7 @@ import pytest
 from sms_gateway.domain.clock import now_iso
 from sms_gateway.domain.use_cases import UseCase
 from sms_gateway.logic.use_case_admin import create_use_case
+from sms_gateway.providers.twilio import statuses as twilio_statuses
 from sms_gateway.store import message_store, transitions
 from sms_local.gateway import HttpApiGateway
 from tests.integration.conftest import Tenant, make_tenant, use_case_spec
@@ -25,7 +26,7 @@ MESSAGES = 40
 
 
 def settle(message: dict[str, Any], use_case: UseCase, provider_status: str) -> None:
-    event = transitions.ProviderEvent(
+    event = twilio_statuses.provider_event(
         account_sid=use_case.twilio_account_sid, provider_status=provider_status, at=now_iso()
     )
     assert transitions.apply_provider_event(message["id"], event)

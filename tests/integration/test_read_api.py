@@ -11,6 +11,7 @@ import pytest
 from sms_gateway.domain.clock import now_iso
 from sms_gateway.domain.use_cases import UseCase
 from sms_gateway.logic.use_case_admin import create_use_case
+from sms_gateway.providers.twilio import statuses as twilio_statuses
 from sms_gateway.store import aws_clients, message_store, transitions
 from tests.integration.conftest import Tenant, make_tenant, use_case_spec
 from tests.integration.test_send_api import drain_handoff_queue, send_body
@@ -89,7 +90,7 @@ def test_list_filters_by_use_case_and_status(tenant: Tenant, use_case: UseCase) 
     theirs = send(tenant, other)
     # One of them delivered, so that the status filter has something to leave out.
     delivered_one = mine[1]
-    event = transitions.ProviderEvent(
+    event = twilio_statuses.provider_event(
         account_sid=use_case.twilio_account_sid, provider_status="delivered", at=now_iso()
     )
     assert transitions.apply_provider_event(delivered_one["id"], event)

@@ -19,13 +19,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from sms_gateway import config
+from sms_gateway import config, providers
 from sms_gateway.config import get_settings
 from sms_gateway.domain import clock
 from sms_gateway.domain.errors import ForbiddenError
 from sms_gateway.domain.use_cases import UseCase
-from sms_gateway.logic import status_callback
+from sms_gateway.logic import status_updates
 from sms_gateway.logic.use_case_admin import create_use_case
+from sms_gateway.providers.interface import CallbackRequest
+from sms_gateway.providers.twilio import callbacks as status_callback
 from sms_gateway.providers.twilio import credentials as provider_credentials
 from sms_gateway.store import aws_clients, transitions
 from sms_local import http_events, lambda_runtime
@@ -640,11 +642,14 @@ def test_the_logic_raises_the_domain_error_the_route_maps_to_403(
 ) -> None:
     before = stored_item(message_id)
     with pytest.raises(ForbiddenError):
-        status_callback.handle_status_callback(
-            body=urlencode(callback_params(account, "delivered")),
-            raw_query=urlencode({"message_id": message_id}),
-            domain_name="127.0.0.1",
-            signature="bogus",
+        status_updates.handle_status_callback(
+            providers.TWILIO,
+            CallbackRequest(
+                body=urlencode(callback_params(account, "delivered")),
+                raw_query=urlencode({"message_id": message_id}),
+                domain_name="127.0.0.1",
+                headers={"x-twilio-signature": "bogus"},
+            ),
         )
     assert stored_item(message_id) == before
 
@@ -856,8 +861,14 @@ def test_concurrent_callbacks_settle_on_one_terminal_state(
         signature = sign(callback_url(query), params, token)
         barrier.wait()
         try:
-            status_callback.handle_status_callback(
-                body=body, raw_query=query, domain_name="127.0.0.1", signature=signature
+            status_updates.handle_status_callback(
+                providers.TWILIO,
+                CallbackRequest(
+                    body=body,
+                    raw_query=query,
+                    domain_name="127.0.0.1",
+                    headers={"x-twilio-signature": signature},
+                ),
             )
         except BaseException as exc:  # reported below, on the test's thread
             errors.append(exc)

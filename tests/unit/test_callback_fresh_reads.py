@@ -1,8 +1,8 @@
-"""The bound on Secrets Manager reads a signature mismatch may cause (status_callback)."""
+"""The bound on Secrets Manager reads a signature mismatch may cause (twilio callbacks)."""
 
 from __future__ import annotations
 
-from sms_gateway.logic.status_callback import FreshReadLimiter
+from sms_gateway.providers.twilio.callbacks import FreshReadLimiter
 
 
 class FrozenClock:

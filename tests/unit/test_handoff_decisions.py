@@ -26,11 +26,11 @@ from sms_gateway import config
 from sms_gateway.domain.clock import iso
 from sms_gateway.domain.messages import Message, MessageStatus
 from sms_gateway.domain.use_cases import Sender, SenderKind, UseCase
-from sms_gateway.logic import handoff
+from sms_gateway.logic import handoff, handoff_deliveries
 from sms_gateway.logic.handoff import HandoffOutcome, RetryHandoffLater
 from sms_gateway.providers.twilio import client as twilio_client
 from sms_gateway.providers.twilio import credentials as provider_credentials
-from sms_gateway.store import message_store, opt_out_store, transitions, use_case_store
+from sms_gateway.store import aws_clients, message_store, opt_out_store, transitions, use_case_store
 from sms_local.template import PROJECT_ROOT
 
 NOW = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
@@ -357,10 +357,10 @@ def app() -> ModuleType:
 
 
 def test_the_backoff_is_the_readmes() -> None:
-    assert [handoff.backoff_seconds(n) for n in range(1, 16)] == [
+    assert [handoff_deliveries.backoff_seconds(n) for n in range(1, 16)] == [
         10, 20, 40, 80, 160, 320, 640, 900, 900, 900, 900, 900, 900, 900, 900,
     ]  # fmt: skip
-    assert [handoff.backoff_seconds(n) for n in range(1, 16)] == [
+    assert [handoff_deliveries.backoff_seconds(n) for n in range(1, 16)] == [
         readme_backoff(n) for n in range(1, 16)
     ]
 
@@ -407,7 +407,7 @@ def test_every_record_handed_back_changes_its_visibility(
     delay: int,
 ) -> None:  # fmt: skip
     sqs = FakeSqs()
-    monkeypatch.setattr(app.aws_clients, "sqs", lambda: sqs)
+    monkeypatch.setattr(aws_clients, "sqs", lambda: sqs)
 
     def hand_off(message_id: str, **_: Any) -> HandoffOutcome:
         raise raised
@@ -428,7 +428,7 @@ def test_the_last_delivery_ends_the_message_instead_of_handing_it_back(
     app: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sqs = FakeSqs()
-    monkeypatch.setattr(app.aws_clients, "sqs", lambda: sqs)
+    monkeypatch.setattr(aws_clients, "sqs", lambda: sqs)
 
     def busy(message_id: str, **_: Any) -> HandoffOutcome:
         raise RetryHandoffLater("busy", backoff=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from sms_gateway.logic import handoff_deliveries
 from sms_gateway.logic.handoff import ANSWER_RECORDING_SECONDS
 from sms_local import template as tpl
 
@@ -50,10 +51,9 @@ def test_the_readme_states_how_long_the_handoff_retries(monkeypatch: pytest.Monk
     # The backoff before each delivery but the first, up to the queue's last delivery, with
     # the default settings (the tables and queues they also name do not matter here).
     from sms_gateway.config import Settings
-    from sms_gateway.logic import handoff
 
-    monkeypatch.setattr(handoff, "get_settings", Settings.model_construct)
-    backoff_seconds = handoff.backoff_seconds
+    monkeypatch.setattr(handoff_deliveries, "get_settings", Settings.model_construct)
+    backoff_seconds = handoff_deliveries.backoff_seconds
     resources = tpl.project_template()["Resources"]
     deliveries = resources["HandoffQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"]
     assert Settings.model_fields["handoff_retry_base_seconds"].default == 10

@@ -13,11 +13,12 @@ from sms_gateway import config
 from sms_gateway.domain import errors, redact
 from sms_gateway.domain.messages import MessageStatus
 from sms_gateway.domain.phone import check_destination
+from sms_gateway.domain.status_table import TRANSITIONS
 from sms_gateway.domain.use_cases import Sender, SenderKind, UseCaseSpec
-from sms_gateway.logic import handoff, scheduling
+from sms_gateway.logic import handoff_deliveries, scheduling
 from sms_gateway.providers.twilio import client as twilio_client
+from sms_gateway.providers.twilio.statuses import STATUSES as PROVIDER_STATUSES
 from sms_gateway.store import message_store
-from sms_gateway.store.transitions import PROVIDER_STATUSES, TRANSITIONS
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -162,8 +163,8 @@ def test_backoff_grows_and_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, "t")
     monkeypatch.delenv("HANDOFF_RETRY_BASE_SECONDS", raising=False)
     config.reset_settings()
-    assert [handoff.backoff_seconds(n) for n in (1, 2, 3, 4)] == [10, 20, 40, 80]
-    assert handoff.backoff_seconds(50) == 900
+    assert [handoff_deliveries.backoff_seconds(n) for n in (1, 2, 3, 4)] == [10, 20, 40, 80]
+    assert handoff_deliveries.backoff_seconds(50) == 900
     config.reset_settings()
 
 

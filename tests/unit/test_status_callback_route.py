@@ -24,7 +24,9 @@ from twilio.request_validator import RequestValidator
 from sms_gateway import config
 from sms_gateway.api import webhook_routes
 from sms_gateway.api.http import build_resolver
-from sms_gateway.logic import handoff, status_callback
+from sms_gateway.domain.provider_events import ProviderEvent
+from sms_gateway.logic import handoff, status_updates
+from sms_gateway.providers.twilio import callbacks as status_callback
 from sms_gateway.providers.twilio import credentials as provider_credentials
 from sms_gateway.store import opt_out_store, transitions
 from sms_local import http_events
@@ -65,11 +67,11 @@ class Secrets:
 class Recorder:
     """What reached the status machine and the opt-out store."""
 
-    events: list[tuple[str, transitions.ProviderEvent]] = field(default_factory=list)
+    events: list[tuple[str, ProviderEvent]] = field(default_factory=list)
     opt_outs: list[tuple[str, str]] = field(default_factory=list)
     opt_out_error: ClientError | None = None
 
-    def apply_provider_event(self, message_id: str, event: transitions.ProviderEvent) -> bool:
+    def apply_provider_event(self, message_id: str, event: ProviderEvent) -> bool:
         self.events.append((message_id, event))
         return True
 
@@ -153,6 +155,7 @@ def stack(settings: None, monkeypatch: pytest.MonkeyPatch) -> Stack:
     monkeypatch.setattr(transitions, "apply_provider_event", recorder.apply_provider_event)
     monkeypatch.setattr(opt_out_store, "add_twilio_unsubscribed", recorder.add_twilio_unsubscribed)
     monkeypatch.setattr(status_callback, "logger", log)
+    monkeypatch.setattr(status_updates, "logger", log)
     monkeypatch.setattr(
         status_callback,
         "fresh_reads",

@@ -176,7 +176,7 @@ def test_refused_callbacks_are_counted_from_the_line_the_code_logs() -> None:
     assert resource_id(filter_props["LogGroupName"]) == "StatusCallbackLogGroup"
     pattern = re.fullmatch(r'\{ \$\.message = "([^"]+)" \}', filter_props["FilterPattern"])
     assert pattern, filter_props["FilterPattern"]
-    source = (ROOT / "layers/shared/sms_gateway/logic/status_callback.py").read_text()
+    source = (ROOT / "layers/shared/sms_gateway/providers/twilio/callbacks.py").read_text()
     assert f'logger.warning("{pattern.group(1)}"' in source
     # ... and the rate alarm divides that count by the function's invocations.
     (rate,) = [a for a in alarms().values() if "refused" in str(a.get("Metrics"))]

@@ -22,6 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sms_gateway.domain.messages import MessageStatus
+from sms_gateway.domain.provider_events import ProviderEvent
+from sms_gateway.providers.twilio import statuses as twilio_statuses
 from sms_gateway.store import aws_clients, transitions
 from sms_gateway.store.dynamo import from_item, to_item
 from tests.unit.in_process_aws import create_table, in_process_aws
@@ -82,8 +84,8 @@ class Event:
     error_code: int | None = None
     num_segments: int | None = None
 
-    def at(self, at: str) -> transitions.ProviderEvent:
-        return transitions.ProviderEvent(
+    def at(self, at: str) -> ProviderEvent:
+        return twilio_statuses.provider_event(
             account_sid=ACCOUNT if self.own_account else OTHER_ACCOUNT,
             provider_status=self.provider_status,
             at=at,

@@ -7,23 +7,26 @@ is passed on as such and refused here with the documented 401 body before anythi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from sms_gateway.domain.callers import (
+    ALL_SCOPES,
+    SCOPE_MANAGE,
+    SCOPE_READ,
+    SCOPE_SEND,
+    Caller,
+)
 from sms_gateway.domain.errors import ForbiddenError, UnauthorizedError
 
-SCOPE_SEND = "messages:send"
-SCOPE_READ = "messages:read"
-SCOPE_MANAGE = "use_cases:manage"
-ALL_SCOPES = (SCOPE_SEND, SCOPE_READ, SCOPE_MANAGE)
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    workspace_id: str
-    scopes: frozenset[str]
-    key_id: str | None = None
-    mode: str = "live"
+__all__ = [
+    "ALL_SCOPES",
+    "SCOPE_MANAGE",
+    "SCOPE_READ",
+    "SCOPE_SEND",
+    "Caller",
+    "caller_from_event",
+    "require_scope",
+]
 
 
 def caller_from_event(raw_event: dict[str, Any]) -> Caller:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from sms_gateway.domain.errors import (
     ForbiddenError,
@@ -14,7 +14,7 @@ from sms_gateway.domain.errors import (
     ServiceUnavailableError,
     UnauthorizedError,
 )
-from sms_gateway.domain.messages import MessageStatus
+from sms_gateway.domain.messages import API_FIELDS, HistoryEntry, Message
 
 
 class ErrorDetail(BaseModel):
@@ -27,48 +27,36 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-class MessageOut(BaseModel):
-    model_config = ConfigDict(title="Message")
-
-    id: str = Field(description="Unique identifier (UUID)")
-    use_case_id: str
-    message_sid: str | None = Field(description="Provider's message id; null until handoff")
-    from_number: str | None = Field(description="Sender chosen from the pool; null until handoff")
-    to_number: str = Field(description="Destination, E.164")
-    body: str
-    num_segments: int | None = Field(description="SMS segments; null until handoff")
-    status: MessageStatus
-    handed_off_at: str | None = Field(description="ISO 8601 UTC")
-    delivered_at: str | None
-    errored_at: str | None
-    error_code: int | None
-    created_at: str
-    updated_at: str
-    send_at: str | None = Field(description="Scheduled time, when the message was scheduled")
-    test: bool = Field(
-        description="Sent with an sk_test_ key: never reaches a carrier; delivered at once with "
-        "a simulated SID"
-    )
+def _required_fields(source: type[BaseModel], names: tuple[str, ...]) -> dict[str, Any]:
+    """The named fields of a model, each required (a response always carries it, null or not),
+    with the model's own type and description."""
+    return {
+        name: (source.model_fields[name].annotation, Field(description=field.description))
+        for name in names
+        if (field := source.model_fields[name])
+    }
 
 
-class HistoryEntryOut(BaseModel):
-    at: str
-    event: str
-    status: MessageStatus | None = None
-    provider_status: str | None = None
-    error_code: int | None = None
-    applied: bool = True
-
-
-class MessageDetailOut(MessageOut):
-    model_config = ConfigDict(title="MessageDetail")
-    history: list[HistoryEntryOut]
-
-
-class MessageListOut(BaseModel):
-    model_config = ConfigDict(title="MessageList")
-    items: list[MessageOut]
-    next_cursor: str | None = Field(description="Opaque; pass as `cursor` for the next page")
+# The API's shapes, built from the domain's models so that a field is declared once.
+MessageOut = create_model(
+    "MessageOut", __config__=ConfigDict(title="Message"), **_required_fields(Message, API_FIELDS)
+)
+_history_fields: dict[str, Any] = {
+    name: (field.annotation, field) for name, field in HistoryEntry.model_fields.items()
+}
+HistoryEntryOut = create_model("HistoryEntryOut", **_history_fields)
+MessageDetailOut = create_model(
+    "MessageDetailOut",
+    __base__=MessageOut,
+    __config__=ConfigDict(title="MessageDetail"),
+    history=(list[HistoryEntryOut], ...),
+)
+MessageListOut = create_model(
+    "MessageListOut",
+    __config__=ConfigDict(title="MessageList"),
+    items=(list[MessageOut], ...),
+    next_cursor=(str | None, Field(description="Opaque; pass as `cursor` for the next page")),
+)
 
 
 AUTH_ERRORS: tuple[type[GatewayError], ...] = (UnauthorizedError, ForbiddenError)

@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 
-from sms_gateway.domain.errors import GatewayError, ServiceUnavailableError
+from sms_gateway.domain.errors import GatewayError, ServiceUnavailableError, ValidationError
 
 logger = Logger(child=True)
 
@@ -23,6 +23,17 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
         body=json.dumps(body, separators=(",", ":")),
         headers=headers,
     )
+
+
+def json_object(raw: str | None) -> dict[str, Any]:
+    """A request body that must be a JSON object; anything else is a validation_error."""
+    try:
+        data = json.loads(raw or "")
+    except json.JSONDecodeError as exc:
+        raise ValidationError("request body must be a JSON object") from exc
+    if not isinstance(data, dict):
+        raise ValidationError("request body must be a JSON object")
+    return data
 
 
 def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:

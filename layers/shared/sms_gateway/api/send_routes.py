@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from sms_gateway.api.caller import SCOPE_SEND, require_scope
 from sms_gateway.api.docs import MessageOut, route_doc
-from sms_gateway.api.http import json_response
+from sms_gateway.api.http import json_object, json_response
 from sms_gateway.domain.errors import (
     SEND_ERRORS,
     IdempotencyKeyInUseError,
@@ -35,7 +35,7 @@ router = APIGatewayHttpRouter()
 def handle_send() -> Response[str]:
     event = router.current_event
     caller = require_scope(event.raw_event, SCOPE_SEND)
-    request = sending.parse_send_request(event.decoded_body)
+    request = sending.parse_send_request(json_object(event.decoded_body))
     key = (event.headers or {}).get("idempotency-key")
 
     def send() -> dict[str, Any]:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, ConfigDict
@@ -12,7 +9,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from sms_gateway.api.caller import SCOPE_MANAGE, require_scope
 from sms_gateway.api.docs import route_doc
-from sms_gateway.api.http import json_response
+from sms_gateway.api.http import json_object, json_response
 from sms_gateway.domain.errors import UseCaseNotFoundError, ValidationError
 from sms_gateway.domain.use_cases import UseCaseSpec
 from sms_gateway.logic import use_case_admin
@@ -33,16 +30,6 @@ class UseCaseListOut(BaseModel):
     items: list[UseCaseOut]
 
 
-def _json_object(raw: str | None) -> dict[str, Any]:
-    try:
-        data = json.loads(raw or "")
-    except json.JSONDecodeError as exc:
-        raise ValidationError("request body must be a JSON object") from exc
-    if not isinstance(data, dict):
-        raise ValidationError("request body must be a JSON object")
-    return data
-
-
 @router.post(
     "/v1/sms/use-cases",
     **route_doc(
@@ -55,7 +42,7 @@ def _json_object(raw: str | None) -> dict[str, Any]:
 )
 def handle_create_use_case() -> Response[str]:
     caller = require_scope(router.current_event.raw_event, SCOPE_MANAGE)
-    data = _json_object(router.current_event.decoded_body)
+    data = json_object(router.current_event.decoded_body)
     try:
         spec = UseCaseSpec.model_validate(data)
     except PydanticValidationError as exc:
@@ -106,7 +93,7 @@ def handle_get_use_case(id: str) -> Response[str]:
 )
 def handle_patch_use_case(id: str) -> Response[str]:
     caller = require_scope(router.current_event.raw_event, SCOPE_MANAGE)
-    changes = _json_object(router.current_event.decoded_body)
+    changes = json_object(router.current_event.decoded_body)
     unknown = sorted(set(changes) - set(UseCaseSpec.model_fields))
     if unknown:
         raise ValidationError(

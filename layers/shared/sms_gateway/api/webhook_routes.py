@@ -7,15 +7,18 @@ import binascii
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
+from sms_gateway import providers
 from sms_gateway.api.docs import route_doc
 from sms_gateway.domain.errors import ForbiddenError, ServiceUnavailableError
-from sms_gateway.logic import status_callback
+from sms_gateway.logic import status_updates
+from sms_gateway.providers.interface import CallbackRequest
+from sms_gateway.providers.twilio import callbacks as twilio_callbacks
 
 router = APIGatewayHttpRouter()
 
 
 @router.post(
-    status_callback.CALLBACK_PATH,
+    twilio_callbacks.CALLBACK_PATH,
     **route_doc(
         summary="Twilio message status callback (signed with X-Twilio-Signature)",
         scope=None,
@@ -30,12 +33,12 @@ def handle_twilio_status() -> Response[str]:
         # Powertools decodes the base64 body API Gateway sends for form content.
         body = event.decoded_body or ""
     except (binascii.Error, UnicodeDecodeError) as exc:
-        # Twilio posts UTF-8 form data; anything else cannot carry a signature of Twilio's.
-        raise ForbiddenError("invalid Twilio signature") from exc
-    status_callback.handle_status_callback(
+        raise twilio_callbacks.unreadable_body() from exc
+    request = CallbackRequest(
         body=body,
         raw_query=event.raw_event.get("rawQueryString") or "",
         domain_name=event.raw_event["requestContext"]["domainName"],
-        signature=(event.headers or {}).get("x-twilio-signature"),
+        headers=dict(event.headers or {}),
     )
+    status_updates.handle_status_callback(providers.TWILIO, request)
     return Response(status_code=204, body="")

@@ -63,23 +63,36 @@ class HistoryEntry(BaseModel):
 
 
 class Message(BaseModel):
+    """A message as stored. API_FIELDS are what a caller sees of it, described here once (the
+    API reference's Message schema is built from these fields)."""
+
     model_config = ConfigDict(extra="ignore")
 
-    id: str
+    id: str = Field(description="Unique identifier (UUID)")
     workspace_id: str
     use_case_id: str
-    to_number: str
+    to_number: str = Field(description="Destination, E.164")
     body: str
     status: MessageStatus
-    message_sid: str | None = None
-    from_number: str | None = None
-    num_segments: int | None = None
-    handed_off_at: str | None = None
+    message_sid: str | None = Field(
+        default=None, description="Provider's message id; null until handoff"
+    )
+    from_number: str | None = Field(
+        default=None, description="Sender chosen from the pool; null until handoff"
+    )
+    num_segments: int | None = Field(default=None, description="SMS segments; null until handoff")
+    handed_off_at: str | None = Field(default=None, description="ISO 8601 UTC")
     delivered_at: str | None = None
     errored_at: str | None = None
     error_code: int | None = None
-    send_at: str | None = None
-    test: bool = False
+    send_at: str | None = Field(
+        default=None, description="Scheduled time, when the message was scheduled"
+    )
+    test: bool = Field(
+        default=False,
+        description="Sent with an sk_test_ key: never reaches a carrier; delivered at once with "
+        "a simulated SID",
+    )
     # Internal: the Twilio subaccount that must sign this message's callbacks, and the handoff
     # worker's claim (set before the provider is called).
     account_sid: str | None = None

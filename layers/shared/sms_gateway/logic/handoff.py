@@ -1,12 +1,15 @@
 """Handoff to the provider: at most one SMS per message, whatever SQS redelivers.
 
 What can be checked or read without touching the message comes first (the use case, the opt-out
-list, the auth token); then the message is claimed with a conditional write, and only then is
-Twilio called. A claim that finds an older claim with no recorded answer means a worker died
-between its claim and Twilio's answer: the message may or may not have been sent, so it ends
-`failed` with OUTCOME_UNKNOWN_ERROR_CODE instead of being resent. Whatever fails while the claim
-is held but before the request left gives the claim back, so a message that certainly was not
-sent is retried, never taken for one whose outcome is unknown.
+list, the provider's credentials); then the message is claimed with a conditional write, and only
+then is the provider called. A claim that finds an older claim with no recorded answer means a
+worker died between its claim and the provider's answer: the message may or may not have been
+sent, so it ends `failed` with error_codes.OUTCOME_UNKNOWN instead of being resent. Whatever fails
+while the claim is held but before the request left gives the claim back, so a message that
+certainly was not sent is retried, never taken for one whose outcome is unknown.
+
+The provider is reached only through providers.interface: this module speaks our statuses and
+our error codes.
 """
 
 from __future__ import annotations
@@ -21,27 +24,28 @@ from enum import StrEnum
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
+from sms_gateway import providers
 from sms_gateway.config import get_settings
+from sms_gateway.domain import error_codes
 from sms_gateway.domain.clock import now_iso, utc_now
 from sms_gateway.domain.messages import Message, MessageStatus
+from sms_gateway.domain.provider_events import ProviderEvent
 from sms_gateway.domain.segments import count_segments
 from sms_gateway.domain.use_cases import BrandStatus, UseCase
-from sms_gateway.logic.status_callback import CALLBACK_PATH
-from sms_gateway.providers.twilio import client as twilio_client
-from sms_gateway.providers.twilio import credentials as provider_credentials
+from sms_gateway.providers.interface import CredentialsUnavailableError, OutboundSms, Provider
+from sms_gateway.providers.results import (
+    Accepted,
+    HandoffResult,
+    OutcomeUnknown,
+    Rejected,
+    RetryLater,
+)
 from sms_gateway.store import message_store, opt_out_store, transitions, use_case_store
-from sms_gateway.store.opt_out_store import UNSUBSCRIBED_ERROR_CODE
 
 logger = Logger(child=True)
 
-# Our own codes, outside Twilio's ranges: documented in the README and the API reference.
-OUTCOME_UNKNOWN_ERROR_CODE = 99001
-CREDENTIALS_UNAVAILABLE_ERROR_CODE = 99002
-PROVIDER_UNAVAILABLE_ERROR_CODE = 99003
-USE_CASE_CHANGED_ERROR_CODE = 99004
-
-# Writing down Twilio's answer once it came (with _with_retries' pauses): part of what must still
-# fit in the invocation before a provider call starts.
+# Writing down the provider's answer once it came (with _with_retries' pauses): part of what must
+# still fit in the invocation before a provider call starts.
 ANSWER_RECORDING_SECONDS = 2.0
 # A message can change under its last delivery (a worker claims, answers or gives back): enough
 # looks for such a race to settle.
@@ -68,8 +72,9 @@ class RetryHandoffLater(Exception):
         self.retry_in_seconds = retry_in_seconds
 
 
-def status_callback_url(message_id: str) -> str:
-    return f"{get_settings().public_base_url.rstrip('/')}{CALLBACK_PATH}?message_id={message_id}"
+def status_callback_url(message_id: str, provider: Provider = providers.TWILIO) -> str:
+    base = get_settings().public_base_url.rstrip("/")
+    return f"{base}{provider.callback_path}?message_id={message_id}"
 
 
 def provider_call_seconds() -> float:
@@ -88,8 +93,8 @@ def no_deadline() -> float:
 
 
 def hand_off(message_id: str, *, seconds_left: Callable[[], float] = no_deadline) -> HandoffOutcome:
-    """Hand one message to Twilio. `seconds_left`: what remains of the invocation, looked at
-    right before the provider is called."""
+    """Hand one message to its provider. `seconds_left`: what remains of the invocation, looked
+    at right before the provider is called."""
     message = message_store.get_message(message_id)
     if message is None:
         return HandoffOutcome.GONE
@@ -104,15 +109,16 @@ def hand_off(message_id: str, *, seconds_left: Callable[[], float] = no_deadline
     assert use_case is not None
     if message.test:
         return _simulate(message, use_case, _claim(message.id))
-    token = _auth_token(use_case.twilio_auth_token_secret)
+    provider = providers.for_use_case(use_case)
+    token = _credentials(provider, use_case)
     if token is None:
         logger.error("no provider credentials", extra={"message_id": message.id})
-        return _stop_unsent(message, CREDENTIALS_UNAVAILABLE_ERROR_CODE, "credentials_unavailable")
+        return _stop_unsent(message, error_codes.CREDENTIALS_UNAVAILABLE, "credentials_unavailable")
     claimed_at = _claim(message.id)
     try:
-        result = _send(message, use_case, token, seconds_left)
+        result = _send(provider, message, use_case, token, seconds_left)
     except Exception:
-        # Twilio created nothing (the request never left, or it refused the token): give the
+        # The provider created nothing (the request never left, or it refused the token): give the
         # claim back, so the retry sends the message instead of failing it as outcome unknown.
         _with_retries(lambda: transitions.release_claim(message.id, claimed_at))
         raise
@@ -155,7 +161,7 @@ def _end_claim_as_outcome_unknown(message_id: str, claimed_at: str) -> HandoffOu
     failed = transitions.fail(
         message_id,
         now_iso(),
-        OUTCOME_UNKNOWN_ERROR_CODE,
+        error_codes.OUTCOME_UNKNOWN,
         claimed_at=claimed_at,
         reason="handoff_outcome_unknown",
     )
@@ -171,10 +177,10 @@ def _stop_unsent(message: Message, code: int, reason: str) -> HandoffOutcome:
     return HandoffOutcome.REJECTED
 
 
-def _auth_token(secret_name: str, *, fresh: bool = False) -> str | None:
+def _credentials(provider: Provider, use_case: UseCase, *, fresh: bool = False) -> str | None:
     try:
-        return provider_credentials.auth_token(secret_name, fresh=fresh)
-    except provider_credentials.CredentialsUnavailableError as exc:
+        return provider.credentials(use_case, fresh=fresh)
+    except CredentialsUnavailableError as exc:
         raise RetryHandoffLater("credentials unavailable now", backoff=True) from exc
 
 
@@ -189,32 +195,36 @@ def _still_sendable(message: Message, use_case: UseCase | None) -> tuple[int, st
         or use_case.twilio_account_sid != message.account_sid
     ):
         # A changed subaccount would also make every callback fail its account check.
-        return USE_CASE_CHANGED_ERROR_CODE, "use_case_no_longer_sendable"
+        return error_codes.USE_CASE_CHANGED, "use_case_no_longer_sendable"
     scopes = opt_out_store.scopes_for(use_case.id, use_case.messaging_service_sid)
     if message.send_at and opt_out_store.is_opted_out(scopes, message.to_number):
-        return UNSUBSCRIBED_ERROR_CODE, "recipient_opted_out"
+        return error_codes.RECIPIENT_UNSUBSCRIBED, "recipient_opted_out"
     return None
 
 
-# Twilio's answer to a request that left: it took the message, refused it, or nobody knows.
-Answer = twilio_client.Accepted | twilio_client.Rejected | twilio_client.OutcomeUnknown
+# The provider's answer to a request that left: it took the message, refused it, or nobody knows.
+Answer = Accepted | Rejected | OutcomeUnknown
 
 
 def _send(
-    message: Message, use_case: UseCase, token: str, seconds_left: Callable[[], float]
+    provider: Provider,
+    message: Message,
+    use_case: UseCase,
+    token: str,
+    seconds_left: Callable[[], float],
 ) -> Answer:
-    """Twilio's answer. Raises only while Twilio has created nothing."""
-    result = _post(message, use_case, token, seconds_left)
-    if isinstance(result, twilio_client.Rejected) and result.credentials_refused:
+    """The provider's answer. Raises only while the provider has created nothing."""
+    result = _post(provider, message, use_case, token, seconds_left)
+    if isinstance(result, Rejected) and result.credentials_refused:
         # The cached token may have been rotated: read it again past the cache and, if it
         # changed, send once more (a 401 created nothing, so this is no second SMS).
-        fresh = _auth_token(use_case.twilio_auth_token_secret, fresh=True)
+        fresh = _credentials(provider, use_case, fresh=True)
         if fresh is not None and fresh != token:
             logger.info(
                 "auth token refused; sending with the new one", extra={"message_id": message.id}
             )
-            result = _post(message, use_case, fresh, seconds_left)
-    if isinstance(result, twilio_client.RetryLater):
+            result = _post(provider, message, use_case, fresh, seconds_left)
+    if isinstance(result, RetryLater):
         logger.info(
             "provider busy, will retry", extra={"message_id": message.id, "reason": result.reason}
         )
@@ -223,20 +233,24 @@ def _send(
 
 
 def _post(
-    message: Message, use_case: UseCase, token: str, seconds_left: Callable[[], float]
-) -> twilio_client.HandoffResult:
+    provider: Provider,
+    message: Message,
+    use_case: UseCase,
+    token: str,
+    seconds_left: Callable[[], float],
+) -> HandoffResult:
     # Looked at here, after the reads and the claim: the check before the record started could
     # not count what they took.
     if seconds_left() < provider_call_seconds():
         raise RetryHandoffLater("not enough time left in this invocation", backoff=True)
-    return twilio_client.create_message(
-        account_sid=use_case.twilio_account_sid,
-        auth_token=token,
+    sms = OutboundSms(
+        message_id=message.id,
         to=message.to_number,
         body=message.body,
-        messaging_service_sid=use_case.messaging_service_sid,
-        status_callback=status_callback_url(message.id),
+        use_case=use_case,
+        status_callback_url=status_callback_url(message.id, provider),
     )
+    return provider.send(sms, token)
 
 
 def _record_answer(
@@ -244,7 +258,7 @@ def _record_answer(
 ) -> HandoffOutcome:
     log = {"message_id": message.id, "result": type(result).__name__}
     match result:
-        case twilio_client.Accepted():
+        case Accepted():
             segments = result.num_segments or count_segments(message.body).segments
             _with_retries(
                 lambda: transitions.record_acceptance(
@@ -253,26 +267,26 @@ def _record_answer(
             )
             logger.info("handed off", extra=log)
             return HandoffOutcome.ACCEPTED
-        case twilio_client.Rejected():
+        case Rejected():
             _with_retries(
                 lambda: transitions.fail(
                     message.id, now_iso(), result.error_code,
                     claimed_at=claimed_at, reason="provider_rejected",
                 )
             )  # fmt: skip
-            if result.error_code == UNSUBSCRIBED_ERROR_CODE:
+            if result.error_code == error_codes.RECIPIENT_UNSUBSCRIBED:
                 opt_out_store.add_twilio_unsubscribed(
                     use_case.messaging_service_sid, message.to_number
                 )
             logger.info("provider rejected", extra={**log, "error_code": result.error_code})
             return HandoffOutcome.REJECTED
-        case twilio_client.OutcomeUnknown():
+        case OutcomeUnknown():
             logger.warning("provider outcome unknown", extra={**log, "reason": result.reason})
             return _end_claim_as_outcome_unknown(message.id, claimed_at)
 
 
 def _with_retries(write: Callable[[], bool], attempts: int = 4) -> bool:
-    """A write whose loss would later fail the message as outcome unknown (Twilio's acceptance,
+    """A write whose loss would later fail the message as outcome unknown (the acceptance,
     or giving back a claim for a call that certainly did not happen): worth a few more tries
     than botocore's own before giving up."""
     for attempt in range(attempts):
@@ -296,8 +310,11 @@ def _simulate(message: Message, use_case: UseCase, claimed_at: str) -> HandoffOu
     transitions.record_acceptance(message.id, at, sid, segments, sender)
     transitions.apply_provider_event(
         message.id,
-        transitions.ProviderEvent(
-            account_sid=message.account_sid or "", provider_status="delivered", at=at
+        ProviderEvent(
+            account_sid=message.account_sid or "",
+            status=MessageStatus.DELIVERED,
+            provider_status="delivered",
+            at=at,
         ),
     )
     logger.info("test message delivered without a carrier", extra={"message_id": message.id})
@@ -305,9 +322,10 @@ def _simulate(message: Message, use_case: UseCase, claimed_at: str) -> HandoffOu
 
 
 def _give_up(message_id: str) -> bool:
-    """End a message no worker holds and Twilio never accepted: it certainly was not sent."""
+    """End a message no worker holds and its provider never accepted: it certainly was not
+    sent."""
     return transitions.fail_unsent(
-        message_id, now_iso(), PROVIDER_UNAVAILABLE_ERROR_CODE, reason="handoff_gave_up"
+        message_id, now_iso(), error_codes.PROVIDER_UNAVAILABLE, reason="handoff_gave_up"
     )
 
 
@@ -324,8 +342,8 @@ def end_unfinished(message_id: str) -> HandoffOutcome:
     delivery cannot wait for the claim to go stale, so, fresh or stale, the outcome is unknown:
     failed with 99001 (which says just that: it may have been sent), never resent. Both writes
     are conditional (pending, no answer recorded, and for a claim that same claim still held),
-    so a worker that records Twilio's answer or gives the claim back first wins, and then the
-    message is looked at again."""
+    so a worker that records the provider's answer or gives the claim back first wins, and then
+    the message is looked at again."""
     for _ in range(LAST_DELIVERY_LOOKS):
         message = message_store.get_message(message_id)
         if message is None:
@@ -341,9 +359,3 @@ def end_unfinished(message_id: str) -> HandoffOutcome:
         ) is HandoffOutcome.OUTCOME_UNKNOWN:
             return outcome
     raise RuntimeError(f"message {message_id} kept changing under its last delivery")
-
-
-def backoff_seconds(receive_count: int) -> int:
-    """Exponential backoff through SQS visibility: 10 s, 20 s, 40 s ... capped at 15 minutes."""
-    base = get_settings().handoff_retry_base_seconds
-    return int(min(900, base * 2 ** max(0, receive_count - 1)))

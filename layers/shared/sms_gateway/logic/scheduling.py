@@ -9,13 +9,12 @@ from aws_lambda_powertools import Logger
 
 from sms_gateway.domain.clock import now_iso, utc_now
 from sms_gateway.domain.errors import (
-    MessageNotFoundError,
     NotCancelableError,
     SendAtOutOfRangeError,
     ValidationError,
 )
-from sms_gateway.domain.ids import is_uuid
 from sms_gateway.domain.messages import Message, MessageStatus
+from sms_gateway.logic import querying
 from sms_gateway.store import message_store, schedules, transitions
 
 logger = Logger(child=True)
@@ -66,9 +65,7 @@ def dispatch_scheduled(message_id: str) -> bool:
 
 
 def cancel_message(workspace_id: str, message_id: str) -> Message:
-    message = message_store.get_message(message_id) if is_uuid(message_id) else None
-    if message is None or message.workspace_id != workspace_id:
-        raise MessageNotFoundError("message not found", message_id=message_id)
+    message = querying.get_message_for(workspace_id, message_id)
     if not transitions.apply_internal(message_id, MessageStatus.CANCELED, now_iso(), "canceled"):
         current = message_store.get_message(message_id) or message
         raise NotCancelableError(

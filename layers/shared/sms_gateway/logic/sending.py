@@ -3,8 +3,8 @@ stream queues the handoff)."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
@@ -21,15 +21,14 @@ from sms_gateway.domain.errors import (
     RegionNotPermittedError,
     ServiceUnavailableError,
     UseCaseInactiveError,
-    UseCaseNotFoundError,
     ValidationError,
 )
-from sms_gateway.domain.ids import is_uuid, message_id_for_key, new_id
+from sms_gateway.domain.ids import message_id_for_key, new_id
 from sms_gateway.domain.messages import HistoryEntry, Message, MessageStatus
 from sms_gateway.domain.phone import check_destination
 from sms_gateway.domain.use_cases import A2pCampaignStatus, BrandStatus, UseCase
-from sms_gateway.logic import scheduling
-from sms_gateway.store import message_store, opt_out_store, schedules, use_case_store
+from sms_gateway.logic import scheduling, use_case_admin
+from sms_gateway.store import message_store, opt_out_store, schedules
 
 logger = Logger(child=True)
 
@@ -47,29 +46,12 @@ class SendRequest(BaseModel):
     send_at: str | None = None
 
 
-def parse_send_request(raw_body: str | None) -> SendRequest:
-    """Malformed JSON, a missing or unknown field, or a wrong type is a validation_error."""
-    try:
-        data = json.loads(raw_body or "")
-    except json.JSONDecodeError as exc:
-        raise ValidationError("request body must be a JSON object") from exc
-    if not isinstance(data, dict):
-        raise ValidationError("request body must be a JSON object")
+def parse_send_request(data: dict[str, Any]) -> SendRequest:
+    """A missing or unknown field, or a wrong type, is a validation_error."""
     try:
         return SendRequest.model_validate(data)
     except PydanticValidationError as exc:
         raise ValidationError.from_pydantic("request body is invalid", exc) from exc
-
-
-def find_use_case(workspace_id: str, use_case_id: str, *, cached: bool) -> UseCase:
-    """Another workspace's use case is answered exactly as a missing one."""
-    if not is_uuid(use_case_id):
-        raise UseCaseNotFoundError("use case not found", use_case_id=use_case_id)
-    getter = use_case_store.get_use_case_cached if cached else use_case_store.get_use_case
-    use_case = getter(use_case_id)
-    if use_case is None or use_case.deleted or use_case.workspace_id != workspace_id:
-        raise UseCaseNotFoundError("use case not found", use_case_id=use_case_id)
-    return use_case
 
 
 def check_use_case_can_send(use_case: UseCase) -> None:
@@ -93,7 +75,7 @@ def send_message(
     test: bool = False,
     idempotency_key: str | None = None,
 ) -> Message:
-    use_case = find_use_case(workspace_id, request.use_case_id, cached=True)
+    use_case = use_case_admin.get_use_case_for(workspace_id, request.use_case_id, cached=True)
     check_use_case_can_send(use_case)
     destination = check_destination(request.to_phone_number)
     if opt_out_store.is_opted_out(

@@ -58,9 +58,13 @@ def create_use_case(workspace_id: str, spec: UseCaseSpec) -> UseCase:
     return use_case
 
 
-def get_use_case_for(workspace_id: str, use_case_id: str) -> UseCase:
-    """Another workspace's or a deleted use case is answered exactly as a missing one."""
-    use_case = use_case_store.get_use_case(use_case_id) if is_uuid(use_case_id) else None
+def get_use_case_for(workspace_id: str, use_case_id: str, *, cached: bool = False) -> UseCase:
+    """Another workspace's or a deleted use case is answered exactly as a missing one. `cached`:
+    a read that may be a few seconds old will do (the send path's)."""
+    if not is_uuid(use_case_id):
+        raise UseCaseNotFoundError("use case not found", use_case_id=use_case_id)
+    getter = use_case_store.get_use_case_cached if cached else use_case_store.get_use_case
+    use_case = getter(use_case_id)
     if use_case is None or use_case.deleted or use_case.workspace_id != workspace_id:
         raise UseCaseNotFoundError("use case not found", use_case_id=use_case_id)
     return use_case

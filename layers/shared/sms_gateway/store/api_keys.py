@@ -1,28 +1,21 @@
-"""API keys and workspaces. A key is shown once; only its SHA-256 hash is stored."""
+"""API keys and workspaces, and which workspace owns each Twilio subaccount. A key is shown once;
+only its SHA-256 hash is stored."""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import re
 import secrets
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from botocore.exceptions import ClientError
-
-from sms_gateway.api.caller import ALL_SCOPES, Caller
 from sms_gateway.config import get_settings
+from sms_gateway.domain.callers import ALL_SCOPES, KeyMode
 from sms_gateway.domain.clock import now_iso
 from sms_gateway.domain.ids import new_id
 from sms_gateway.store import aws_clients
-from sms_gateway.store.dynamo import from_item, to_item
+from sms_gateway.store.dynamo import from_item, to_item, write_if
 
-KeyMode = Literal["live", "test"]
 BY_WORKSPACE_INDEX = "by_workspace"
-# 32 random bytes, url-safe base64 without padding, is 43 characters.
-_KEY_PATTERN = re.compile(r"^sk_(live|test)_[A-Za-z0-9_-]{43,128}$")
-_BEARER = re.compile(r"^Bearer +(\S+)$", re.IGNORECASE)
 
 
 class UnknownWorkspaceError(Exception):
@@ -78,8 +71,8 @@ def bind_twilio_account(workspace_id: str, account_sid: str) -> bool:
     """Give a Twilio subaccount to a workspace (an operator's act); False if another workspace
     has it. Only its owner may point use cases at it: otherwise one tenant could send through,
     and be billed to, another's account."""
-    try:
-        aws_clients.dynamodb().put_item(
+    written = write_if(
+        lambda: aws_clients.dynamodb().put_item(
             TableName=get_settings().api_keys_table,
             Item=to_item(
                 {
@@ -92,11 +85,8 @@ def bind_twilio_account(workspace_id: str, account_sid: str) -> bool:
             ConditionExpression="attribute_not_exists(pk) OR workspace_id = :w",
             ExpressionAttributeValues={":w": {"S": workspace_id}},
         )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    )
+    return written is not None
 
 
 def twilio_account_owner(account_sid: str) -> str | None:
@@ -176,73 +166,28 @@ def revoke_key(workspace_id: str, key_id: str) -> dict[str, Any]:
         raise UnknownKeyError(key_id)
     key = items[0]
     if not key.get("revoked_at"):
-        key["revoked_at"] = now_iso()
-        try:
-            aws_clients.dynamodb().update_item(
+        revoked_at = key["revoked_at"] = now_iso()
+        # Refused only when a concurrent revocation got there first.
+        write_if(
+            lambda: aws_clients.dynamodb().update_item(
                 TableName=get_settings().api_keys_table,
                 Key={"pk": {"S": key["pk"]}},
                 UpdateExpression="SET revoked_at = :r",
                 ConditionExpression="attribute_exists(pk) AND attribute_not_exists(revoked_at)",
-                ExpressionAttributeValues={":r": {"S": key["revoked_at"]}},
+                ExpressionAttributeValues={":r": {"S": revoked_at}},
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        )
     return {k: v for k, v in key.items() if k not in {"pk", "kind"}}
 
 
-@dataclass(frozen=True, slots=True)
-class Authentication:
-    caller: Caller | None
-    reason: str
-
-
-def authenticate(authorization: str | None) -> Authentication:
-    """Resolve an Authorization header to a caller, or say why not (never which keys exist)."""
-    match = _BEARER.match(authorization or "")
-    if not match:
-        return Authentication(None, "send 'Authorization: Bearer <API key>'")
-    secret = match.group(1)
-    if not _KEY_PATTERN.fullmatch(secret):
-        return Authentication(None, "the API key is malformed")
-    digest = hash_key(secret)
+def find_key(digest: str) -> dict[str, Any] | None:
+    """The stored key whose secret hashes to `digest`, or None."""
     response = aws_clients.dynamodb().get_item(
         TableName=get_settings().api_keys_table,
         Key={"pk": {"S": _key_pk(digest)}},
         ConsistentRead=True,
     )
     item = from_item(response.get("Item", {}))
-    stored = str(item.get("pk", "")).removeprefix("key#")
-    # The lookup is by hash already; the constant-time compare keeps it so if storage changes.
-    if not item or not hmac.compare_digest(stored, digest) or item.get("kind") != "api_key":
-        return Authentication(None, "the API key is not valid")
-    if item.get("revoked_at"):
-        return Authentication(None, "the API key is not valid")
-    caller = Caller(
-        workspace_id=str(item["workspace_id"]),
-        scopes=frozenset(item.get("scopes") or ()),
-        key_id=str(item["key_id"]),
-        mode=str(item.get("mode", "live")),
-    )
-    return Authentication(caller, "ok")
-
-
-def authorizer_response(authentication: Authentication) -> dict[str, Any]:
-    """HTTP API simple response. Unauthenticated callers pass with authenticated=false so the
-    route can answer the documented 401 body (a simple-response deny is a bare 403)."""
-    caller = authentication.caller
-    if caller is None:
-        return {
-            "isAuthorized": True,
-            "context": {"authenticated": False, "reason": authentication.reason},
-        }
-    return {
-        "isAuthorized": True,
-        "context": {
-            "authenticated": True,
-            "workspace_id": caller.workspace_id,
-            "scopes": " ".join(sorted(caller.scopes)),
-            "key_id": caller.key_id,
-            "mode": caller.mode,
-        },
-    }
+    if not item or item.get("kind") != "api_key":
+        return None
+    return {**item, "hash": str(item["pk"]).removeprefix("key#")}

@@ -3,10 +3,12 @@ the resource API). Integral numbers come back as int, not Decimal."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -40,3 +42,19 @@ def to_value(value: Any) -> AttributeValueTypeDef:
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def condition_failed(exc: ClientError) -> bool:
+    """Whether DynamoDB refused a write because its condition did not hold: for a conditional
+    write that is an answer (a duplicate, a lost race), not an error."""
+    return exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+def write_if[T](write: Callable[[], T]) -> T | None:
+    """Run one conditional write: its response, or None when its condition did not hold."""
+    try:
+        return write()
+    except ClientError as exc:
+        if condition_failed(exc):
+            return None
+        raise

@@ -22,3 +22,12 @@ def parse_handoff_body(body: str) -> str:
     if not isinstance(message_id, str):
         raise TypeError("message_id must be a string")
     return message_id
+
+
+def delay_redelivery(receipt_handle: str, delay_seconds: int) -> None:
+    """Hide a received record for `delay_seconds` before the queue delivers it again."""
+    aws_clients.sqs().change_message_visibility(
+        QueueUrl=get_settings().handoff_queue_url,
+        ReceiptHandle=receipt_handle,
+        VisibilityTimeout=delay_seconds,
+    )

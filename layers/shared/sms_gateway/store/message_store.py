@@ -14,7 +14,7 @@ from sms_gateway.config import get_settings
 from sms_gateway.domain.errors import ValidationError
 from sms_gateway.domain.messages import Message, MessageStatus
 from sms_gateway.store import aws_clients
-from sms_gateway.store.dynamo import from_item, to_item, to_value
+from sms_gateway.store.dynamo import condition_failed, from_item, to_item, to_value
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, QueryInputTypeDef
@@ -56,7 +56,7 @@ def put_new_message(message: Message) -> None:
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+        if not condition_failed(exc):
             raise
         item = cast("dict[str, Any]", exc.response).get("Item")
         if not item:

@@ -7,12 +7,11 @@ import random
 import time
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
 from sms_gateway.config import get_settings
 from sms_gateway.domain.clock import now_iso
 from sms_gateway.domain.errors import ServiceUnavailableError
 from sms_gateway.store import aws_clients
+from sms_gateway.store.dynamo import write_if
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -83,8 +82,8 @@ def _jittered_pause(attempt: int) -> float:
 
 def add_opt_out(scope: str, phone_number: str, reason: str) -> bool:
     """Record an opt-out; False if it was already there (the first reason is kept)."""
-    try:
-        aws_clients.dynamodb().put_item(
+    written = write_if(
+        lambda: aws_clients.dynamodb().put_item(
             TableName=get_settings().opt_outs_table,
             Item={
                 "scope": {"S": scope},
@@ -94,11 +93,8 @@ def add_opt_out(scope: str, phone_number: str, reason: str) -> bool:
             },
             ConditionExpression="attribute_not_exists(phone_number)",
         )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    )
+    return written is not None
 
 
 def remove_opt_out(scope: str, phone_number: str) -> bool:

@@ -1,52 +1,23 @@
 """The status machine, enforced by DynamoDB: every transition is one conditional UpdateItem whose
-condition admits only the allowed predecessors (the table in docs/architecture.md). A failed
-condition is not an error: it is the answer that the transition does not apply (a duplicate or a
-regression)."""
+condition admits only the allowed predecessors (domain.status_table, drawn in
+docs/architecture.md). A failed condition is not an error: it is the answer that the transition
+does not apply (a duplicate or a regression)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from botocore.exceptions import ClientError
 
 from sms_gateway.config import get_settings
 from sms_gateway.domain.messages import HistoryEntry, MessageStatus
+from sms_gateway.domain.provider_events import ProviderEvent
+from sms_gateway.domain.status_table import TRANSITIONS
 from sms_gateway.store import aws_clients
-from sms_gateway.store.dynamo import to_value
+from sms_gateway.store.dynamo import to_value, write_if
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 S = MessageStatus
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    to: MessageStatus
-    allowed_from: tuple[MessageStatus, ...]
-    sets_time: str | None  # the timestamp attribute the transition sets
-    sets_error: bool = False
-
-
-TRANSITIONS: dict[MessageStatus, Transition] = {
-    S.PENDING: Transition(S.PENDING, (S.SCHEDULED,), None),
-    S.CANCELED: Transition(S.CANCELED, (S.SCHEDULED,), None),
-    S.SENT: Transition(S.SENT, (S.PENDING,), "handed_off_at"),
-    S.FAILED: Transition(S.FAILED, (S.PENDING,), "errored_at", sets_error=True),
-    S.DELIVERED: Transition(S.DELIVERED, (S.PENDING, S.SENT), "delivered_at"),
-    S.UNDELIVERED: Transition(S.UNDELIVERED, (S.PENDING, S.SENT), "errored_at", sets_error=True),
-}
-
-# Twilio's MessageStatus -> ours; the others (accepted, queued, sending, scheduled, ...) only go
-# into the history.
-PROVIDER_STATUSES: dict[str, MessageStatus] = {
-    "sent": S.SENT,
-    "delivered": S.DELIVERED,
-    "read": S.DELIVERED,
-    "undelivered": S.UNDELIVERED,
-    "failed": S.FAILED,
-}
 
 
 class _Update:
@@ -99,8 +70,8 @@ class _Update:
         if self.removes:
             clauses.append("REMOVE " + ", ".join(self.removes))
         expression = " ".join(clauses)
-        try:
-            response = aws_clients.dynamodb().update_item(
+        response = write_if(
+            lambda: aws_clients.dynamodb().update_item(
                 TableName=get_settings().messages_table,
                 Key={"id": {"S": message_id}},
                 UpdateExpression=expression,
@@ -109,24 +80,10 @@ class _Update:
                 ExpressionAttributeValues=self.values,
                 ReturnValues="ALL_NEW",
             )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return None
-            raise
+        )
+        if response is None:
+            return None
         return dict(response["Attributes"])
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderEvent:
-    """A status callback, reduced to what the message record keeps."""
-
-    account_sid: str
-    provider_status: str
-    at: str
-    message_sid: str | None = None
-    from_number: str | None = None
-    error_code: int | None = None
-    num_segments: int | None = None
 
 
 def _belongs_to(update: _Update, account_sid: str) -> None:
@@ -147,7 +104,7 @@ def _provider_facts(update: _Update, event: ProviderEvent) -> None:
 def apply_provider_event(message_id: str, event: ProviderEvent) -> bool | None:
     """Apply a callback. True: the status moved; False: recorded only (a duplicate, a regression
     or a status that changes nothing); None: no such message for that account."""
-    target = PROVIDER_STATUSES.get(event.provider_status)
+    target = event.status
     if target is not None:
         transition = TRANSITIONS[target]
         update = _Update()

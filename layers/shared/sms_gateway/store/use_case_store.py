@@ -5,12 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from sms_gateway.config import get_settings
 from sms_gateway.domain.use_cases import UseCase
 from sms_gateway.store import aws_clients
-from sms_gateway.store.dynamo import from_item, to_item, to_value
+from sms_gateway.store.dynamo import from_item, to_item, to_value, write_if
 
 BY_WORKSPACE_INDEX = "by_workspace"
 
@@ -63,8 +61,8 @@ def update_use_case(use_case_id: str, changes: dict[str, Any], updated_at: str) 
     names = {f"#f{i}": name for i, name in enumerate(values)}
     attrs = {f":v{i}": to_value(value) for i, value in enumerate(values.values())}
     assignments = ", ".join(f"#f{i} = :v{i}" for i in range(len(values)))
-    try:
-        response = aws_clients.dynamodb().update_item(
+    response = write_if(
+        lambda: aws_clients.dynamodb().update_item(
             TableName=get_settings().use_cases_table,
             Key={"id": {"S": use_case_id}},
             UpdateExpression=f"SET {assignments}",
@@ -73,10 +71,9 @@ def update_use_case(use_case_id: str, changes: dict[str, Any], updated_at: str) 
             ExpressionAttributeValues={**attrs, ":false": {"BOOL": False}},
             ReturnValues="ALL_NEW",
         )
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            raise UseCaseConflictError(use_case_id) from exc
-        raise
+    )
+    if response is None:
+        raise UseCaseConflictError(use_case_id)
     _cache.pop(use_case_id, None)
     return UseCase.model_validate(from_item(response["Attributes"]))
 

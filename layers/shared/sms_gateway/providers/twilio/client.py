@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -25,43 +24,24 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError
 
 from sms_gateway.config import get_settings
+from sms_gateway.providers.results import (
+    Accepted,
+    HandoffResult,
+    OutcomeUnknown,
+    Rejected,
+    RetryLater,
+)
 
+__all__ = [
+    "Accepted",
+    "HandoffResult",
+    "OutcomeUnknown",
+    "Rejected",
+    "RetryLater",
+    "create_message",
+    "reset",
+]
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    message_sid: str
-    num_segments: int | None
-    from_number: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """Twilio refused the message; it will never be sent."""
-
-    error_code: int
-    http_status: int
-
-    @property
-    def credentials_refused(self) -> bool:
-        """A 401 (Twilio's code 20003): the auth token was refused, so nothing was created."""
-        return self.http_status == 401
-
-
-@dataclass(frozen=True, slots=True)
-class RetryLater:
-    """The request certainly did not create a message (refused connection, 429, 503)."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class OutcomeUnknown:
-    """The request may have reached Twilio; resending could text a person twice."""
-
-    reason: str
-
-
-HandoffResult = Accepted | Rejected | RetryLater | OutcomeUnknown
 
 # Generic Twilio code for a 4xx without a parseable body.
 _FALLBACK_REJECTION = 30000
@@ -188,6 +168,7 @@ def _interpret(status: int, raw: bytes) -> HandoffResult:
     if status in (429, 503):
         return RetryLater(f"HTTP {status}")
     if 400 <= status < 500:
+        # Twilio's error codes are ours as they are (see statuses.py).
         code = data.get("code")
         return Rejected(int(code) if isinstance(code, int) else _FALLBACK_REJECTION, status)
     return OutcomeUnknown(f"HTTP {status}")

@@ -1,10 +1,10 @@
-"""Twilio status callbacks: verify the signature, then hand the event to the status machine.
+"""Twilio's status callbacks: verify X-Twilio-Signature with the subaccount's auth token, then
+read the form into a StatusReport in our terms.
 
-Every outcome but a bad signature is acknowledged (the route answers 204): a duplicate, a
-regression, an unknown message or a status that changes nothing is recorded or dropped by
-sms_gateway.store.transitions, and telling Twilio anything else would only make it retry. The
-exceptions are 503s for what cannot be done now: reading the auth token, or recording an
-opt-out that the callback reports (ErrorCode 21610).
+A bad signature, an unknown account or a body that is not Twilio's form raise ForbiddenError (the
+route answers 403); a token that cannot be read now raises ServiceUnavailableError (503). A
+verified callback always becomes a report, even one that names no message of ours or no status:
+telling Twilio anything but 204 then would only make it retry.
 """
 
 from __future__ import annotations
@@ -16,36 +16,25 @@ from collections.abc import Callable
 from urllib.parse import parse_qsl
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
 
 from sms_gateway.config import get_settings
 from sms_gateway.domain import clock
-from sms_gateway.domain.errors import (
-    ForbiddenError,
-    PhoneInvalidError,
-    PhoneLandlineError,
-    ServiceUnavailableError,
-)
+from sms_gateway.domain.errors import ForbiddenError, ServiceUnavailableError
 from sms_gateway.domain.ids import is_uuid
-from sms_gateway.domain.phone import check_destination
-from sms_gateway.domain.redact import mask_phone
-from sms_gateway.providers.twilio import credentials as provider_credentials
+from sms_gateway.providers.interface import CallbackRequest, StatusReport
+from sms_gateway.providers.twilio import credentials
 from sms_gateway.providers.twilio.signature import is_valid_signature
-from sms_gateway.store import opt_out_store, transitions
-from sms_gateway.store.opt_out_store import UNSUBSCRIBED_ERROR_CODE
+from sms_gateway.providers.twilio.statuses import provider_event
 
 logger = Logger(child=True)
 
 CALLBACK_PATH = "/v1/webhook/twilio/sms-status"
+SIGNATURE_HEADER = "x-twilio-signature"
 
 # Use cases only accept this shape (domain.use_cases), so anything else cannot be one of our
 # subaccounts; checking it first also keeps junk from becoming Secrets Manager look-ups.
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
 _SERVICE_SID = re.compile(r"^MG[0-9a-f]{32}$")
-
-# Through a Messaging Service Twilio accepts a send to an unsubscribed number and fails it in the
-# callback with UNSUBSCRIBED_ERROR_CODE.
-_FAILURE_STATUSES = frozenset({"failed", "undelivered"})
 
 # After an auth token rotation the cached token refuses every genuine callback, and Twilio does
 # not retry a 403: a mismatch therefore reads the secret again, past the cache. At most once per
@@ -118,10 +107,15 @@ def _refuse(reason: str, **details: object) -> ForbiddenError:
     return ForbiddenError("invalid Twilio signature")
 
 
+def unreadable_body() -> ForbiddenError:
+    """Twilio posts UTF-8 form data; a body that is not cannot carry a signature of Twilio's."""
+    return ForbiddenError("invalid Twilio signature")
+
+
 def _auth_token(secret_name: str, *, fresh: bool = False) -> str | None:
     try:
-        return provider_credentials.auth_token(secret_name, fresh=fresh)
-    except provider_credentials.CredentialsUnavailableError as exc:
+        return credentials.auth_token(secret_name, fresh=fresh)
+    except credentials.CredentialsUnavailableError as exc:
         # Not a forgery: a 5xx keeps these apart from the 403s the alarm counts.
         raise ServiceUnavailableError("cannot verify the signature now") from exc
 
@@ -131,7 +125,7 @@ def _verify_signature(
 ) -> None:
     """Raise ForbiddenError unless the subaccount's token signed the request; a mismatch with the
     cached token is checked once more against a fresh read (the token may have been rotated)."""
-    secret_name = provider_credentials.secret_name_for_account(account_sid)
+    secret_name = credentials.secret_name_for_account(account_sid)
     token = _auth_token(secret_name)
     if token is None:
         raise _refuse("unknown account", account_sid=account_sid)
@@ -145,96 +139,39 @@ def _verify_signature(
     logger.info("auth token changed; the fresh one verified", extra={"account_sid": account_sid})
 
 
-def handle_status_callback(
-    *, body: str, raw_query: str, domain_name: str, signature: str | None
-) -> None:
-    """Verify and apply one callback; raise ForbiddenError when it is not Twilio's, for one of
-    our subaccounts, and ServiceUnavailableError when a dependency fails. Returns normally in
-    every other case, whether or not anything changed."""
-    pairs = parse_qsl(body, keep_blank_values=True)
+def read_status_callback(request: CallbackRequest) -> StatusReport:
+    """Verify one callback and read it; see the module's docstring for what raises."""
+    pairs = parse_qsl(request.body, keep_blank_values=True)
     account_sid = _first(pairs, "AccountSid")
     if not account_sid or not _ACCOUNT_SID.fullmatch(account_sid):
         raise _refuse("no valid AccountSid")
-    _verify_signature(account_sid, signed_url(raw_query, domain_name), pairs, signature)
+    url = signed_url(request.raw_query, request.domain_name)
+    _verify_signature(account_sid, url, pairs, request.headers.get(SIGNATURE_HEADER))
 
     # Past this point the request is Twilio's: whatever it says, the answer is 204.
-    ids = [v for k, v in parse_qsl(raw_query, keep_blank_values=True) if k == "message_id"]
+    ids = [v for k, v in parse_qsl(request.raw_query, keep_blank_values=True) if k == "message_id"]
     message_id = ids[0] if len(ids) == 1 else None
     if message_id is None or not is_uuid(message_id):
         logger.warning("status callback without a message id", extra={"account_sid": account_sid})
-        return
+        return StatusReport(None, None)
     status = (_first(pairs, "MessageStatus") or _first(pairs, "SmsStatus") or "").lower()
     if not status:
         logger.warning("status callback without a status", extra={"message_id": message_id})
-        return
-    from_number = _first(pairs, "From") or None
-    event = transitions.ProviderEvent(
+        return StatusReport(message_id, None)
+    event = provider_event(
         account_sid=account_sid,
         provider_status=status,
         at=clock.now_iso(),
         message_sid=_first(pairs, "MessageSid") or _first(pairs, "SmsSid") or None,
-        from_number=from_number,
+        from_number=_first(pairs, "From") or None,
         error_code=_int_or_none(_first(pairs, "ErrorCode")),
         num_segments=_int_or_none(_first(pairs, "NumSegments")),
     )
-    applied = transitions.apply_provider_event(message_id, event)
-    logger.info(
-        "status callback",
-        extra={
-            "message_id": message_id,
-            "provider_status": status,
-            # True: the status moved; False: recorded only; None: no such message for the account.
-            "applied": applied,
-            "error_code": event.error_code,
-            "from_number": mask_phone(from_number),
-        },
+    service_sid = _first(pairs, "MessagingServiceSid")
+    return StatusReport(
+        message_id,
+        event,
+        # We always send through a Messaging Service, and Twilio keeps STOP per service.
+        opt_out_scope=service_sid if service_sid and _SERVICE_SID.fullmatch(service_sid) else None,
+        recipient=_first(pairs, "To"),
     )
-    if applied is not None and _reports_unsubscribed(event):
-        _record_opt_out(message_id, _first(pairs, "MessagingServiceSid"), _first(pairs, "To"))
-
-
-def _reports_unsubscribed(event: transitions.ProviderEvent) -> bool:
-    return (
-        event.provider_status in _FAILURE_STATUSES and event.error_code == UNSUBSCRIBED_ERROR_CODE
-    )
-
-
-def _record_opt_out(message_id: str, service_sid: str | None, to: str | None) -> None:
-    """Put the recipient on the opt-out list of the Messaging Service it answered STOP to, as
-    the handoff does for the synchronous 21610, so the next send is refused before Twilio."""
-    if not service_sid or not _SERVICE_SID.fullmatch(service_sid):
-        # We always send through a service; a callback without one has no scope to record.
-        logger.warning("21610 without a Messaging Service", extra={"message_id": message_id})
-        return
-    number = _e164(to)
-    if number is None:
-        logger.warning("21610 without a usable To", extra={"message_id": message_id})
-        return
-    try:
-        added = opt_out_store.add_twilio_unsubscribed(service_sid, number)
-    except ClientError as exc:
-        # The status is applied, but 204 would lose the opt-out without a trace. Twilio does not
-        # retry a 5xx by default either, yet a 503 counts in the API's 5xx metrics and access
-        # log, and any redelivery of this callback completes the write (the transition is then
-        # only recorded, which still leads here). Should it be lost all the same, Twilio keeps
-        # refusing the number, and the next send's callback brings the 21610 back.
-        logger.error(
-            "opt-out not recorded",
-            extra={"message_id": message_id, "to": mask_phone(number), "error": str(exc)},
-        )
-        raise ServiceUnavailableError("cannot record the opt-out now") from exc
-    logger.info(
-        "recipient opted out by Twilio",
-        extra={"message_id": message_id, "to": mask_phone(number), "added": added},
-    )
-
-
-def _e164(to: str | None) -> str | None:
-    """The number as the send path stores and looks it up (it was valid when it was sent).
-
-    The message's own to_number would be better still, but apply_provider_event does not return
-    the item it reads; the signed To is the same number, normalized the same way."""
-    try:
-        return check_destination(to).e164 if to else None
-    except (PhoneInvalidError, PhoneLandlineError):
-        return None

@@ -1,0 +1,22 @@
+"""Who may call the API: a workspace's API key, its scopes and its mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+SCOPE_SEND = "messages:send"
+SCOPE_READ = "messages:read"
+SCOPE_MANAGE = "use_cases:manage"
+ALL_SCOPES = (SCOPE_SEND, SCOPE_READ, SCOPE_MANAGE)
+
+# A test key's messages are never handed to a provider, and it never sees live data.
+KeyMode = Literal["live", "test"]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    workspace_id: str
+    scopes: frozenset[str]
+    key_id: str | None = None
+    mode: str = "live"

@@ -1,0 +1,76 @@
+"""The one interface the handoff and the status webhook use to reach an SMS provider.
+
+A provider sends a message, reads its own status callbacks (verifying they are its own) and maps
+its statuses and error codes to ours; its credentials are its own business. Everything else
+(claims, retries, the status machine, opt-outs) is the logic's, and speaks only our statuses and
+our error codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sms_gateway.domain.provider_events import ProviderEvent
+    from sms_gateway.domain.use_cases import UseCase
+    from sms_gateway.providers.results import HandoffResult
+
+
+class CredentialsUnavailableError(Exception):
+    """The provider's credentials cannot be read now (throttling, network, permissions): try
+    later."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundSms:
+    """One message as a provider is asked to send it."""
+
+    message_id: str
+    to: str
+    body: str
+    use_case: UseCase
+    status_callback_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackRequest:
+    """A status callback as it reached our webhook, before anything in it is trusted."""
+
+    body: str
+    raw_query: str
+    domain_name: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """A verified status callback. `message_id` is None when the callback names none of ours
+    (it is acknowledged and dropped); `opt_out_scope` and `recipient` say where an opt-out the
+    event reports belongs."""
+
+    message_id: str | None
+    event: ProviderEvent | None
+    opt_out_scope: str | None = None
+    recipient: str | None = None
+
+
+class Provider(Protocol):
+    name: str
+    # Where its status callbacks reach us: the route, and the URL given with each send.
+    callback_path: str
+
+    def credentials(self, use_case: UseCase, *, fresh: bool = False) -> str | None:
+        """The use case's credentials, None if none are configured; CredentialsUnavailableError
+        when they cannot be read now. `fresh`: read past any cache (they were just refused)."""
+        ...
+
+    def send(self, sms: OutboundSms, credentials: str) -> HandoffResult:
+        """Ask the provider to send. Raises only while nothing of the request has left, so a
+        caller that catches an exception knows the provider created nothing."""
+        ...
+
+    def read_status_callback(self, request: CallbackRequest) -> StatusReport:
+        """Verify and parse a callback. ForbiddenError when it is not the provider's,
+        ServiceUnavailableError when it cannot be verified now."""
+        ...

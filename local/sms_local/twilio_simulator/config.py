@@ -1,0 +1,17 @@
+"""The simulator's configuration: accounts, Messaging Service pools and the behaviour knobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class SimulatorConfig:
+    accounts: dict[str, str]  # AccountSid -> auth token
+    services: dict[str, list[str]]  # MessagingServiceSid -> sender pool, in priority order
+    sticky_sender: bool = True
+    area_code_geomatch: bool = True
+    callback_delays: tuple[float, float] = (0.05, 0.05)  # queued->sent, sent->final (seconds)
+    duplicate_callbacks: bool = False
+    reorder_callbacks: bool = False
+    reject_unsubscribed_synchronously: bool = False

@@ -13,7 +13,6 @@ from sms_gateway.api.http import json_object, json_response
 from sms_gateway.domain.errors import UseCaseNotFoundError, ValidationError
 from sms_gateway.domain.use_cases import UseCaseSpec
 from sms_gateway.logic import use_case_admin
-from sms_gateway.store import use_case_store
 
 router = APIGatewayHttpRouter()
 
@@ -63,7 +62,7 @@ def handle_create_use_case() -> Response[str]:
 )
 def handle_list_use_cases() -> Response[str]:
     caller = require_scope(router.current_event.raw_event, SCOPE_MANAGE)
-    use_cases = use_case_store.list_use_cases(caller.workspace_id)
+    use_cases = use_case_admin.list_use_cases_for(caller.workspace_id)
     return json_response(200, {"items": [u.to_api() for u in use_cases]})
 
 

@@ -4,13 +4,17 @@ stream queues the handoff)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 from pydantic import ValidationError as PydanticValidationError
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sms_gateway.domain.callers import Caller
 from sms_gateway.domain.clock import iso, now_iso
 from sms_gateway.domain.errors import (
     A2pCampaignNotVerifiedError,
@@ -28,7 +32,7 @@ from sms_gateway.domain.messages import HistoryEntry, Message, MessageStatus
 from sms_gateway.domain.phone import check_destination
 from sms_gateway.domain.use_cases import A2pCampaignStatus, BrandStatus, UseCase
 from sms_gateway.logic import scheduling, use_case_admin
-from sms_gateway.store import message_store, opt_out_store, schedules
+from sms_gateway.store import idempotency, message_store, opt_out_store, schedules
 
 logger = Logger(child=True)
 
@@ -178,4 +182,40 @@ def new_message(
         created_at=now,
         updated_at=now,
         history=[HistoryEntry(at=now, event="created", status=status)],
+    )
+
+
+def send_once(
+    caller: Caller,
+    request: SendRequest,
+    *,
+    idempotency_key: str | None,
+    lambda_context: LambdaContext | None,
+) -> dict[str, Any]:
+    """The API's answer to a send: with an Idempotency-Key, the first answer for that key again
+    (its retries change nothing), without one a new message."""
+
+    def send() -> dict[str, Any]:
+        message = send_message(
+            caller.workspace_id,
+            request,
+            test=caller.mode == "test",
+            idempotency_key=idempotency_key,
+        )
+        return message.to_api()
+
+    if idempotency_key is None:
+        return send()
+    if not 1 <= len(idempotency_key) <= idempotency.MAX_KEY_LENGTH:
+        raise ValidationError(
+            f"Idempotency-Key must be 1 to {idempotency.MAX_KEY_LENGTH} characters",
+            errors=[{"field": "Idempotency-Key", "issue": "length out of range"}],
+        )
+    return idempotency.run_once(
+        # A key is the workspace's in one mode: a test request never answers for a live one.
+        scope=f"{caller.workspace_id}#{caller.mode}",
+        key=idempotency_key,
+        payload=request.model_dump(),
+        action=send,
+        lambda_context=lambda_context,
     )

@@ -10,34 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 
-from sms_gateway.config import get_settings
 from sms_gateway.domain.clock import iso, utc_now
-from sms_gateway.domain.messages import MessageStatus
-from sms_gateway.store import aws_clients, handoff_queue
+from sms_gateway.store import handoff_queue, message_store
 
 
 def stuck_message_ids(older_than: timedelta) -> Iterator[str]:
     """Pending, never claimed, never accepted by the provider, and unchanged for `older_than`
     (a message the pipe queued a moment ago is not stuck)."""
-    cutoff = iso(utc_now() - older_than)
-    paginator = aws_clients.dynamodb().get_paginator("scan")
-    pages = paginator.paginate(
-        TableName=get_settings().messages_table,
-        ProjectionExpression="#id",
-        FilterExpression=(
-            "#s = :pending AND attribute_not_exists(claimed_at) "
-            "AND attribute_not_exists(message_sid) AND updated_at < :cutoff"
-        ),
-        ExpressionAttributeNames={"#id": "id", "#s": "status"},
-        ExpressionAttributeValues={
-            ":pending": {"S": MessageStatus.PENDING.value},
-            ":cutoff": {"S": cutoff},
-        },
-        ConsistentRead=True,
-    )
-    for page in pages:
-        for item in page.get("Items", []):
-            yield item["id"]["S"]
+    return message_store.unclaimed_pending_ids(updated_before=iso(utc_now() - older_than))
 
 
 def requeue_stuck(older_than: timedelta) -> list[str]:

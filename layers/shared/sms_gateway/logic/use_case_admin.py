@@ -58,6 +58,11 @@ def create_use_case(workspace_id: str, spec: UseCaseSpec) -> UseCase:
     return use_case
 
 
+def list_use_cases_for(workspace_id: str) -> list[UseCase]:
+    """Every live use case of the workspace."""
+    return use_case_store.list_use_cases(workspace_id)
+
+
 def get_use_case_for(workspace_id: str, use_case_id: str, *, cached: bool = False) -> UseCase:
     """Another workspace's or a deleted use case is answered exactly as a missing one. `cached`:
     a read that may be a few seconds old will do (the send path's)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -170,3 +171,27 @@ def _decode_cursor(
         partition_name: to_value(key[partition_name]),
         "created_sort": to_value(key["s"]),
     }
+
+
+def unclaimed_pending_ids(*, updated_before: str) -> Iterator[str]:
+    """Ids of pending messages never claimed nor accepted by the provider, last changed before
+    `updated_before`. A Scan (the table has no index by status): for the operator, never a
+    function."""
+    paginator = aws_clients.dynamodb().get_paginator("scan")
+    pages = paginator.paginate(
+        TableName=get_settings().messages_table,
+        ProjectionExpression="#id",
+        FilterExpression=(
+            "#s = :pending AND attribute_not_exists(claimed_at) "
+            "AND attribute_not_exists(message_sid) AND updated_at < :cutoff"
+        ),
+        ExpressionAttributeNames={"#id": "id", "#s": "status"},
+        ExpressionAttributeValues={
+            ":pending": {"S": MessageStatus.PENDING.value},
+            ":cutoff": {"S": updated_before},
+        },
+        ConsistentRead=True,
+    )
+    for page in pages:
+        for item in page.get("Items", []):
+            yield item["id"]["S"]

@@ -32,14 +32,8 @@ from sms_gateway.domain.messages import Message, MessageStatus
 from sms_gateway.domain.provider_events import ProviderEvent
 from sms_gateway.domain.segments import count_segments
 from sms_gateway.domain.use_cases import BrandStatus, UseCase
+from sms_gateway.providers import results
 from sms_gateway.providers.interface import CredentialsUnavailableError, OutboundSms, Provider
-from sms_gateway.providers.results import (
-    Accepted,
-    HandoffResult,
-    OutcomeUnknown,
-    Rejected,
-    RetryLater,
-)
 from sms_gateway.store import message_store, opt_out_store, transitions, use_case_store
 
 logger = Logger(child=True)
@@ -203,7 +197,7 @@ def _still_sendable(message: Message, use_case: UseCase | None) -> tuple[int, st
 
 
 # The provider's answer to a request that left: it took the message, refused it, or nobody knows.
-Answer = Accepted | Rejected | OutcomeUnknown
+Answer = results.Accepted | results.Rejected | results.OutcomeUnknown
 
 
 def _send(
@@ -215,7 +209,7 @@ def _send(
 ) -> Answer:
     """The provider's answer. Raises only while the provider has created nothing."""
     result = _post(provider, message, use_case, token, seconds_left)
-    if isinstance(result, Rejected) and result.credentials_refused:
+    if isinstance(result, results.Rejected) and result.credentials_refused:
         # The cached token may have been rotated: read it again past the cache and, if it
         # changed, send once more (a 401 created nothing, so this is no second SMS).
         fresh = _credentials(provider, use_case, fresh=True)
@@ -224,7 +218,7 @@ def _send(
                 "auth token refused; sending with the new one", extra={"message_id": message.id}
             )
             result = _post(provider, message, use_case, fresh, seconds_left)
-    if isinstance(result, RetryLater):
+    if isinstance(result, results.RetryLater):
         logger.info(
             "provider busy, will retry", extra={"message_id": message.id, "reason": result.reason}
         )
@@ -238,7 +232,7 @@ def _post(
     use_case: UseCase,
     token: str,
     seconds_left: Callable[[], float],
-) -> HandoffResult:
+) -> results.HandoffResult:
     # Looked at here, after the reads and the claim: the check before the record started could
     # not count what they took.
     if seconds_left() < provider_call_seconds():
@@ -258,7 +252,7 @@ def _record_answer(
 ) -> HandoffOutcome:
     log = {"message_id": message.id, "result": type(result).__name__}
     match result:
-        case Accepted():
+        case results.Accepted():
             segments = result.num_segments or count_segments(message.body).segments
             _with_retries(
                 lambda: transitions.record_acceptance(
@@ -267,7 +261,7 @@ def _record_answer(
             )
             logger.info("handed off", extra=log)
             return HandoffOutcome.ACCEPTED
-        case Rejected():
+        case results.Rejected():
             _with_retries(
                 lambda: transitions.fail(
                     message.id, now_iso(), result.error_code,
@@ -280,7 +274,7 @@ def _record_answer(
                 )
             logger.info("provider rejected", extra={**log, "error_code": result.error_code})
             return HandoffOutcome.REJECTED
-        case OutcomeUnknown():
+        case results.OutcomeUnknown():
             logger.warning("provider outcome unknown", extra={**log, "reason": result.reason})
             return _end_claim_as_outcome_unknown(message.id, claimed_at)
 

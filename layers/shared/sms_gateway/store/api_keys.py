@@ -89,23 +89,22 @@ def bind_twilio_account(workspace_id: str, account_sid: str) -> bool:
     return written is not None
 
 
-def twilio_account_owner(account_sid: str) -> str | None:
+def _read(pk: str) -> dict[str, Any]:
+    """The item with this key ({} if none), read consistently: a key just revoked or an account
+    just bound must count at once."""
     response = aws_clients.dynamodb().get_item(
-        TableName=get_settings().api_keys_table,
-        Key={"pk": {"S": _account_pk(account_sid)}},
-        ConsistentRead=True,
+        TableName=get_settings().api_keys_table, Key={"pk": {"S": pk}}, ConsistentRead=True
     )
-    item = from_item(response.get("Item", {}))
+    return from_item(response.get("Item", {}))
+
+
+def twilio_account_owner(account_sid: str) -> str | None:
+    item = _read(_account_pk(account_sid))
     return str(item["workspace_id"]) if item else None
 
 
 def workspace_exists(workspace_id: str) -> bool:
-    response = aws_clients.dynamodb().get_item(
-        TableName=get_settings().api_keys_table,
-        Key={"pk": {"S": _workspace_pk(workspace_id)}},
-        ConsistentRead=True,
-    )
-    return "Item" in response
+    return bool(_read(_workspace_pk(workspace_id)))
 
 
 def issue_key(
@@ -182,12 +181,7 @@ def revoke_key(workspace_id: str, key_id: str) -> dict[str, Any]:
 
 def find_key(digest: str) -> dict[str, Any] | None:
     """The stored key whose secret hashes to `digest`, or None."""
-    response = aws_clients.dynamodb().get_item(
-        TableName=get_settings().api_keys_table,
-        Key={"pk": {"S": _key_pk(digest)}},
-        ConsistentRead=True,
-    )
-    item = from_item(response.get("Item", {}))
+    item = _read(_key_pk(digest))
     if not item or item.get("kind") != "api_key":
         return None
     return {**item, "hash": str(item["pk"]).removeprefix("key#")}

@@ -429,6 +429,23 @@ def test_every_record_handed_back_changes_its_visibility(
     ]
 
 
+def test_a_retry_that_names_no_delay_comes_back_at_once(
+    app: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The retry is made while the test runs, not when the module is collected: a retry built
+    # by a parametrize list would not reach a changed default of RetryHandoffLater.
+    sqs = FakeSqs()
+    monkeypatch.setattr(app.aws_clients, "sqs", lambda: sqs)
+
+    def retry_now(message_id: str, **_: Any) -> HandoffOutcome:
+        raise RetryHandoffLater("retry now", backoff=False)
+
+    monkeypatch.setattr(handoff, "hand_off", retry_now)
+    with pytest.raises(RetryHandoffLater):
+        app._handle(sqs_record(4), None)
+    assert [change["VisibilityTimeout"] for change in sqs.changes] == [0]
+
+
 def test_the_last_delivery_ends_the_message_instead_of_handing_it_back(
     app: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -343,6 +343,28 @@ def test_a_rejection_fails_the_message_under_its_claim_with_twilios_code(world: 
     )  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    ("other_delivery_won", "outcome"),
+    [(False, HandoffOutcome.OUTCOME_UNKNOWN), (True, HandoffOutcome.ALREADY_HANDLED)],
+    ids=["still-ours", "answer-recorded-meanwhile"],
+)
+def test_no_answer_after_sending_fails_the_message_only_under_its_own_claim(
+    world: World, other_delivery_won: bool, outcome: HandoffOutcome
+) -> None:
+    # Twilio may have created the message: a callback or another delivery may record its answer
+    # meanwhile, and then the message must not be failed
+    world.answer = twilio_client.OutcomeUnknown("no answer after sending: ReadTimeoutError")
+    if other_delivery_won:
+        world.refused = {"fail"}
+    assert handoff.hand_off("msg-1") is outcome
+    [claim, failed] = world.writes
+    assert failed == (
+        "fail", "msg-1", iso(NOW), 99001, ("claimed_at", claim[2]),
+        ("reason", "handoff_outcome_unknown"),
+    )  # fmt: skip
+    assert world.posts == 1
+
+
 # --- How long a record handed back waits (functions/handoff/app.py) ----------------------------
 
 
@@ -422,6 +444,23 @@ def test_every_record_handed_back_changes_its_visibility(
             "VisibilityTimeout": delay,
         }
     ]
+
+
+def test_a_retry_that_names_no_delay_comes_back_at_once(
+    app: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The retry is made while the test runs, not when the module is collected: a retry built
+    # by a parametrize list would not reach a changed default of RetryHandoffLater.
+    sqs = FakeSqs()
+    monkeypatch.setattr(app.aws_clients, "sqs", lambda: sqs)
+
+    def retry_now(message_id: str, **_: Any) -> HandoffOutcome:
+        raise RetryHandoffLater("retry now", backoff=False)
+
+    monkeypatch.setattr(handoff, "hand_off", retry_now)
+    with pytest.raises(RetryHandoffLater):
+        app._handle(sqs_record(4), None)
+    assert [change["VisibilityTimeout"] for change in sqs.changes] == [0]
 
 
 def test_the_last_delivery_ends_the_message_instead_of_handing_it_back(

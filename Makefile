@@ -140,7 +140,7 @@ bench: $(VENV)/.installed
 # (mutation/run.py); rewrites MUTANTS.md. Not part of `make test`: it runs the tests once per mutant.
 .PHONY: mutants
 mutants: $(VENV)/.installed
-	$(PY) -m mutation.run
+	$(PY) -m mutation.run $(if $(RESUME),--resume)
 
 .PHONY: clean
 clean:

@@ -1,6 +1,6 @@
 """`make mutants`: mutation testing of the code whose mistakes a caller would see, and MUTANTS.md.
 
-    python -m mutation.run [--output MUTANTS.md] [--max-children N] [--reuse]
+    python -m mutation.run [--output MUTANTS.md] [--max-children N] [--resume | --reuse]
 
 mutmut changes one thing at a time in the modules of `MODULES` (a comparison flipped, a constant
 changed, an argument dropped) and runs the tests that reach the changed function. A change no
@@ -12,6 +12,10 @@ mutmut imports the code it mutates as a top-level package of its working folder,
 happens in a copy (build/mutation): the package as `src/sms_gateway`, the tests beside it, and a
 pyproject.toml that carries the settings below. Nothing in the repository is changed but the
 report. The command fails when the score is below `TARGET` or a survivor is unexplained.
+
+A whole run takes hours on two cores. `--resume` (`make mutants RESUME=1`) continues a stopped
+run: mutmut keeps the verdict of every mutant already tested whose function and tests did not
+change since, and tests the rest.
 """
 
 from __future__ import annotations
@@ -144,10 +148,18 @@ def _mutmut_settings() -> str:
     )
 
 
-def stage() -> None:
-    """A fresh copy of the package, the tests and the project's settings, where mutmut runs."""
+def stage(*, keep_results: bool = False) -> None:
+    """A fresh copy of the package, the tests and the project's settings, where mutmut runs.
+    `keep_results`: keep mutmut's own folder (its mutants and their verdicts) from the last run."""
+    results = STAGE / "mutants"
+    kept = STAGE.with_name("mutation-results")
+    shutil.rmtree(kept, ignore_errors=True)
+    if keep_results and results.is_dir():
+        results.rename(kept)
     shutil.rmtree(STAGE, ignore_errors=True)
     STAGE.mkdir(parents=True)
+    if kept.is_dir():
+        kept.rename(results)
     ignore = shutil.ignore_patterns("__pycache__", ".hypothesis")
     shutil.copytree(PACKAGE, STAGE / "src" / "sms_gateway", ignore=ignore)
     for module in MODULES:
@@ -341,6 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=PROJECT_ROOT / "MUTANTS.md")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the last run in build/mutation, keeping the verdicts that still hold",
+    )
+    parser.add_argument(
         "--reuse",
         action="store_true",
         help="report on the results in build/mutation (after `mutmut run NAME...` there has "
@@ -349,13 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     if not args.reuse:
-        stage()
+        stage(keep_results=args.resume)
         run_mutmut(args.max_children)
     mutants = read_mutants()
     if not mutants:
         raise SystemExit("mutmut reported no mutants: nothing was tested")
     equivalents = load_equivalents()
-    seconds = None if args.reuse else time.monotonic() - started
+    # A resumed run's time is only its last part: not worth printing as the run's.
+    seconds = None if args.reuse or args.resume else time.monotonic() - started
     args.output.write_text(render(mutants, equivalents, seconds))
     total = tally(mutants, equivalents)
     print(

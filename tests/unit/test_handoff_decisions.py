@@ -452,7 +452,7 @@ def test_a_retry_that_names_no_delay_comes_back_at_once(
     # The retry is made while the test runs, not when the module is collected: a retry built
     # by a parametrize list would not reach a changed default of RetryHandoffLater.
     sqs = FakeSqs()
-    monkeypatch.setattr(app.aws_clients, "sqs", lambda: sqs)
+    monkeypatch.setattr(aws_clients, "sqs", lambda: sqs)
 
     def retry_now(message_id: str, **_: Any) -> HandoffOutcome:
         raise RetryHandoffLater("retry now", backoff=False)

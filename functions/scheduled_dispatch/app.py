@@ -1,11 +1,10 @@
 """ScheduledDispatchFunction: invoked by EventBridge Scheduler with {"message_id": ...}."""
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from sms_gateway.domain.ids import is_uuid
 from sms_gateway.logic import scheduling
-from sms_gateway.store.schedules import DispatchInput
 
 logger = Logger()
 metrics = Metrics()
@@ -14,10 +13,9 @@ metrics = Metrics()
 @logger.inject_lambda_context(correlation_id_path="message_id")
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:  # type: ignore[type-arg]
-    try:
-        dispatch = parse(event=event, model=DispatchInput)
-    except ValidationError:
+    message_id = str(event.get("message_id", ""))
+    if not is_uuid(message_id):
         # Retrying cannot fix a malformed input; say so and stop.
         logger.error("scheduled dispatch without a valid message_id")
         return {"queued": False}
-    return {"queued": scheduling.dispatch_scheduled(dispatch.message_id)}
+    return {"queued": scheduling.dispatch_scheduled(message_id)}

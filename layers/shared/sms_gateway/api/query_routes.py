@@ -9,7 +9,7 @@ from sms_gateway.api.caller import SCOPE_READ, require_scope
 from sms_gateway.api.docs import MessageDetailOut, MessageListOut, route_doc
 from sms_gateway.api.http import json_response
 from sms_gateway.domain.errors import MessageNotFoundError, ValidationError
-from sms_gateway.logic import querying
+from sms_gateway.logic import message_access, querying
 
 router = APIGatewayHttpRouter()
 
@@ -25,7 +25,7 @@ router = APIGatewayHttpRouter()
 )
 def handle_get_message(id: str) -> Response[str]:
     caller = require_scope(router.current_event.raw_event, SCOPE_READ)
-    message = querying.get_message_for(caller.workspace_id, id)
+    message = message_access.get_message_for(caller.workspace_id, id)
     return json_response(200, message.to_api(with_history=True))
 
 

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sms_gateway.domain.errors import MessageNotFoundError, ValidationError
+from sms_gateway.domain.errors import ValidationError
 from sms_gateway.domain.ids import is_uuid
-from sms_gateway.domain.messages import Message, MessageStatus
+from sms_gateway.domain.messages import MessageStatus
 from sms_gateway.store import message_store, use_case_store
 from sms_gateway.store.message_store import MessagePage
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 _LIST_PARAMS = frozenset({"use_case_id", "status", "limit", "cursor"})
-
-
-def get_message_for(workspace_id: str, message_id: str) -> Message:
-    """Another workspace's message is answered exactly as a missing one."""
-    message = message_store.get_message(message_id) if is_uuid(message_id) else None
-    if message is None or message.workspace_id != workspace_id:
-        raise MessageNotFoundError("message not found", message_id=message_id)
-    return message
 
 
 def list_messages_for(workspace_id: str, params: Mapping[str, str]) -> MessagePage:

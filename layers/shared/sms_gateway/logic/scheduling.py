@@ -14,7 +14,7 @@ from sms_gateway.domain.errors import (
     ValidationError,
 )
 from sms_gateway.domain.messages import Message, MessageStatus
-from sms_gateway.logic import querying
+from sms_gateway.logic import message_access
 from sms_gateway.store import message_store, schedules, transitions
 
 logger = Logger(child=True)
@@ -65,7 +65,7 @@ def dispatch_scheduled(message_id: str) -> bool:
 
 
 def cancel_message(workspace_id: str, message_id: str) -> Message:
-    message = querying.get_message_for(workspace_id, message_id)
+    message = message_access.get_message_for(workspace_id, message_id)
     if not transitions.apply_internal(message_id, MessageStatus.CANCELED, now_iso(), "canceled"):
         current = message_store.get_message(message_id) or message
         raise NotCancelableError(

@@ -6,10 +6,8 @@ import json
 from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, field_validator
 
 from sms_gateway.config import get_settings
-from sms_gateway.domain.ids import is_uuid
 from sms_gateway.store import aws_clients
 
 # Scheduler invokes Lambda asynchronously: this policy covers only Scheduler's own Invoke call
@@ -22,22 +20,6 @@ MAX_EVENT_AGE_SECONDS = 3600
 
 def schedule_name(message_id: str) -> str:
     return f"msg-{message_id}"
-
-
-class DispatchInput(BaseModel):
-    """What a message's schedule hands ScheduledDispatchFunction when it fires (the Input that
-    _create writes)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    message_id: str
-
-    @field_validator("message_id")
-    @classmethod
-    def _a_message_id(cls, value: str) -> str:
-        if not is_uuid(value):
-            raise ValueError("not a message id")
-        return value
 
 
 def at_expression(moment: datetime) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sms_gateway.providers.twilio import callbacks, client
+from sms_gateway.providers.twilio import callbacks
 from sms_gateway.providers.twilio import credentials as auth_tokens
 
 if TYPE_CHECKING:
@@ -22,6 +22,10 @@ class TwilioProvider:
         return auth_tokens.auth_token(use_case.twilio_auth_token_secret, fresh=fresh)
 
     def send(self, sms: OutboundSms, credentials: str) -> HandoffResult:
+        # Imported here: the status callback's function never sends, and should not pay for the
+        # HTTP client at its cold start.
+        from sms_gateway.providers.twilio import client
+
         return client.create_message(
             account_sid=sms.use_case.twilio_account_sid,
             auth_token=credentials,

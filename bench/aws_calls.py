@@ -221,8 +221,7 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
 
 
 def measure(lives: int) -> dict[str, Any]:
-    from sms_gateway.providers.twilio import credentials as provider_credentials
-    from sms_gateway.store import aws_clients, use_case_store
+    from sms_gateway.store import aws_clients, secrets, use_case_store
     from sms_local import http_events
     from sms_local.aws_emulator import start_local_aws
     from sms_local.aws_resources import REGION, create_resources
@@ -325,7 +324,7 @@ def measure(lives: int) -> dict[str, Any]:
 
         def fresh_containers() -> None:
             use_case_store.clear_cache()
-            provider_credentials.reset()
+            secrets.reset()
 
         def life(cold: bool) -> tuple[list[PhaseUsage], str]:
             counter.records = []

@@ -33,8 +33,7 @@ from sms_gateway.domain.errors import ServiceUnavailableError
 from sms_gateway.domain.use_cases import UseCase
 from sms_gateway.logic import handoff
 from sms_gateway.providers.twilio import client as twilio_client
-from sms_gateway.providers.twilio import credentials as provider_credentials
-from sms_gateway.store import aws_clients, opt_out_store, transitions
+from sms_gateway.store import aws_clients, opt_out_store, secrets, transitions
 from sms_local.gateway import HttpApiGateway
 from tests.integration.conftest import Tenant, restore_settings, set_settings
 from tests.integration.test_send_api import drain_handoff_queue, send_body
@@ -44,7 +43,7 @@ from tests.integration.test_status_callback import callback
 @pytest.fixture(autouse=True)
 def _fresh() -> None:
     drain_handoff_queue()
-    provider_credentials.reset()
+    secrets.reset()
 
 
 def test_a_secrets_outage_is_a_5xx_for_callbacks_not_a_forgery(

@@ -29,7 +29,7 @@ from sms_gateway.logic.use_case_admin import create_use_case
 from sms_gateway.providers.interface import CallbackRequest
 from sms_gateway.providers.twilio import callbacks as status_callback
 from sms_gateway.providers.twilio import credentials as provider_credentials
-from sms_gateway.store import aws_clients, transitions
+from sms_gateway.store import aws_clients, secrets, transitions
 from sms_local import http_events, lambda_runtime
 from sms_local import template as tpl
 from sms_local.gateway import HttpApiGateway, HttpResult
@@ -926,7 +926,7 @@ def clock_for_fresh_reads(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
 def secret_reads(account: str) -> Iterator[list[str]]:
     """The SecretId of every GetSecretValue call made from now on: real calls to moto, counted
     on the client the token provider uses."""
-    provider_credentials.reset()  # the next provider is built on the client counted here
+    secrets.reset()  # the next provider is built on the client counted here
     reads: list[str] = []
 
     def record(params: dict[str, Any], **_: Any) -> None:

@@ -8,19 +8,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Literal
 
-import pytest
 from moto import mock_aws
 
-from sms_gateway import config
 from sms_gateway.store import aws_clients
+from tests.unit.settings import gateway_settings
 
-TABLE_SETTINGS = (
-    "MESSAGES_TABLE",
-    "USE_CASES_TABLE",
-    "OPT_OUTS_TABLE",
-    "API_KEYS_TABLE",
-    "IDEMPOTENCY_TABLE",
-)
 SCHEDULER_SETTINGS = {
     "SCHEDULER_ROLE_ARN": "arn:aws:iam::123456789012:role/scheduler",
     "SCHEDULED_DISPATCH_FUNCTION_ARN": "arn:aws:lambda:us-east-1:123456789012:function:dispatch",
@@ -31,23 +23,16 @@ SCHEDULER_SETTINGS = {
 @contextmanager
 def in_process_aws(**settings: str) -> Iterator[None]:
     """Every table setting "unused" unless given; fresh settings and clients in and out."""
-    with pytest.MonkeyPatch.context() as env, mock_aws():
+    with gateway_settings(AWS_DEFAULT_REGION="us-east-1", **settings) as env, mock_aws():
         # An endpoint of the local stack (set by an integration run in this process) would
         # bypass moto's in-process interception and reach for a socket.
         for name in list(os.environ):
             if name.startswith("AWS_ENDPOINT_URL") or name == "AWS_PROFILE":
                 env.delenv(name)
-        for name in TABLE_SETTINGS:
-            env.setenv(name, "unused")
-        for name, value in settings.items():
-            env.setenv(name, value)
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        config.reset_settings()
         aws_clients.reset_clients()
         try:
             yield
         finally:
-            config.reset_settings()
             aws_clients.reset_clients()
 
 

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from sms_gateway import config
 from sms_gateway.domain.clock import iso
 from sms_gateway.domain.messages import Message, MessageStatus
 from sms_gateway.domain.use_cases import Sender, SenderKind, UseCase
@@ -32,6 +31,7 @@ from sms_gateway.providers.twilio import client as twilio_client
 from sms_gateway.providers.twilio import credentials as provider_credentials
 from sms_gateway.store import aws_clients, message_store, opt_out_store, transitions, use_case_store
 from sms_local.template import PROJECT_ROOT
+from tests.unit.settings import gateway_settings
 
 NOW = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 TIMEOUT = timedelta(seconds=60)  # HANDOFF_CLAIM_TIMEOUT_SECONDS below
@@ -39,20 +39,15 @@ SECRET = "sms/twilio/AC" + "1" * 32
 
 
 @pytest.fixture(autouse=True)
-def _settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in (
-        "MESSAGES_TABLE", "USE_CASES_TABLE", "OPT_OUTS_TABLE", "API_KEYS_TABLE",
-        "IDEMPOTENCY_TABLE",
-    ):  # fmt: skip
-        monkeypatch.setenv(name, "t")
-    monkeypatch.setenv("HANDOFF_QUEUE_URL", "https://sqs.local/handoff")
-    monkeypatch.setenv("HANDOFF_CLAIM_TIMEOUT_SECONDS", "60")
-    monkeypatch.setenv("HANDOFF_RETRY_BASE_SECONDS", "10")
-    monkeypatch.setenv("HANDOFF_MAX_RECEIVES", "15")
-    monkeypatch.setenv("PUBLIC_BASE_URL", "https://sms.example.test")
-    config.reset_settings()
-    yield
-    config.reset_settings()
+def _settings() -> Iterator[None]:
+    with gateway_settings(
+        HANDOFF_QUEUE_URL="https://sqs.local/handoff",
+        HANDOFF_CLAIM_TIMEOUT_SECONDS="60",
+        HANDOFF_RETRY_BASE_SECONDS="10",
+        HANDOFF_MAX_RECEIVES="15",
+        PUBLIC_BASE_URL="https://sms.example.test",
+    ):
+        yield
 
 
 def readme_backoff(receive_count: int) -> int:

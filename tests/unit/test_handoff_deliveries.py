@@ -10,27 +10,22 @@ from typing import Any
 
 import pytest
 
-from sms_gateway import config
 from sms_gateway.logic import handoff, handoff_deliveries
 from sms_gateway.logic.handoff import HandoffOutcome, RetryHandoffLater
+from tests.unit.settings import gateway_settings
 
 LAST = 15  # HANDOFF_MAX_RECEIVES below
 
 
 @pytest.fixture(autouse=True)
-def _settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in (
-        "MESSAGES_TABLE", "USE_CASES_TABLE", "OPT_OUTS_TABLE", "API_KEYS_TABLE",
-        "IDEMPOTENCY_TABLE",
-    ):  # fmt: skip
-        monkeypatch.setenv(name, "t")
-    monkeypatch.setenv("HANDOFF_RETRY_BASE_SECONDS", "10")
-    monkeypatch.setenv("HANDOFF_MAX_RECEIVES", str(LAST))
-    monkeypatch.setenv("PROVIDER_CONNECT_TIMEOUT_SECONDS", "3")
-    monkeypatch.setenv("PROVIDER_READ_TIMEOUT_SECONDS", "10")
-    config.reset_settings()
-    yield
-    config.reset_settings()
+def _settings() -> Iterator[None]:
+    with gateway_settings(
+        HANDOFF_RETRY_BASE_SECONDS="10",
+        HANDOFF_MAX_RECEIVES=str(LAST),
+        PROVIDER_CONNECT_TIMEOUT_SECONDS="3",
+        PROVIDER_READ_TIMEOUT_SECONDS="10",
+    ):
+        yield
 
 
 @dataclass

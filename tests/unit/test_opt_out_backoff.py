@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from sms_gateway import config
 from sms_gateway.domain.errors import ServiceUnavailableError
 from sms_gateway.store import aws_clients, opt_out_store
+from tests.unit.settings import gateway_settings
 
 TABLE = "opt-outs"
 
@@ -33,13 +33,9 @@ class UnprocessedThenAnswered:
 
 
 @pytest.fixture(autouse=True)
-def _settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ("MESSAGES_TABLE", "USE_CASES_TABLE", "API_KEYS_TABLE", "IDEMPOTENCY_TABLE"):
-        monkeypatch.setenv(name, "t")
-    monkeypatch.setenv("OPT_OUTS_TABLE", TABLE)
-    config.reset_settings()
-    yield
-    config.reset_settings()
+def _settings() -> Iterator[None]:
+    with gateway_settings(OPT_OUTS_TABLE=TABLE):
+        yield
 
 
 def lookup(

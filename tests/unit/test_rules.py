@@ -19,6 +19,7 @@ from sms_gateway.logic import handoff_deliveries, scheduling
 from sms_gateway.providers.twilio import client as twilio_client
 from sms_gateway.providers.twilio.statuses import STATUSES as PROVIDER_STATUSES
 from sms_gateway.store import message_store
+from tests.unit.settings import gateway_settings
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -157,15 +158,12 @@ def test_send_at_needs_a_full_timestamp_with_offset(raw: str) -> None:
         scheduling.parse_send_at(raw, NOW)
 
 
-def test_backoff_grows_and_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("MESSAGES_TABLE", "USE_CASES_TABLE", "OPT_OUTS_TABLE", "API_KEYS_TABLE",
-                 "IDEMPOTENCY_TABLE"):  # fmt: skip
-        monkeypatch.setenv(name, "t")
-    monkeypatch.delenv("HANDOFF_RETRY_BASE_SECONDS", raising=False)
-    config.reset_settings()
-    assert [handoff_deliveries.backoff_seconds(n) for n in (1, 2, 3, 4)] == [10, 20, 40, 80]
-    assert handoff_deliveries.backoff_seconds(50) == 900
-    config.reset_settings()
+def test_backoff_grows_and_is_capped() -> None:
+    with gateway_settings() as env:
+        env.delenv("HANDOFF_RETRY_BASE_SECONDS", raising=False)
+        config.reset_settings()
+        assert [handoff_deliveries.backoff_seconds(n) for n in (1, 2, 3, 4)] == [10, 20, 40, 80]
+        assert handoff_deliveries.backoff_seconds(50) == 900
 
 
 def test_redaction_keeps_numbers_apart_but_not_readable() -> None:

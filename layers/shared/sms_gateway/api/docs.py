@@ -30,10 +30,10 @@ class ErrorBody(BaseModel):
 def _required_fields(source: type[BaseModel], names: tuple[str, ...]) -> dict[str, Any]:
     """The named fields of a model, each required (a response always carries it, null or not),
     with the model's own type and description."""
+    fields = source.model_fields
     return {
-        name: (source.model_fields[name].annotation, Field(description=field.description))
+        name: (fields[name].annotation, Field(description=fields[name].description))
         for name in names
-        if (field := source.model_fields[name])
     }
 
 

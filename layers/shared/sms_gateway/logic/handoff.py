@@ -103,7 +103,7 @@ def hand_off(message_id: str, *, seconds_left: Callable[[], float] = no_deadline
     assert use_case is not None
     if message.test:
         return _simulate(message, use_case, _claim(message.id))
-    provider = providers.for_use_case(use_case)
+    provider = providers.TWILIO
     token = _credentials(provider, use_case)
     if token is None:
         logger.error("no provider credentials", extra={"message_id": message.id})

@@ -101,15 +101,18 @@ def signed_url(raw_query: str, domain_name: str) -> str:
     return f"{url}?{raw_query}" if raw_query else url
 
 
-def _refuse(reason: str, **details: object) -> ForbiddenError:
-    # One answer for every cause, so a caller cannot probe which account SIDs are ours.
-    logger.warning("status callback refused", extra={"reason": reason, **details})
-    return ForbiddenError("invalid Twilio signature")
+# One answer for every refusal, so a caller cannot probe which account SIDs are ours.
+_REFUSED = "invalid Twilio signature"
 
 
 def unreadable_body() -> ForbiddenError:
     """Twilio posts UTF-8 form data; a body that is not cannot carry a signature of Twilio's."""
-    return ForbiddenError("invalid Twilio signature")
+    return ForbiddenError(_REFUSED)
+
+
+def _refuse(reason: str, **details: object) -> ForbiddenError:
+    logger.warning("status callback refused", extra={"reason": reason, **details})
+    return ForbiddenError(_REFUSED)
 
 
 def _auth_token(secret_name: str, *, fresh: bool = False) -> str | None:

@@ -7,11 +7,7 @@ from sms_gateway.config import get_settings
 from sms_gateway.providers.interface import CredentialsUnavailableError
 from sms_gateway.store import secrets
 
-__all__ = ["CredentialsUnavailableError", "auth_token", "reset", "secret_name_for_account"]
-
-
-def reset() -> None:
-    secrets.reset()
+__all__ = ["CredentialsUnavailableError", "auth_token", "secret_name_for_account"]
 
 
 def auth_token(secret_name: str, *, fresh: bool = False) -> str | None:

@@ -4,7 +4,6 @@ and one workspace never sees another's use cases or messages."""
 from __future__ import annotations
 
 import hashlib
-import uuid
 from typing import Any
 
 import pytest
@@ -16,15 +15,19 @@ from sms_gateway.store import api_keys, aws_clients
 from tests.integration.conftest import Api, Tenant, make_tenant
 from tests.integration.test_send_api import drain_handoff_queue, send_body
 
+# Fixed ids: a test's id must be the same at every collection (make mutants resumes by test id).
+NO_SUCH_MESSAGE = "5f263046-3ced-40fe-ad99-a3f8eb0c83ad"
+NO_SUCH_USE_CASE = "1780a9c2-4a3e-4800-b87c-2b27aec3f736"
+
 ROUTES = [
     ("POST", "/v1/sms/"),
     ("GET", "/v1/sms/"),
-    ("GET", f"/v1/sms/{uuid.uuid4()}"),
+    ("GET", f"/v1/sms/{NO_SUCH_MESSAGE}"),
     ("POST", "/v1/sms/use-cases"),
     ("GET", "/v1/sms/use-cases"),
-    ("GET", f"/v1/sms/use-cases/{uuid.uuid4()}"),
-    ("PATCH", f"/v1/sms/use-cases/{uuid.uuid4()}"),
-    ("DELETE", f"/v1/sms/use-cases/{uuid.uuid4()}"),
+    ("GET", f"/v1/sms/use-cases/{NO_SUCH_USE_CASE}"),
+    ("PATCH", f"/v1/sms/use-cases/{NO_SUCH_USE_CASE}"),
+    ("DELETE", f"/v1/sms/use-cases/{NO_SUCH_USE_CASE}"),
 ]
 
 
@@ -67,11 +70,11 @@ def test_revoked_key_is_401(tenant: Tenant, use_case: UseCase) -> None:
     [
         ((SCOPE_READ, SCOPE_MANAGE), "POST", "/v1/sms/"),
         ((SCOPE_SEND,), "GET", "/v1/sms/"),
-        ((SCOPE_SEND,), "GET", f"/v1/sms/{uuid.uuid4()}"),
+        ((SCOPE_SEND,), "GET", f"/v1/sms/{NO_SUCH_MESSAGE}"),
         ((SCOPE_SEND, SCOPE_READ), "POST", "/v1/sms/use-cases"),
         ((SCOPE_SEND, SCOPE_READ), "GET", "/v1/sms/use-cases"),
-        ((SCOPE_SEND, SCOPE_READ), "PATCH", f"/v1/sms/use-cases/{uuid.uuid4()}"),
-        ((SCOPE_SEND, SCOPE_READ), "DELETE", f"/v1/sms/use-cases/{uuid.uuid4()}"),
+        ((SCOPE_SEND, SCOPE_READ), "PATCH", f"/v1/sms/use-cases/{NO_SUCH_USE_CASE}"),
+        ((SCOPE_SEND, SCOPE_READ), "DELETE", f"/v1/sms/use-cases/{NO_SUCH_USE_CASE}"),
     ],
 )
 def test_key_without_the_scope_is_403(

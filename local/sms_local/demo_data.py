@@ -54,6 +54,7 @@ def create_demo_data() -> DemoData:
         }
     )
     api_keys.bind_twilio_account(workspace_id, account_sid)
+    api_keys.bind_messaging_service(account_sid, spec.messaging_service_sid)
     use_case = create_use_case(workspace_id, spec)
     return DemoData(
         workspace_id=workspace_id,

@@ -23,9 +23,10 @@ from typing import Any
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.types import LogRecord
 
+from sms_gateway.config import Settings
 from sms_local import template as tpl
 from sms_local.aws_emulator import start_local_aws
-from sms_local.aws_resources import create_resources
+from sms_local.aws_resources import REGION, create_resources
 from sms_local.demo_data import DemoData, create_demo_data
 from sms_local.gateway import HttpApiGateway
 from sms_local.http_server import ApiServer
@@ -96,12 +97,13 @@ class LocalStackRunner:
             endpoint,
             {"PublicBaseUrl": api.url, "TwilioApiBaseUrl": simulator.base_url},
         )
+        environment = merged_environment(functions, stack.environment)
         use_local_aws(
             endpoint,
             {
                 # Nowhere to ship EMF metrics to on a laptop; they would only clutter the log.
                 "POWERTOOLS_METRICS_DISABLED": "true",
-                **merged_environment(functions, stack.environment),
+                **environment,
             },
         )
         for spec in functions.values():
@@ -133,7 +135,7 @@ class LocalStackRunner:
         self._stoppers.append(runner.stop)
 
         api.start()
-        self.info = _info(api.url, simulator.base_url, endpoint, demo)
+        self.info = _info(api.url, simulator.base_url, endpoint, demo, environment)
         return self.info
 
     def stop(self) -> None:
@@ -152,7 +154,13 @@ def _compact_handler_logs() -> None:
         handler.setFormatter(CompactFormatter())
 
 
-def _info(api_url: str, simulator_url: str, aws_url: str, demo: DemoData) -> dict[str, Any]:
+def _info(
+    api_url: str, simulator_url: str, aws_url: str, demo: DemoData, environment: dict[str, str]
+) -> dict[str, Any]:
+    """What a client of the running stack needs. `aws` is what `sms-gateway-admin --local` reads
+    to act on the stack's tables and queues as an operator: the emulator's endpoint and region,
+    and the functions' settings (their environment variables, e.g. MESSAGES_TABLE), no secret."""
+    settings = {name.upper() for name in Settings.model_fields}
     return {
         "api_url": api_url,
         "simulator_url": simulator_url,
@@ -166,10 +174,15 @@ def _info(api_url: str, simulator_url: str, aws_url: str, demo: DemoData) -> dic
             "messaging_service_sid": demo.use_case.messaging_service_sid,
         },
         "sender_pool": [s.sender for s in demo.use_case.sender_pool],
+        "aws": {
+            "endpoint_url": aws_url,
+            "region": REGION,
+            "settings": {k: v for k, v in sorted(environment.items()) if k in settings},
+        },
     }
 
 
-def banner(info: dict[str, Any]) -> str:
+def banner(info: dict[str, Any], info_file: Path | None = None) -> str:
     send = (
         f"curl -s -X POST {info['api_url']}/v1/sms/ \\\n"
         f"  -H 'Authorization: Bearer {info['keys']['live']}' \\\n"
@@ -180,6 +193,15 @@ def banner(info: dict[str, Any]) -> str:
     read = (
         f"curl -s {info['api_url']}/v1/sms/<id from the first answer> \\\n"
         f"  -H 'Authorization: Bearer {info['keys']['live']}'"
+    )
+    admin = (
+        [
+            "Act on it as an operator (workspaces, keys, bindings, use cases, opt-outs):",
+            f".venv/bin/sms-gateway-admin --local {info_file} workspace create --name second",
+            "",
+        ]
+        if info_file
+        else []
     )
     return "\n".join(
         [
@@ -198,6 +220,7 @@ def banner(info: dict[str, Any]) -> str:
             "Read it back:",
             read,
             "",
+            *admin,
         ]
     )
 
@@ -223,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         info = runner.start()
-        print(banner(info), flush=True)
+        print(banner(info, args.info_file), flush=True)
         if args.info_file:
             # Written last and atomically: its presence means the stack serves.
             tmp = args.info_file.with_suffix(".tmp")

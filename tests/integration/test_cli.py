@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sms_gateway.config import Settings
 from sms_gateway.domain.clock import iso, utc_now
 from sms_gateway.domain.use_cases import UseCase
 from sms_gateway.logic.sending import new_message
 from sms_gateway.store import api_keys, message_store, opt_out_store
-from sms_local.aws_resources import LocalStack
+from sms_local.aws_resources import REGION, LocalStack
+from sms_local.lambda_runtime import reset_cached_state
 from sms_tools import cli
 from tests.integration.conftest import Api, Tenant
 from tests.integration.test_send_api import drain_handoff_queue, send_body
@@ -80,6 +85,147 @@ def test_errors_are_reported_not_raised(
     workspace = api_keys.create_workspace("w")["workspace_id"]
     assert cli.main(["use-case", "create", "--workspace", workspace, "--file", str(bad)]) == 2
     assert "invalid use case" in capsys.readouterr().err
+
+
+def use_case_file(tmp_path: Path, **overrides: Any) -> Path:
+    account = overrides.pop("twilio_account_sid", None) or "AC" + uuid.uuid4().hex
+    spec = tmp_path / f"use-case-{uuid.uuid4().hex[:8]}.json"
+    data = {
+        "name": "Reminders",
+        "twilio_account_sid": account,
+        "twilio_auth_token_secret": f"sms/twilio/{account}",
+        "messaging_service_sid": "MG" + uuid.uuid4().hex,
+        "sender_pool": [{"sender": "+14155550100", "kind": "long_code"}],
+        "a2p_campaign_status": "verified",
+        "allowed_countries": ["US"],
+    }
+    spec.write_text(json.dumps(data | overrides))
+    return spec
+
+
+def test_use_case_files_are_checked_as_strictly_as_the_api_and_bind_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workspace = api_keys.create_workspace("w")["workspace_id"]
+
+    def refused(spec: Path) -> str:
+        capsys.readouterr()
+        assert cli.main(["use-case", "create", "--workspace", workspace, "--file", str(spec)]) == 2
+        return capsys.readouterr().err
+
+    not_json = tmp_path / "not-json.json"
+    not_json.write_text("{'name': 'single quotes'}")
+    assert "is not JSON" in refused(not_json)
+    assert "cannot read the use case file" in refused(tmp_path / "missing.json")
+    # Strict, as POST /v1/sms/use-cases: a string is not a boolean
+    account = "AC" + uuid.uuid4().hex
+    err = refused(use_case_file(tmp_path, twilio_account_sid=account, active="false"))
+    assert "invalid use case" in err and "active" in err
+    # The token must be where the convention says, before anything is bound
+    err = refused(use_case_file(tmp_path, twilio_account_sid=account, twilio_auth_token_secret="x"))
+    assert "twilio_auth_token_secret" in err
+    assert api_keys.twilio_account_owner(account) is None
+    assert "Traceback" not in err
+
+
+def test_messaging_service_bind_refuses_a_service_of_another_account(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    account, other, service = (
+        "AC" + uuid.uuid4().hex,
+        "AC" + uuid.uuid4().hex,
+        "MG" + uuid.uuid4().hex,
+    )
+    bind = ["messaging-service", "bind", "--service-sid", service, "--account-sid"]
+    assert run(capsys, *bind, account) == {
+        "twilio_account_sid": account,
+        "messaging_service_sid": service,
+    }
+    run(capsys, *bind, account)  # again: nothing changes
+    assert cli.main([*bind, other]) == 1
+    assert f"{service} belongs to another Twilio account" in capsys.readouterr().err
+    assert api_keys.messaging_service_account(service) == account
+    # Nor does a use case of the other account get it through use-case create
+    workspace = api_keys.create_workspace("w")["workspace_id"]
+    spec = use_case_file(tmp_path, twilio_account_sid=other, messaging_service_sid=service)
+    assert cli.main(["use-case", "create", "--workspace", workspace, "--file", str(spec)]) == 1
+    assert "another Twilio account" in capsys.readouterr().err
+    # A SID that no use case could name is not bound at all
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["messaging-service", "bind", "--account-sid", account, "--service-sid", "MG1"])
+    assert usage.value.code == 2
+
+
+@pytest.fixture
+def info_in_bare_shell(aws: LocalStack, tmp_path: Path) -> Iterator[Path]:
+    """An info file as the local stack writes it for the CLI (`aws`), for this package's AWS, in
+    a shell that holds no table name, endpoint, region nor credentials. The test's environment,
+    and what was derived from it, is given back afterwards."""
+    settings = {n.upper() for n in Settings.model_fields}
+    info = tmp_path / "stack.json"
+    info.write_text(
+        json.dumps(
+            {
+                "aws": {
+                    "endpoint_url": aws.endpoint_url,
+                    "region": REGION,
+                    "settings": {k: v for k, v in os.environ.items() if k in settings},
+                }
+            }
+        )
+    )
+    saved = dict(os.environ)
+    for name in [*settings, *(n for n in saved if n.startswith("AWS_"))]:
+        os.environ.pop(name, None)
+    reset_cached_state()
+    yield info
+    os.environ.clear()
+    os.environ.update(saved)
+    reset_cached_state()
+
+
+def test_local_reads_everything_from_the_info_file(
+    info_in_bare_shell: Path, gateway: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = ("--local", str(info_in_bare_shell))
+    workspace = run(capsys, *local, "workspace", "create", "--name", "second")["workspace_id"]
+    issued = run(capsys, *local, "key", "create", "--workspace", workspace)
+    # The key is in the tables the functions read: the API takes it
+    assert Api(gateway, issued["key"]).request("GET", "/v1/sms/").status == 200
+
+
+FOREIGN_SETTING = {"aws": {"endpoint_url": "http://127.0.0.1:1", "region": "us-east-1",
+                           "settings": {"PATH": "/usr/bin"}}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (None, "cannot read the info file"),
+        ("{not json", "is not JSON"),
+        (json.dumps({"api_url": "http://127.0.0.1:3000"}), "is not a local stack's info file"),
+        (json.dumps(FOREIGN_SETTING), "settings the functions do not have"),
+    ],
+)
+def test_a_bad_info_file_is_reported_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, says: str
+) -> None:
+    info = tmp_path / "stack.json"
+    if content is not None:
+        info.write_text(content)
+    environment = dict(os.environ)
+    assert cli.main(["--local", str(info), "workspace", "create", "--name", "x"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and str(info) in err and "Traceback" not in err
+    assert dict(os.environ) == environment
+
+
+def test_local_and_stack_exclude_each_other(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["--local", "stack.json", "--stack", "sms-gateway-dev", "key", "list",
+                  "--workspace", "w"])  # fmt: skip
+    assert usage.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
 
 
 def test_requeue_stuck_queues_only_pending_messages_no_worker_took(

@@ -53,11 +53,15 @@ def load(event_file: Path) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def _sample_workspace_owns_the_sample_account(aws: LocalStack) -> None:
-    """An operator gave the sample use case's Twilio subaccount to the sample's workspace."""
+    """An operator gave the sample use case's Twilio subaccount to the sample's workspace, and
+    bound its Messaging Service to that account."""
     event = load(next(f for f in event_files() if f.stem == "use_cases_create"))
     workspace = event["requestContext"]["authorizer"]["lambda"]["workspace_id"]
-    account = json.loads(event["body"])["twilio_account_sid"]
-    assert api_keys.bind_twilio_account(workspace, account)
+    body = json.loads(event["body"])
+    assert api_keys.bind_twilio_account(workspace, body["twilio_account_sid"])
+    assert api_keys.bind_messaging_service(
+        body["twilio_account_sid"], body["messaging_service_sid"]
+    )
 
 
 @pytest.fixture

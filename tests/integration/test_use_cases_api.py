@@ -11,14 +11,17 @@ from sms_gateway.store import api_keys
 from tests.integration.conftest import Tenant, make_tenant
 from tests.integration.test_send_api import drain_handoff_queue
 
-# The Twilio subaccount an operator gave the test's workspace (set per test).
-ACCOUNT = {"sid": ""}
+# The Twilio subaccount an operator gave the test's workspace, and a Messaging Service of that
+# account (set per test).
+ACCOUNT = {"sid": "", "service": ""}
 
 
 @pytest.fixture(autouse=True)
 def _workspace_account(tenant: Tenant) -> None:
     ACCOUNT["sid"] = "AC" + uuid.uuid4().hex
+    ACCOUNT["service"] = "MG" + uuid.uuid4().hex
     assert api_keys.bind_twilio_account(tenant.workspace_id, ACCOUNT["sid"])
+    assert api_keys.bind_messaging_service(ACCOUNT["sid"], ACCOUNT["service"])
 
 
 def resource(**overrides: Any) -> dict[str, Any]:
@@ -27,7 +30,7 @@ def resource(**overrides: Any) -> dict[str, Any]:
         "active": True,
         "twilio_account_sid": ACCOUNT["sid"],
         "twilio_auth_token_secret": f"sms/twilio/{ACCOUNT['sid']}",
-        "messaging_service_sid": "MG0123456789abcdef0123456789abcdef",
+        "messaging_service_sid": ACCOUNT["service"],
         "sender_pool": [
             {"sender": "+14155550100", "kind": "long_code"},
             {"sender": "ACME", "kind": "alphanumeric"},
@@ -137,7 +140,8 @@ INVALID = [
     ),
     ({"a2p_campaign_status": "approved"}, "enum"),
     ({"brand_status": "paused"}, "enum"),
-    ({"active": "yes please"}, "bool_parsing"),
+    ({"active": "yes please"}, "bool_type"),
+    ({"active": "false"}, "bool_type"),  # strict: a string is not a boolean
     ({"name": ""}, "string_too_short"),
     ({"twilio_auth_token": "secret"}, "extra_forbidden"),
     ({"twilio_auth_token_secret": "has spaces in it"}, "string_pattern_mismatch"),
@@ -216,6 +220,33 @@ def test_only_a_subaccount_of_the_workspace_can_be_used(gateway: Any, tenant: Te
     moved = tenant.api.request("PATCH", f"/v1/sms/use-cases/{created['id']}", json_body=patch)
     assert moved.status == 422
     assert tenant.api.request("GET", f"/v1/sms/use-cases/{created['id']}").json() == created
+
+
+def test_only_a_messaging_service_of_the_use_cases_account_can_be_named(
+    gateway: Any, tenant: Tenant
+) -> None:
+    # Given another tenant's account with its service, which has an opted-out number
+    other = make_tenant(gateway)
+    theirs, their_service = "AC" + uuid.uuid4().hex, "MG" + uuid.uuid4().hex
+    assert api_keys.bind_twilio_account(other.workspace_id, theirs)
+    assert api_keys.bind_messaging_service(theirs, their_service)
+    unbound = "MG" + uuid.uuid4().hex
+    # When this tenant names that service, or one no operator bound, on its own account
+    for service in (their_service, unbound):
+        body = resource(messaging_service_sid=service)
+        response = tenant.api.request("POST", "/v1/sms/use-cases", json_body=body)
+        # Then it is refused, so it can never send through it nor read its opt-out list
+        assert response.status == 422
+        codes = [e["code"] for e in response.json()["error"]["errors"]]
+        assert codes == ["messaging_service_not_in_account"]
+    # Nor can a use case be moved onto it
+    created = create(tenant)
+    patch = {"messaging_service_sid": their_service}
+    moved = tenant.api.request("PATCH", f"/v1/sms/use-cases/{created['id']}", json_body=patch)
+    assert moved.status == 422
+    assert tenant.api.request("GET", f"/v1/sms/use-cases/{created['id']}").json() == created
+    # And a service stays bound to the account that has it
+    assert not api_keys.bind_messaging_service(ACCOUNT["sid"], their_service)
 
 
 def test_the_secret_must_be_the_accounts_by_convention(tenant: Tenant) -> None:

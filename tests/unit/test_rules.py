@@ -3,6 +3,7 @@ cursors and the provider's answers."""
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from sms_gateway.domain.status_table import TRANSITIONS
 from sms_gateway.domain.use_cases import Sender, SenderKind, UseCaseSpec
 from sms_gateway.logic import handoff_deliveries, scheduling
 from sms_gateway.providers.twilio import client as twilio_client
+from sms_gateway.providers.twilio import values as twilio_values
 from sms_gateway.providers.twilio.statuses import STATUSES as PROVIDER_STATUSES
 from sms_gateway.store import message_store
 from tests.unit.settings import gateway_settings
@@ -34,7 +36,15 @@ def test_mobile_numbers_pass_with_their_country(number: str, region: str) -> Non
 
 
 @pytest.mark.parametrize(
-    "number", ["+1415555267", "+0014155552671", "+1 4155552671", "+19995552671"]
+    "number",
+    [
+        "+1415555267",
+        "+0014155552671",
+        "+1 4155552671",
+        "+19995552671",
+        "+" + "\uff11" + "4155552671",  # a full-width 1: a digit to Python, not in E.164
+        "+1415555267\u0661",  # an Arabic-Indic 1
+    ],
 )
 def test_malformed_or_unreal_numbers_are_phone_invalid(number: str) -> None:
     with pytest.raises(errors.PhoneInvalidError):
@@ -71,6 +81,11 @@ def test_a_sender_that_matches_its_kind_is_accepted_as_given(sender: str, kind: 
     assert accepted.kind is SenderKind(kind)
 
 
+def full_width(digits: str) -> str:
+    """The same digits as full-width characters ('1' -> U+FF11), which Python counts as digits."""
+    return digits.translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789"})
+
+
 ALPHANUMERIC_RULE = (
     "an alphanumeric sender ID has 1 to 11 letters, digits or spaces, with at least one letter"
 )
@@ -88,6 +103,12 @@ SHORT_CODE_RULE = "a short code is 3 to 8 digits"
         ("12", "short_code", "sender_invalid", SHORT_CODE_RULE),
         ("123456789", "short_code", "sender_invalid", SHORT_CODE_RULE),
         ("12a45", "short_code", "sender_invalid", SHORT_CODE_RULE),
+        (full_width("12345"), "short_code", "sender_invalid", SHORT_CODE_RULE),  # full-width digits
+        ("+14155550100", "short_code", "sender_invalid", SHORT_CODE_RULE),  # a number
+        ("+" + full_width("14155550100"), "long_code", "sender_invalid",
+         "a long_code sender must be a valid E.164 number"),  # full-width digits
+        ("+4407400123456", "long_code", "sender_invalid",
+         "a long_code sender must be written in E.164 as +447400123456"),  # trunk 0 kept
         ("+18005550100", "long_code", "sender_kind_mismatch",
          "long_code does not match the number's type"),
         ("+14155550100", "toll_free", "sender_kind_mismatch",
@@ -198,6 +219,14 @@ def test_status_table_matches_the_design() -> None:
         (503, b"{}", twilio_client.RetryLater("HTTP 503")),
         (500, b"{}", twilio_client.OutcomeUnknown("HTTP 500")),
         (502, b"", twilio_client.OutcomeUnknown("HTTP 502")),
+        # Values no store could keep are dropped, never a reason to fail the handoff
+        (201, '{"sid": "SM1", "num_segments": "\u00b2"}'.encode(),
+         twilio_client.Accepted("SM1", None, None)),
+        (201, b'{"sid": "SM1", "num_segments": "' + b"9" * 5000 + b'"}',
+         twilio_client.Accepted("SM1", None, None)),
+        (201, b'{"sid": "SM1", "num_segments": 3}', twilio_client.Accepted("SM1", 3, None)),
+        (400, b'{"code": 1' + b"0" * 40 + b'}', twilio_client.Rejected(30000, 400)),
+        (400, b'{"code": true}', twilio_client.Rejected(30000, 400)),
     ],
 )  # fmt: skip
 def test_provider_answers_are_classified_by_what_they_prove(
@@ -206,17 +235,64 @@ def test_provider_answers_are_classified_by_what_they_prove(
     assert twilio_client._interpret(status, body) == expected
 
 
-def test_cursor_cannot_open_another_partition() -> None:
-    item = {"id": "m1", "workspace_id": "w1", "created_sort": "2026#m1"}
+def test_cursor_cannot_open_another_partition_nor_the_other_mode() -> None:
+    item = {"id": "m1", "workspace_id": "w1", "created_sort": "live#2026#m1"}
     cursor = message_store._encode_cursor(item, "workspace_id")
-    assert message_store._decode_cursor(cursor, "workspace_id", "w1") is not None
+    assert message_store._decode_cursor(cursor, "workspace_id", "w1", "live#") is not None
     with pytest.raises(errors.ValidationError):
-        message_store._decode_cursor(cursor, "workspace_id", "w2")
+        message_store._decode_cursor(cursor, "workspace_id", "w2", "live#")
     with pytest.raises(errors.ValidationError):
-        message_store._decode_cursor("bm90IGpzb24", "workspace_id", "w1")
+        message_store._decode_cursor(cursor, "workspace_id", "w1", "test#")
+    with pytest.raises(errors.ValidationError):
+        message_store._decode_cursor("bm90IGpzb24", "workspace_id", "w1", "live#")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"[" * 100_000,  # deeper than the parser can follow
+        b'{"id": "\\ud800", "workspace_id": "w1", "s": "live#x"}',  # a lone surrogate
+        '{"id": "m1", "workspace_id": "w1", "s": "live#\u00e9"}'.encode(),
+    ],
+)
+def test_a_forged_cursor_is_a_validation_error(payload: bytes) -> None:
+    cursor = base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    with pytest.raises(errors.ValidationError):
+        message_store._decode_cursor(cursor, "workspace_id", "w1", "live#")
 
 
 def test_every_send_error_has_a_distinct_code() -> None:
     codes = [e.code for e in errors.SEND_ERRORS]
     assert len(set(codes)) == len(codes)
     assert all(e.status in (404, 422) for e in errors.SEND_ERRORS)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2", 2),
+        ("30008", 30008),
+        ("9999999999", 9999999999),  # ten digits: still a number
+        ("99999999999", None),  # eleven: no count or code of Twilio's
+        ("9" * 5000, None),  # more digits than int() takes
+        ("\u00b2", None),  # a digit to str.isdigit(), not to int()
+        ("-1", None),
+        ("", None),
+        (None, None),
+        (7, 7),
+        (-7, None),
+        (True, None),
+    ],
+)
+def test_twilio_counts_and_codes_are_read_only_when_small(
+    raw: object, expected: int | None
+) -> None:
+    assert twilio_values.small_int(raw) == expected
+
+
+def test_twilio_words_and_ids_are_bounded() -> None:
+    assert twilio_values.word("undelivered") == "undelivered"
+    assert len(twilio_values.word("x" * 100_000)) == twilio_values.MAX_WORD_CHARS
+    assert twilio_values.identifier("SM" + "0" * 32) == "SM" + "0" * 32
+    assert twilio_values.identifier("S" * 65) is None
+    assert twilio_values.identifier("") is None

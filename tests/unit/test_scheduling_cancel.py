@@ -76,7 +76,7 @@ class MessagesTableCalls:
 def test_cancel_of_a_scheduled_message_cancels_it_and_deletes_its_schedule() -> None:
     message_id = stored()
 
-    canceled = scheduling.cancel_message(WORKSPACE, message_id)
+    canceled = scheduling.cancel_message(WORKSPACE, message_id, test=False)
 
     assert canceled.status is MessageStatus.CANCELED
     assert [(h.event, h.status) for h in canceled.history] == [
@@ -93,7 +93,10 @@ def test_cancel_of_a_scheduled_message_cancels_it_and_deletes_its_schedule() -> 
 def test_cancel_of_a_message_whose_schedule_is_gone_still_cancels() -> None:
     message_id = stored()
     schedules.delete_message_schedule(message_id)
-    assert scheduling.cancel_message(WORKSPACE, message_id).status is MessageStatus.CANCELED
+    assert (
+        scheduling.cancel_message(WORKSPACE, message_id, test=False).status
+        is MessageStatus.CANCELED
+    )
 
 
 @pytest.mark.parametrize("whose", ["unknown", "another-workspace's"])
@@ -101,7 +104,7 @@ def test_cancel_of_an_unknown_or_foreign_message_is_not_found_naming_it(whose: s
     message_id = stored(workspace_id="w2") if whose != "unknown" else str(uuid.uuid4())
 
     with pytest.raises(MessageNotFoundError) as not_found:
-        scheduling.cancel_message(WORKSPACE, message_id)
+        scheduling.cancel_message(WORKSPACE, message_id, test=False)
 
     assert not_found.value.message == "message not found"
     assert not_found.value.details == {"message_id": message_id}
@@ -119,7 +122,7 @@ def test_cancel_of_a_malformed_id_is_not_found_without_asking_dynamodb(message_i
     calls = MessagesTableCalls()
 
     with pytest.raises(MessageNotFoundError) as not_found:
-        scheduling.cancel_message(WORKSPACE, message_id)
+        scheduling.cancel_message(WORKSPACE, message_id, test=False)
 
     assert (not_found.value.message, not_found.value.details) == (
         "message not found",
@@ -136,7 +139,7 @@ def test_only_a_scheduled_message_can_be_canceled(status: MessageStatus) -> None
     before = message_store.get_message(message_id)
 
     with pytest.raises(NotCancelableError) as refused:
-        scheduling.cancel_message(WORKSPACE, message_id)
+        scheduling.cancel_message(WORKSPACE, message_id, test=False)
 
     assert refused.value.message == (
         f"only a scheduled message can be canceled; this one is {status.value}"
@@ -161,7 +164,7 @@ def test_a_cancel_that_lost_the_race_names_the_status_it_lost_to() -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(message_store, "get_message", read_then_fire)
         with pytest.raises(NotCancelableError) as refused:
-            scheduling.cancel_message(WORKSPACE, message_id)
+            scheduling.cancel_message(WORKSPACE, message_id, test=False)
 
     assert fired == [True]
     assert refused.value.message == "only a scheduled message can be canceled; this one is pending"

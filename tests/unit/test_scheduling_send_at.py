@@ -32,7 +32,23 @@ def test_no_send_at_sends_now() -> None:
     assert parse_send_at(None, NOW) == SendTime(None)
 
 
-@pytest.mark.parametrize("raw", ["tomorrow", "2026-13-01T09:00:00Z", "", "2026-03-01T10:00:00z"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "tomorrow",
+        "2026-13-01T09:00:00Z",
+        "",
+        "2026-W09-7T10:00:00Z",  # an ISO week date
+        "2026-060T10:00:00Z",  # an ISO ordinal date
+        "20260301T100000Z",  # ISO basic format
+        "2026-03-01T10:00:00+0100",  # an offset without its colon
+        "2026-03-01T10:00+00:00",  # no seconds
+        "2026-03-01T10:00:00+01",  # an offset of hours only
+        "2026-03-01T24:00:00Z",
+        "2026-03-01T10:00:00.Z",
+        "\uff12026-03-01T10:00:00Z",  # a full-width digit
+    ],
+)
 def test_a_send_at_that_is_not_a_date_time_is_refused(raw: str) -> None:
     with pytest.raises(ValidationError) as refused:
         parse_send_at(raw, NOW)
@@ -55,9 +71,19 @@ def test_a_send_at_without_a_time_and_an_offset_is_refused(raw: str) -> None:
     assert refused.value.details.keys() == {"errors"}
 
 
-def test_a_lower_case_t_is_rfc_3339_too() -> None:
-    # RFC 3339 (5.6, NOTE) allows "t" for "T".
-    raw = "2026-03-01t10:00:00+00:00"
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "2026-03-01t10:00:00+00:00",
+        "2026-03-01T10:00:00z",
+        "2026-03-01t10:00:00z",
+        "2026-03-01T10:00:00.000000001Z",  # any number of fraction digits
+        "2026-03-01T11:00:00+01:00",
+        "2026-03-01T10:00:00-00:00",  # RFC 3339's "offset unknown", the same instant
+    ],
+)
+def test_rfc_3339_in_any_of_its_spellings_is_accepted(raw: str) -> None:
+    # RFC 3339 (5.6, NOTE) allows "t" and "z" for "T" and "Z".
     assert parse_send_at(raw, NOW) == SendTime(NOW + timedelta(hours=1))
 
 

@@ -1,7 +1,8 @@
 """Operator CLI: workspaces, API keys, use cases and opt-outs in the configured tables.
 
-Tables come from the same environment variables the functions read (MESSAGES_TABLE, ...), or
-from a deployed stack's outputs with --stack NAME.
+Tables come from the same environment variables the functions read (MESSAGES_TABLE, ...), from
+a deployed stack's outputs with --stack NAME, or from the info file of a running local stack
+(`make dev INFO_FILE=...`) with --local INFO_FILE.
 """
 
 from __future__ import annotations
@@ -10,18 +11,22 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
+from sms_gateway import config
 from sms_gateway.api.caller import ALL_SCOPES
-from sms_gateway.domain.errors import GatewayError
+from sms_gateway.domain.errors import GatewayError, ValidationError
 from sms_gateway.domain.ids import is_uuid
-from sms_gateway.domain.use_cases import UseCaseSpec
+from sms_gateway.domain.use_cases import AccountSid, MessagingServiceSid
 from sms_gateway.logic import scheduling, stuck_messages, use_case_admin
-from sms_gateway.store import api_keys, opt_out_store, use_case_store
+from sms_gateway.store import api_keys, aws_clients, opt_out_store, use_case_store
 
 # Stack output -> environment variable the settings read.
 _STACK_OUTPUTS = {
@@ -34,6 +39,21 @@ _STACK_OUTPUTS = {
 }
 
 
+# The variables the functions' settings are read from (sms_gateway.config).
+_SETTINGS_VARIABLES = frozenset(name.upper() for name in config.Settings.model_fields)
+
+# The local stack's AWS (moto) takes any credentials: these fixed fake ones, so that whatever the
+# shell holds for a real account is never sent, not even to 127.0.0.1.
+_LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# What would otherwise choose other credentials or another endpoint than the info file's.
+_LOCAL_OVERRIDDEN = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+
+
+class UsageError(Exception):
+    """The operator's input cannot be used (a file that is missing or not what it should be):
+    reported as a message, exit code 2, as argparse reports a wrong command line."""
+
+
 def _load_stack_outputs(stack_name: str) -> None:
     import boto3  # only this path needs CloudFormation
 
@@ -44,17 +64,99 @@ def _load_stack_outputs(stack_name: str) -> None:
             os.environ[variable] = outputs[output]
 
 
+def _load_local_info(info_file: str) -> None:
+    """Point this process at a running local stack, as its info file describes it (`aws`: the
+    emulator's endpoint and region and the functions' settings). Done before any AWS client or
+    settings object exists; both are forgotten anyway, in case one does."""
+    hint = f"start the local stack with `make dev INFO_FILE={info_file}` and wait for its banner"
+    try:
+        info = json.loads(Path(info_file).read_text())
+    except OSError as exc:
+        raise UsageError(f"cannot read the info file {info_file}: {exc.strerror}; {hint}") from exc
+    except ValueError as exc:  # not JSON, or not UTF-8
+        raise UsageError(f"the info file {info_file} is not JSON ({exc}); {hint}") from exc
+    aws = info.get("aws") if isinstance(info, dict) else None
+    endpoint = aws.get("endpoint_url") if isinstance(aws, dict) else None
+    region = aws.get("region") if isinstance(aws, dict) else None
+    settings = aws.get("settings") if isinstance(aws, dict) else None
+    if not (
+        isinstance(endpoint, str)
+        and endpoint.startswith(("http://", "https://"))
+        and isinstance(region, str)
+        and region
+        and isinstance(settings, dict)
+        and all(isinstance(value, str) for value in settings.values())
+    ):
+        raise UsageError(
+            f"{info_file} is not a local stack's info file: it needs "
+            f'"aws": {{"endpoint_url", "region", "settings"}}; {hint}'
+        )
+    unknown = sorted(set(settings) - _SETTINGS_VARIABLES)
+    if unknown:
+        raise UsageError(f"{info_file} names settings the functions do not have: {unknown}")
+    for name in [*_LOCAL_OVERRIDDEN, *(n for n in os.environ if n.startswith("AWS_ENDPOINT_URL_"))]:
+        os.environ.pop(name, None)
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_DEFAULT_REGION": region,
+            **_LOCAL_CREDENTIALS,
+            **settings,
+        }
+    )
+    config.reset_settings()
+    aws_clients.reset_clients()
+
+
+def _check_settings() -> None:
+    """Every command needs the tables: say which variables are missing, not a traceback."""
+    try:
+        config.get_settings()
+    except PydanticValidationError as exc:
+        names = sorted({str(e["loc"][0]).upper() for e in exc.errors() if e["loc"]})
+        raise UsageError(
+            f"settings missing or invalid: {', '.join(names)}; pass --stack NAME or "
+            "--local INFO_FILE, or set them as the functions get them"
+        ) from exc
+
+
 def _print(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
 
 
 def _read_spec(source: str) -> dict[str, Any]:
-    text = sys.stdin.read() if source == "-" else Path(source).read_text()
-    data = json.loads(text)
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read the use case file {source}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"the use case file {source} is not JSON: {exc}") from exc
     if not isinstance(data, dict):
-        raise SystemExit("the use case file must hold a JSON object")
+        raise UsageError("the use case file must hold a JSON object")
     return data
+
+
+def _problems(exc: GatewayError) -> str:
+    """A validation error's {field, issue} list, one per line."""
+    errors = exc.details.get("errors") or []
+    return "".join(f"\n  {e.get('field') or '(body)'}: {e.get('issue')}" for e in errors)
+
+
+def _sid(kind: Any) -> Callable[[str], str]:
+    """An argparse type: a Twilio SID as a use case must name it (AccountSid, MessagingServiceSid),
+    so that nothing is bound that no use case could ever name."""
+    adapter: TypeAdapter[str] = TypeAdapter(kind)
+
+    def parse(value: str) -> str:
+        try:
+            return adapter.validate_python(value)
+        except PydanticValidationError as exc:
+            raise argparse.ArgumentTypeError(exc.errors()[0]["msg"]) from exc
+
+    return parse
 
 
 def cmd_workspace_create(args: argparse.Namespace) -> Any:
@@ -89,11 +191,25 @@ def cmd_twilio_account_bind(args: argparse.Namespace) -> Any:
     return {"workspace_id": args.workspace, "twilio_account_sid": args.account_sid}
 
 
+def cmd_messaging_service_bind(args: argparse.Namespace) -> Any:
+    if not api_keys.bind_messaging_service(args.account_sid, args.service_sid):
+        raise ValueError(f"{args.service_sid} belongs to another Twilio account")
+    return {"twilio_account_sid": args.account_sid, "messaging_service_sid": args.service_sid}
+
+
 def cmd_use_case_create(args: argparse.Namespace) -> Any:
-    spec = UseCaseSpec.model_validate(_read_spec(args.file))
+    try:
+        # As strictly as the management API checks it, and before anything is bound.
+        spec = use_case_admin.parse_spec(_read_spec(args.file))
+        use_case_admin.check_secret_location(spec)
+    except ValidationError as exc:
+        raise UsageError(f"invalid use case{_problems(exc)}") from exc
     # The operator creating a use case gives its workspace the account, if no one else has it.
     if not api_keys.bind_twilio_account(args.workspace, spec.twilio_account_sid):
         raise ValueError(f"{spec.twilio_account_sid} belongs to another workspace")
+    # And the Messaging Service to that account, if no other account has it.
+    if not api_keys.bind_messaging_service(spec.twilio_account_sid, spec.messaging_service_sid):
+        raise ValueError(f"{spec.messaging_service_sid} belongs to another Twilio account")
     return use_case_admin.create_use_case(args.workspace, spec).model_dump(mode="json")
 
 
@@ -138,7 +254,13 @@ def cmd_message_dispatch(args: argparse.Namespace) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sms-gateway-admin", description=__doc__)
-    parser.add_argument("--stack", help="read table names from this CloudFormation stack")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--stack", help="read table names from this CloudFormation stack")
+    target.add_argument(
+        "--local",
+        metavar="INFO_FILE",
+        help="act on the running local stack that wrote this info file (make dev INFO_FILE=...)",
+    )
     groups = parser.add_subparsers(dest="group", required=True)
 
     workspace = groups.add_parser("workspace").add_subparsers(dest="action", required=True)
@@ -164,8 +286,16 @@ def build_parser() -> argparse.ArgumentParser:
     account = groups.add_parser("twilio-account").add_subparsers(dest="action", required=True)
     bind = account.add_parser("bind", help="assign a Twilio subaccount to a workspace")
     bind.add_argument("--workspace", required=True)
-    bind.add_argument("--account-sid", required=True)
+    bind.add_argument("--account-sid", required=True, type=_sid(AccountSid))
     bind.set_defaults(func=cmd_twilio_account_bind)
+
+    service = groups.add_parser("messaging-service").add_subparsers(dest="action", required=True)
+    bind = service.add_parser(
+        "bind", help="assign a Messaging Service to a Twilio subaccount (its use cases may name it)"
+    )
+    bind.add_argument("--account-sid", required=True, type=_sid(AccountSid))
+    bind.add_argument("--service-sid", required=True, type=_sid(MessagingServiceSid))
+    bind.set_defaults(func=cmd_messaging_service_bind)
 
     use_case = groups.add_parser("use-case").add_subparsers(dest="action", required=True)
     create = use_case.add_parser("create", help="create a use case from a JSON file ('-': stdin)")
@@ -210,18 +340,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.stack:
-        _load_stack_outputs(args.stack)
     try:
+        if args.local:
+            _load_local_info(args.local)
+        elif args.stack:
+            _load_stack_outputs(args.stack)
+        _check_settings()
         _print(args.func(args))
-    except PydanticValidationError as exc:
-        print(f"invalid use case:\n{exc}", file=sys.stderr)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     except GatewayError as exc:
-        print(f"{exc.code}: {exc.message}", file=sys.stderr)
+        print(f"{exc.code}: {exc.message}{_problems(exc)}", file=sys.stderr)
         return 1
     except (api_keys.UnknownWorkspaceError, api_keys.UnknownKeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (BotoCoreError, ClientError) as exc:
+        # No credentials, an endpoint that does not answer (a local stack that stopped), a
+        # table that is not there: the operator's environment, not a bug to show a traceback for.
+        print(f"error: AWS: {exc}", file=sys.stderr)
         return 1
     return 0
 

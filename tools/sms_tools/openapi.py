@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Tag
 from pydantic import BaseModel
 
 from sms_gateway.api import (
     cancel_routes,
+    docs,
     query_routes,
     send_routes,
     use_case_routes,
@@ -30,8 +31,10 @@ ROUTERS = (
     webhook_routes.router,
 )
 REQUEST_MODELS: dict[str, type[BaseModel]] = {
-    model.__name__: model for model in (SendRequest, UseCaseSpec)
+    model.__name__: model
+    for model in (SendRequest, UseCaseSpec, webhook_routes.TwilioStatusCallback)
 }
+
 
 TITLE = "SMS Gateway API"
 VERSION = "1.0.0"
@@ -52,28 +55,47 @@ def build_document() -> dict[str, Any]:
             security_schemes={
                 "bearerAuth": HTTPBearer(description="An API key: sk_live_... or sk_test_...")
             },
+            tags=[Tag(name=name, description=text) for name, text in docs.TAGS.items()],
         )
     )
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
     for path_item in document.get("paths", {}).values():
         for operation in path_item.values():
+            _merge_parameters(operation)
             model_name = operation.get("x-request-model")
             if not model_name:
                 continue
-            model = REQUEST_MODELS[model_name]
-            schemas[model_name] = model.model_json_schema(
+            schema = REQUEST_MODELS[model_name].model_json_schema(
                 ref_template="#/components/schemas/{model}"
             )
+            if operation.pop(docs.PARTIAL_KEY, False):
+                # Any subset of the fields, each as the model states it (never null).
+                model_name = model_name.removesuffix("Spec") + "Patch"
+                schema = {**schema, "title": model_name}
+                schema.pop("required", None)
+            for name, definition in schema.pop("$defs", {}).items():
+                schemas.setdefault(name, definition)
+            schemas[model_name] = schema
+            media_type = operation.pop(docs.MEDIA_TYPE_KEY)
             operation["requestBody"] = {
                 "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": f"#/components/schemas/{model_name}"}}
-                },
+                "content": {media_type: {"schema": {"$ref": f"#/components/schemas/{model_name}"}}},
             }
             # Powertools documents a 200 for every route; ours answer the status they declare.
             if "201" in operation["responses"]:
                 operation["responses"].pop("200", None)
     return document
+
+
+def _merge_parameters(operation: dict[str, Any]) -> None:
+    """The parameters route_doc documents replace the bare ones Powertools reads from the
+    handler's signature (a path `id` typed `str`), matched by location and name."""
+    documented = operation.pop(docs.PARAMETERS_KEY, [])
+    by_key = {(p["in"], p["name"]): p for p in documented}
+    merged = [by_key.pop((p["in"], p["name"]), p) for p in operation.get("parameters", [])]
+    merged.extend(by_key.values())
+    if merged:
+        operation["parameters"] = merged
 
 
 def render() -> str:

@@ -1,5 +1,6 @@
 """Route documentation kept next to the routes: the scope each route needs, its success shape and
-every error code it can answer. sms_tools.openapi turns it into docs/openapi.json."""
+every error code it can answer, its operationId, tag, parameters and links. sms_tools.openapi
+turns it into docs/openapi.json."""
 
 from __future__ import annotations
 
@@ -14,7 +15,33 @@ from sms_gateway.domain.errors import (
     ServiceUnavailableError,
     UnauthorizedError,
 )
-from sms_gateway.domain.messages import API_FIELDS, HistoryEntry, Message
+from sms_gateway.domain.messages import (
+    API_FIELDS,
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    HistoryEntry,
+    Message,
+    MessageStatus,
+)
+
+# The operation tags, with the description the document gives each.
+MESSAGES_TAG = "Messages"
+USE_CASES_TAG = "Use cases"
+WEBHOOKS_TAG = "Webhooks"
+TAGS = {
+    MESSAGES_TAG: "Send SMS and track their delivery",
+    USE_CASES_TAG: "The use cases messages are sent through (sender pool, compliance state)",
+    WEBHOOKS_TAG: "Callbacks from the SMS provider",
+}
+
+# Where route_doc puts the parameters it documents; sms_tools.openapi merges them with the ones
+# Powertools reads from the handler's signature (it would overwrite a plain `parameters`).
+PARAMETERS_KEY = "x-parameters"
+PARTIAL_KEY = "x-request-partial"
+MEDIA_TYPE_KEY = "x-request-media-type"
+# store.idempotency.MAX_KEY_LENGTH, which send_once enforces (the api layer may not import the
+# store; tests/unit/test_openapi.py holds the two equal).
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 
 class ErrorDetail(BaseModel):
@@ -32,7 +59,13 @@ def _required_fields(source: type[BaseModel], names: tuple[str, ...]) -> dict[st
     with the model's own type and description."""
     fields = source.model_fields
     return {
-        name: (fields[name].annotation, Field(description=fields[name].description))
+        name: (
+            fields[name].annotation,
+            Field(
+                description=fields[name].description,
+                json_schema_extra=fields[name].json_schema_extra,
+            ),
+        )
         for name in names
     }
 
@@ -59,16 +92,82 @@ MessageListOut = create_model(
 )
 
 
+UUID_SCHEMA = {"type": "string", "format": "uuid"}
+
+
+def parameter(
+    name: str, where: str, description: str, schema: dict[str, Any], *, required: bool = False
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": required,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def id_parameter(resource: str) -> dict[str, Any]:
+    """The `{id}` of a resource's path: the id its create or send answered."""
+    return parameter("id", "path", f"The {resource}'s id", UUID_SCHEMA, required=True)
+
+
+# What querying.list_messages_for accepts; anything else is a validation_error.
+LIST_MESSAGES_PARAMETERS = (
+    parameter(
+        "use_case_id",
+        "query",
+        "Only the messages sent through this use case",
+        UUID_SCHEMA,
+    ),
+    parameter(
+        "status",
+        "query",
+        "Only the messages in this status",
+        {"$ref": f"#/components/schemas/{MessageStatus.__name__}"},
+    ),
+    parameter(
+        "limit",
+        "query",
+        "Page size",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE},
+    ),
+    parameter("cursor", "query", "The previous page's `next_cursor`", {"type": "string"}),
+)
+IDEMPOTENCY_KEY_PARAMETER = parameter(
+    "Idempotency-Key",
+    "header",
+    "Retrying with the same key and body answers the first response again and sends nothing; "
+    "the same key with another body is refused",
+    {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
+)
+
+
+def links_by_id(*operation_ids: str) -> dict[str, Any]:
+    """OpenAPI links from a response carrying a resource's `id` to the operations that take it
+    as their `{id}`."""
+    return {
+        operation_id: {"operationId": operation_id, "parameters": {"id": "$response.body#/id"}}
+        for operation_id in operation_ids
+    }
+
+
 AUTH_ERRORS: tuple[type[GatewayError], ...] = (UnauthorizedError, ForbiddenError)
 
 
 def route_doc(
     *,
     summary: str,
+    operation_id: str,
+    tag: str,
     scope: str | None,
     success: tuple[int, str, type[BaseModel] | None],
     errors: tuple[type[GatewayError], ...],
     request_model: type[BaseModel] | None = None,
+    partial_request: bool = False,
+    request_media_type: str = "application/json",
+    parameters: tuple[dict[str, Any], ...] = (),
+    links: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for a Powertools route decorator."""
     all_errors: tuple[type[GatewayError], ...] = (
@@ -78,6 +177,7 @@ def route_doc(
     responses: dict[int, Any] = {
         status: {"description": description}
         | ({"content": {"application/json": {"model": model}}} if model else {})
+        | ({"links": links} if links else {})
     }
     by_status: dict[int, list[str]] = defaultdict(list)
     for error in all_errors:
@@ -94,9 +194,17 @@ def route_doc(
     if scope:
         extensions["x-required-scope"] = scope
     if request_model is not None:
+        # partial_request: a PATCH body, any subset of the model's fields.
         extensions["x-request-model"] = request_model.__name__
+        if partial_request:
+            extensions[PARTIAL_KEY] = True
+        extensions[MEDIA_TYPE_KEY] = request_media_type
+    if parameters:
+        extensions[PARAMETERS_KEY] = list(parameters)
     return {
         "summary": summary,
+        "operation_id": operation_id,
+        "tags": [tag],
         "description": f"Requires scope `{scope}`." if scope else None,
         "responses": responses,
         "security": [{"bearerAuth": []}] if scope else None,

@@ -6,7 +6,13 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from sms_gateway.api.caller import SCOPE_SEND, require_scope
-from sms_gateway.api.docs import MessageOut, route_doc
+from sms_gateway.api.docs import (
+    IDEMPOTENCY_KEY_PARAMETER,
+    MESSAGES_TAG,
+    MessageOut,
+    links_by_id,
+    route_doc,
+)
 from sms_gateway.api.http import json_object, json_response
 from sms_gateway.domain.errors import (
     SEND_ERRORS,
@@ -22,16 +28,20 @@ router = APIGatewayHttpRouter()
     "/v1/sms/",
     **route_doc(
         summary="Send an SMS through a use case",
+        operation_id="sendMessage",
+        tag=MESSAGES_TAG,
         scope=SCOPE_SEND,
         success=(201, "The message was accepted and queued", MessageOut),
         errors=(*SEND_ERRORS, IdempotencyKeyReusedError, IdempotencyKeyInUseError),
         request_model=sending.SendRequest,
+        parameters=(IDEMPOTENCY_KEY_PARAMETER,),
+        links=links_by_id("getMessage", "cancelMessage"),
     ),
 )
 def handle_send() -> Response[str]:
     event = router.current_event
     caller = require_scope(event.raw_event, SCOPE_SEND)
-    request = sending.parse_send_request(json_object(event.decoded_body))
+    request = sending.parse_send_request(json_object(event))
     key = (event.headers or {}).get("idempotency-key")
     body = sending.send_once(
         caller, request, idempotency_key=key, lambda_context=router.lambda_context

@@ -5,12 +5,12 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, ConfigDict
-from pydantic import ValidationError as PydanticValidationError
 
 from sms_gateway.api.caller import SCOPE_MANAGE, require_scope
-from sms_gateway.api.docs import route_doc
+from sms_gateway.api.docs import USE_CASES_TAG, id_parameter, links_by_id, route_doc
 from sms_gateway.api.http import json_object, json_response
 from sms_gateway.domain.errors import UseCaseNotFoundError, ValidationError
+from sms_gateway.domain.messages import UuidStr
 from sms_gateway.domain.use_cases import UseCaseSpec
 from sms_gateway.logic import use_case_admin
 
@@ -19,7 +19,7 @@ router = APIGatewayHttpRouter()
 
 class UseCaseOut(UseCaseSpec):
     model_config = ConfigDict(title="UseCase")
-    id: str
+    id: UuidStr
     created_at: str
     updated_at: str
 
@@ -33,20 +33,19 @@ class UseCaseListOut(BaseModel):
     "/v1/sms/use-cases",
     **route_doc(
         summary="Create a use case",
+        operation_id="createUseCase",
+        tag=USE_CASES_TAG,
         scope=SCOPE_MANAGE,
         success=(201, "The created use case", UseCaseOut),
         errors=(ValidationError,),
         request_model=UseCaseSpec,
+        links=links_by_id("getUseCase", "updateUseCase", "deleteUseCase"),
     ),
 )
 def handle_create_use_case() -> Response[str]:
     caller = require_scope(router.current_event.raw_event, SCOPE_MANAGE)
-    data = json_object(router.current_event.decoded_body)
-    try:
-        spec = UseCaseSpec.model_validate(data)
-    except PydanticValidationError as exc:
-        raise ValidationError.from_pydantic("use case is invalid", exc) from exc
-    use_case_admin.check_account_owner(caller.workspace_id, spec)
+    spec = use_case_admin.parse_spec(json_object(router.current_event))
+    use_case_admin.check_caller_may_use(caller.workspace_id, spec)
     use_case = use_case_admin.create_use_case(caller.workspace_id, spec)
     return json_response(201, use_case.to_api())
 
@@ -55,6 +54,8 @@ def handle_create_use_case() -> Response[str]:
     "/v1/sms/use-cases",
     **route_doc(
         summary="List the workspace's use cases",
+        operation_id="listUseCases",
+        tag=USE_CASES_TAG,
         scope=SCOPE_MANAGE,
         success=(200, "Every live use case of the workspace", UseCaseListOut),
         errors=(),
@@ -70,9 +71,12 @@ def handle_list_use_cases() -> Response[str]:
     "/v1/sms/use-cases/<id>",
     **route_doc(
         summary="Get a use case",
+        operation_id="getUseCase",
+        tag=USE_CASES_TAG,
         scope=SCOPE_MANAGE,
         success=(200, "The use case", UseCaseOut),
         errors=(UseCaseNotFoundError,),
+        parameters=(id_parameter("use case"),),
     ),
 )
 def handle_get_use_case(id: str) -> Response[str]:
@@ -84,15 +88,19 @@ def handle_get_use_case(id: str) -> Response[str]:
     "/v1/sms/use-cases/<id>",
     **route_doc(
         summary="Change some fields of a use case",
+        operation_id="updateUseCase",
+        tag=USE_CASES_TAG,
         scope=SCOPE_MANAGE,
         success=(200, "The changed use case", UseCaseOut),
         errors=(UseCaseNotFoundError, ValidationError),
         request_model=UseCaseSpec,
+        partial_request=True,
+        parameters=(id_parameter("use case"),),
     ),
 )
 def handle_patch_use_case(id: str) -> Response[str]:
     caller = require_scope(router.current_event.raw_event, SCOPE_MANAGE)
-    changes = json_object(router.current_event.decoded_body)
+    changes = json_object(router.current_event)
     unknown = sorted(set(changes) - set(UseCaseSpec.model_fields))
     if unknown:
         raise ValidationError(
@@ -107,9 +115,12 @@ def handle_patch_use_case(id: str) -> Response[str]:
     "/v1/sms/use-cases/<id>",
     **route_doc(
         summary="Delete a use case (sends through it then get 404)",
+        operation_id="deleteUseCase",
+        tag=USE_CASES_TAG,
         scope=SCOPE_MANAGE,
         success=(204, "Deleted", None),
         errors=(UseCaseNotFoundError,),
+        parameters=(id_parameter("use case"),),
     ),
 )
 def handle_delete_use_case(id: str) -> Response[str]:

@@ -6,9 +6,10 @@ import binascii
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+from pydantic import BaseModel, ConfigDict, Field
 
 from sms_gateway import providers
-from sms_gateway.api.docs import route_doc
+from sms_gateway.api.docs import UUID_SCHEMA, WEBHOOKS_TAG, parameter, route_doc
 from sms_gateway.domain.errors import ForbiddenError, ServiceUnavailableError
 from sms_gateway.logic import status_updates
 from sms_gateway.providers.interface import CallbackRequest
@@ -17,14 +18,52 @@ from sms_gateway.providers.twilio import callbacks as twilio_callbacks
 router = APIGatewayHttpRouter()
 
 
+class TwilioStatusCallback(BaseModel):
+    """The form Twilio posts (for the document; the fields read are these, the signature covers
+    every field)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    account_sid: str = Field(alias="AccountSid", pattern="^AC[0-9a-f]{32}$")
+    message_sid: str = Field(alias="MessageSid", description="Twilio's message id")
+    message_status: str = Field(
+        alias="MessageStatus", description="queued, sent, delivered, undelivered, failed, ..."
+    )
+    error_code: str | None = Field(default=None, alias="ErrorCode")
+    num_segments: str | None = Field(default=None, alias="NumSegments")
+    from_: str | None = Field(default=None, alias="From")
+    to: str | None = Field(default=None, alias="To")
+    messaging_service_sid: str | None = Field(default=None, alias="MessagingServiceSid")
+
+
 @router.post(
     twilio_callbacks.CALLBACK_PATH,
     **route_doc(
         summary="Twilio message status callback (signed with X-Twilio-Signature)",
+        operation_id="receiveTwilioStatusCallback",
+        tag=WEBHOOKS_TAG,
         scope=None,
         success=(204, "Processed or silently ignored", None),
         # 503: the auth token could not be read, or a reported opt-out could not be recorded.
         errors=(ForbiddenError, ServiceUnavailableError),
+        request_model=TwilioStatusCallback,
+        request_media_type="application/x-www-form-urlencoded",
+        parameters=(
+            parameter(
+                "message_id",
+                "query",
+                "Our message's id, in the StatusCallback URL the handoff gave Twilio",
+                UUID_SCHEMA,
+                required=True,
+            ),
+            parameter(
+                twilio_callbacks.SIGNATURE_HEADER,
+                "header",
+                "Twilio's signature of the URL and the form, with the subaccount's auth token",
+                {"type": "string"},
+                required=True,
+            ),
+        ),
     ),
 )
 def handle_twilio_status() -> Response[str]:

@@ -20,3 +20,8 @@ class Caller:
     scopes: frozenset[str]
     key_id: str | None = None
     mode: str = "live"
+
+    @property
+    def is_test(self) -> bool:
+        """A test key: it sends, reads and cancels test messages only."""
+        return self.mode == "test"

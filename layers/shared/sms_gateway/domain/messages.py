@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# Schema-only: they give a string's format to the API reference and check nothing, since the
+# API checks each format itself, in its documented order and with its own error codes.
+UuidStr = Annotated[str, Field(json_schema_extra={"format": "uuid"})]
+DateTimeStr = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
 
 class MessageStatus(StrEnum):
@@ -49,6 +54,11 @@ API_FIELDS = (
 )
 
 
+# A listing's page: its size when the caller names none, and the largest it may ask for.
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
+
+
 class HistoryEntry(BaseModel):
     """One thing that happened to a message: its creation, a transition or a provider event."""
 
@@ -68,9 +78,9 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(description="Unique identifier (UUID)")
+    id: UuidStr = Field(description="Unique identifier (UUID)")
     workspace_id: str
-    use_case_id: str
+    use_case_id: UuidStr
     to_number: str = Field(description="Destination, E.164")
     body: str
     status: MessageStatus
@@ -85,7 +95,7 @@ class Message(BaseModel):
     delivered_at: str | None = None
     errored_at: str | None = None
     error_code: int | None = None
-    send_at: str | None = Field(
+    send_at: DateTimeStr | None = Field(
         default=None, description="Scheduled time, when the message was scheduled"
     )
     test: bool = Field(

@@ -10,7 +10,9 @@ from phonenumbers import PhoneNumberType
 
 from sms_gateway.domain.errors import PhoneInvalidError, PhoneLandlineError
 
-_E164 = re.compile(r"^\+\d{8,15}$")
+# ASCII digits only: Python's \d also takes full-width and other digits, which the documented
+# pattern (and E.164) does not.
+_E164 = re.compile(r"^\+[0-9]{8,15}$")
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,8 +40,10 @@ class BrandStatus(StrEnum):
     SUSPENDED = "suspended"
 
 
-_E164 = re.compile(r"^\+[1-9]\d{7,14}$")
-_SHORT_CODE = re.compile(r"^\d{3,8}$")
+# ASCII digits only ([0-9], not \d): a full-width digit (U+FF11) is a digit to Python and to
+# phonenumbers, and would let a pool hold one number in two spellings.
+_E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
+_SHORT_CODE = re.compile(r"^[0-9]{3,8}$")
 _ALPHANUMERIC = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 _COUNTRY_CODES = frozenset(phonenumbers.SUPPORTED_REGIONS)
 
@@ -68,9 +70,16 @@ def _country(value: str) -> str:
     return value
 
 
-AccountSid = Annotated[str, _twilio_sid("AC")]
-MessagingServiceSid = Annotated[str, _twilio_sid("MG")]
-CountryCode = Annotated[str, AfterValidator(_country)]
+# Each json_schema_extra only tells the API reference what the validator next to it checks.
+AccountSid = Annotated[
+    str, _twilio_sid("AC"), Field(json_schema_extra={"pattern": "^AC[0-9a-f]{32}$"})
+]
+MessagingServiceSid = Annotated[
+    str, _twilio_sid("MG"), Field(json_schema_extra={"pattern": "^MG[0-9a-f]{32}$"})
+]
+CountryCode = Annotated[
+    str, AfterValidator(_country), Field(json_schema_extra={"pattern": "^[A-Z]{2}$"})
+]
 SecretName = Annotated[
     str, StringConstraints(min_length=1, max_length=512, pattern=r"^[A-Za-z0-9/_+=.@-]+$")
 ]
@@ -92,13 +101,21 @@ class Sender(BaseModel):
                     "with at least one letter",
                 )
         elif self.kind is SenderKind.SHORT_CODE:
-            if not _SHORT_CODE.fullmatch(self.sender) and not _E164.fullmatch(self.sender):
+            if not _SHORT_CODE.fullmatch(self.sender):
                 raise PydanticCustomError("sender_invalid", "a short code is 3 to 8 digits")
         elif not _E164.fullmatch(self.sender) or not _is_valid_number(self.sender):
             raise PydanticCustomError(
                 "sender_invalid",
                 "a {kind} sender must be a valid E.164 number",
                 {"kind": self.kind.value},
+            )
+        elif (canonical := _e164(self.sender)) != self.sender:
+            # Stored as written (it is what Twilio sends from), so only one spelling is taken:
+            # '+4407400123456' (a trunk 0 kept) is the same number as '+447400123456'.
+            raise PydanticCustomError(
+                "sender_invalid",
+                "a {kind} sender must be written in E.164 as {canonical}",
+                {"kind": self.kind.value, "canonical": canonical},
             )
         elif (self.kind is SenderKind.TOLL_FREE) != _is_toll_free(self.sender):
             raise PydanticCustomError(
@@ -118,6 +135,12 @@ def _is_valid_number(number: str) -> bool:
         return phonenumbers.is_valid_number(phonenumbers.parse(number))
     except phonenumbers.NumberParseException:
         return False
+
+
+def _e164(number: str) -> str:
+    return phonenumbers.format_number(
+        phonenumbers.parse(number), phonenumbers.PhoneNumberFormat.E164
+    )
 
 
 def _is_toll_free(number: str) -> bool:
@@ -147,7 +170,9 @@ class UseCaseSpec(BaseModel):
     area_code_geomatch: bool = True
     a2p_campaign_status: A2pCampaignStatus = A2pCampaignStatus.NONE
     brand_status: BrandStatus = BrandStatus.ACTIVE
-    allowed_countries: list[CountryCode] = Field(default_factory=list, max_length=250)
+    allowed_countries: list[CountryCode] = Field(
+        default_factory=list, max_length=250, json_schema_extra={"uniqueItems": True}
+    )
 
     @model_validator(mode="after")
     def _no_duplicates(self) -> Self:

@@ -9,9 +9,10 @@ from sms_gateway.domain.messages import Message
 from sms_gateway.store import message_store
 
 
-def get_message_for(workspace_id: str, message_id: str) -> Message:
-    """Another workspace's message is answered exactly as a missing one."""
+def get_message_for(workspace_id: str, message_id: str, *, test: bool) -> Message:
+    """Another workspace's message is answered exactly as a missing one, and so is a message of
+    the other mode: a test key (`test`) sees test messages only, a live key live ones only."""
     message = message_store.get_message(message_id) if is_uuid(message_id) else None
-    if message is None or message.workspace_id != workspace_id:
+    if message is None or message.workspace_id != workspace_id or message.test is not test:
         raise MessageNotFoundError("message not found", message_id=message_id)
     return message

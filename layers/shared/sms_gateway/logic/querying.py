@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from sms_gateway.domain.errors import ValidationError
 from sms_gateway.domain.ids import is_uuid
-from sms_gateway.domain.messages import MessageStatus
+from sms_gateway.domain.messages import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MessageStatus
 from sms_gateway.store import message_store, use_case_store
 from sms_gateway.store.message_store import MessagePage
 
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 100
+_PAGE_SIZE = re.compile(r"[0-9]{1,3}")
 _LIST_PARAMS = frozenset({"use_case_id", "status", "limit", "cursor"})
 
 
-def list_messages_for(workspace_id: str, params: Mapping[str, str]) -> MessagePage:
+def list_messages_for(workspace_id: str, params: Mapping[str, str], *, test: bool) -> MessagePage:
+    """The workspace's messages of one mode: a test key (`test`) lists test messages only."""
     unknown = sorted(set(params) - _LIST_PARAMS)
     if unknown:
         raise ValidationError(
@@ -35,6 +36,7 @@ def list_messages_for(workspace_id: str, params: Mapping[str, str]) -> MessagePa
         return MessagePage([], None)
     return message_store.list_messages(
         workspace_id=workspace_id,
+        test=test,
         use_case_id=use_case_id,
         status=status,
         limit=limit,
@@ -64,7 +66,9 @@ def _parse_status(raw: str | None) -> MessageStatus | None:
 def _parse_limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_PAGE_SIZE
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    # Not str.isdigit(): it accepts digits such as '²' that int() refuses, and int() refuses a
+    # string of more than 4,300 digits.
+    if not _PAGE_SIZE.fullmatch(raw) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         raise ValidationError(
             f"limit must be an integer from 1 to {MAX_PAGE_SIZE}",
             errors=[{"field": "limit", "issue": "out of range"}],

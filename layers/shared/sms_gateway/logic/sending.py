@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 if TYPE_CHECKING:
@@ -28,7 +28,13 @@ from sms_gateway.domain.errors import (
     ValidationError,
 )
 from sms_gateway.domain.ids import message_id_for_key, new_id
-from sms_gateway.domain.messages import HistoryEntry, Message, MessageStatus
+from sms_gateway.domain.messages import (
+    DateTimeStr,
+    HistoryEntry,
+    Message,
+    MessageStatus,
+    UuidStr,
+)
 from sms_gateway.domain.phone import check_destination
 from sms_gateway.domain.use_cases import A2pCampaignStatus, BrandStatus, UseCase
 from sms_gateway.logic import scheduling, use_case_admin
@@ -44,10 +50,21 @@ class SendRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    use_case_id: str
-    to_phone_number: str
-    message: str
-    send_at: str | None = None
+    # The formats below only document what send_message checks (json_schema_extra validates
+    # nothing): a pydantic check here would answer before, and with other codes than, the API's.
+    # The pattern is check_destination's shape check; a real mobile number is checked after it.
+    use_case_id: UuidStr
+    to_phone_number: str = Field(
+        description="The recipient in E.164: '+' and 8 to 15 digits",
+        examples=["+14155552671"],
+        json_schema_extra={"pattern": r"^\+[0-9]{8,15}$"},
+    )
+    message: str = Field(json_schema_extra={"minLength": 1, "maxLength": MAX_MESSAGE_CHARS})
+    send_at: DateTimeStr | None = Field(
+        default=None,
+        description="RFC 3339 with an offset, from one hour ago to 30 days ahead; "
+        "omitted or null: send now",
+    )
 
 
 def parse_send_request(data: dict[str, Any]) -> SendRequest:
@@ -199,7 +216,7 @@ def send_once(
         message = send_message(
             caller.workspace_id,
             request,
-            test=caller.mode == "test",
+            test=caller.is_test,
             idempotency_key=idempotency_key,
         )
         return message.to_api()

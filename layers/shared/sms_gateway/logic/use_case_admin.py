@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
@@ -12,6 +13,16 @@ from sms_gateway.domain.errors import UseCaseNotFoundError, ValidationError
 from sms_gateway.domain.ids import is_uuid, new_id
 from sms_gateway.domain.use_cases import UseCase, UseCaseSpec
 from sms_gateway.store import api_keys, use_case_store
+
+
+def parse_spec(data: dict[str, Any]) -> UseCaseSpec:
+    """A use case as JSON gives it, checked as strictly as the send body: `"active": "false"` or
+    `"name": 5` is a validation_error, not coerced (pydantic's strict JSON mode, in which an
+    enum is still its string)."""
+    try:
+        return UseCaseSpec.model_validate_json(json.dumps(data), strict=True)
+    except PydanticValidationError as exc:
+        raise ValidationError.from_pydantic("use case is invalid", exc) from exc
 
 
 def check_secret_location(spec: UseCaseSpec) -> None:
@@ -46,6 +57,28 @@ def check_account_owner(workspace_id: str, spec: UseCaseSpec) -> None:
                 }
             ],
         )
+
+
+def check_service_account(spec: UseCaseSpec) -> None:
+    """A use case may name only a Messaging Service bound to its own subaccount."""
+    if api_keys.messaging_service_account(spec.messaging_service_sid) != spec.twilio_account_sid:
+        raise ValidationError(
+            "use case is invalid",
+            errors=[
+                {
+                    "field": "messaging_service_sid",
+                    "code": "messaging_service_not_in_account",
+                    "issue": "this Messaging Service is not assigned to the use case's Twilio "
+                    "account; an operator assigns it (sms-gateway-admin messaging-service bind)",
+                }
+            ],
+        )
+
+
+def check_caller_may_use(workspace_id: str, spec: UseCaseSpec) -> None:
+    """What a caller (not an operator) may name: its workspace's account, and a service of it."""
+    check_account_owner(workspace_id, spec)
+    check_service_account(spec)
 
 
 def create_use_case(workspace_id: str, spec: UseCaseSpec) -> UseCase:
@@ -85,13 +118,10 @@ def update_use_case(
     """Validate the merged record, then write only the changed fields, conditionally."""
     current = get_use_case_for(workspace_id, use_case_id)
     merged = {**current.model_dump(mode="json", include=set(UseCaseSpec.model_fields)), **changes}
-    try:
-        spec = UseCaseSpec.model_validate(merged)
-    except PydanticValidationError as exc:
-        raise ValidationError.from_pydantic("use case is invalid", exc) from exc
+    spec = parse_spec(merged)
     check_secret_location(spec)
-    if check_owner and "twilio_account_sid" in changes:
-        check_account_owner(workspace_id, spec)
+    if check_owner and {"twilio_account_sid", "messaging_service_sid"} & set(changes):
+        check_caller_may_use(workspace_id, spec)
     normalized = spec.model_dump(mode="json", include=set(changes))
     try:
         return use_case_store.update_use_case(use_case_id, normalized, now_iso())

@@ -1,5 +1,5 @@
-"""API keys and workspaces, and which workspace owns each Twilio subaccount. A key is shown once;
-only its SHA-256 hash is stored."""
+"""API keys and workspaces, which workspace owns each Twilio subaccount, and which subaccount each
+Messaging Service belongs to. A key is shown once; only its SHA-256 hash is stored."""
 
 from __future__ import annotations
 
@@ -87,6 +87,39 @@ def bind_twilio_account(workspace_id: str, account_sid: str) -> bool:
         )
     )
     return written is not None
+
+
+def _service_pk(messaging_service_sid: str) -> str:
+    return f"messaging_service#{messaging_service_sid}"
+
+
+def bind_messaging_service(account_sid: str, messaging_service_sid: str) -> bool:
+    """Record that a Messaging Service belongs to a Twilio subaccount (an operator's act, as in
+    Twilio, where a service lives in the account it was created in); False if it is bound to
+    another account. A use case may name only a service of its own account: opt-outs are kept
+    per service, so naming another tenant's service would read that tenant's opt-out list."""
+    written = write_if(
+        lambda: aws_clients.dynamodb().put_item(
+            TableName=get_settings().api_keys_table,
+            Item=to_item(
+                {
+                    "pk": _service_pk(messaging_service_sid),
+                    "kind": "messaging_service",
+                    "account_sid": account_sid,
+                    "created_at": now_iso(),
+                }
+            ),
+            ConditionExpression="attribute_not_exists(pk) OR account_sid = :a",
+            ExpressionAttributeValues={":a": {"S": account_sid}},
+        )
+    )
+    return written is not None
+
+
+def messaging_service_account(messaging_service_sid: str) -> str | None:
+    """The subaccount the service is bound to, or None if no operator bound it."""
+    item = _read(_service_pk(messaging_service_sid))
+    return str(item["account_sid"]) if item else None
 
 
 def _read(pk: str) -> dict[str, Any]:

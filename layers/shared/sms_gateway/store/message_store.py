@@ -35,9 +35,15 @@ class MessageAlreadyExistsError(Exception):
         self.existing = existing
 
 
+def _mode_prefix(test: bool) -> str:
+    return "test#" if test else "live#"
+
+
 def _created_sort(message: Message) -> str:
-    # created_at alone can tie within a millisecond; the id makes the sort key unique.
-    return f"{message.created_at}#{message.id}"
+    """The indexes' sort key. It starts with the message's mode, so that a listing reads one
+    mode's messages only (a test key never reads a live message, nor pays for skipping one);
+    created_at alone can tie within a millisecond, so the id makes the key unique."""
+    return f"{_mode_prefix(message.test)}{message.created_at}#{message.id}"
 
 
 def message_to_item(message: Message) -> dict[str, AttributeValueTypeDef]:
@@ -84,21 +90,27 @@ class MessagePage:
 def list_messages(
     *,
     workspace_id: str,
+    test: bool,
     use_case_id: str | None,
     status: MessageStatus | None,
     limit: int,
     cursor: str | None,
 ) -> MessagePage:
     """Newest first from an index (never a Scan). With a status filter DynamoDB may return short
-    pages, so keep querying until `limit` matches or the partition ends."""
+    pages, so keep querying until `limit` matches or the partition ends. Only messages of the
+    mode `test` are read (the sort key begins with it)."""
     if use_case_id:
         index, partition_name, partition_value = BY_USE_CASE_INDEX, "use_case_id", use_case_id
     else:
         index, partition_name, partition_value = BY_WORKSPACE_INDEX, "workspace_id", workspace_id
-    start_key = _decode_cursor(cursor, partition_name, partition_value)
+    mode = _mode_prefix(test)
+    start_key = _decode_cursor(cursor, partition_name, partition_value, mode)
 
-    names = {"#p": partition_name}
-    values: dict[str, AttributeValueTypeDef] = {":p": {"S": partition_value}}
+    names = {"#p": partition_name, "#c": "created_sort"}
+    values: dict[str, AttributeValueTypeDef] = {
+        ":p": {"S": partition_value},
+        ":mode": {"S": mode},
+    }
     filters = []
     if use_case_id:
         # A use case id of another workspace must look empty, never leak its messages.
@@ -112,7 +124,7 @@ def list_messages(
     request: QueryInputTypeDef = {
         "TableName": get_settings().messages_table,
         "IndexName": index,
-        "KeyConditionExpression": "#p = :p",
+        "KeyConditionExpression": "#p = :p AND begins_with(#c, :mode)",
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
         "ScanIndexForward": False,
@@ -149,7 +161,7 @@ def _encode_cursor(item: dict[str, Any], partition_name: str) -> str:
 
 
 def _decode_cursor(
-    cursor: str | None, partition_name: str, partition_value: str
+    cursor: str | None, partition_name: str, partition_value: str, mode: str
 ) -> dict[str, AttributeValueTypeDef] | None:
     if not cursor:
         return None
@@ -159,12 +171,13 @@ def _decode_cursor(
         valid = (
             isinstance(key, dict)
             and set(key) == {"id", partition_name, "s"}
-            and all(isinstance(v, str) for v in key.values())
+            and all(isinstance(v, str) and v.isprintable() and v.isascii() for v in key.values())
         )
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
         valid = False
-    # A cursor only continues the listing it came from: it cannot open another partition.
-    if not valid or key[partition_name] != partition_value:
+    # A cursor only continues the listing it came from: it cannot open another partition, nor
+    # the other mode's messages.
+    if not valid or key[partition_name] != partition_value or not key["s"].startswith(mode):
         raise ValidationError("cursor is not valid for this listing", field="cursor")
     return {
         "id": to_value(key["id"]),

@@ -19,6 +19,13 @@ if TYPE_CHECKING:
 
 S = MessageStatus
 
+# A message's history holds every transition (the status machine allows a handful) and ignored
+# provider events up to this length. Past it an ignored event (a duplicate, a regression) is
+# counted, not kept: a replayed callback would otherwise grow the item to DynamoDB's 400 KB
+# limit, past which every write of the message, its real status included, fails.
+MAX_HISTORY_ENTRIES = 50
+DROPPED_EVENTS = "dropped_events"
+
 
 class _Update:
     """Builds one UpdateExpression with placeholder names and values."""
@@ -133,21 +140,39 @@ def apply_provider_event(message_id: str, event: ProviderEvent) -> bool | None:
         )
         if update.run(message_id) is not None:
             return True
-    # Not a transition, or its condition failed: keep the facts and the event in the history.
+    # Not a transition, or its condition failed: keep the facts and the event in the history,
+    # or, when the history is full, keep the facts and count the event.
+    if _record_ignored(event, keep_event=True).run(message_id) is not None:
+        return False
+    return False if _record_ignored(event, keep_event=False).run(message_id) is not None else None
+
+
+def _record_ignored(event: ProviderEvent, *, keep_event: bool) -> _Update:
     record = _Update()
     _belongs_to(record, event.account_sid)
     _provider_facts(record, event)
-    record.append_history(
-        HistoryEntry(
-            at=event.at,
-            event="provider_status",
-            status=None,
-            provider_status=event.provider_status,
-            error_code=event.error_code,
-            applied=False,
+    if keep_event:
+        history = record.name("history")
+        record.condition(
+            f"(attribute_not_exists({history}) OR "
+            f"size({history}) < {record.value(MAX_HISTORY_ENTRIES)})"
         )
-    )
-    return False if record.run(message_id) is not None else None
+        record.append_history(
+            HistoryEntry(
+                at=event.at,
+                event="provider_status",
+                status=None,
+                provider_status=event.provider_status,
+                error_code=event.error_code,
+                applied=False,
+            )
+        )
+    else:
+        dropped = record.name(DROPPED_EVENTS)
+        record.sets.append(
+            f"{dropped} = if_not_exists({dropped}, {record.value(0)}) + {record.value(1)}"
+        )
+    return record
 
 
 def apply_internal(message_id: str, target: MessageStatus, at: str, event: str) -> bool:

@@ -22,7 +22,7 @@ from sms_gateway.domain import clock
 from sms_gateway.domain.errors import ForbiddenError, ServiceUnavailableError
 from sms_gateway.domain.ids import is_uuid
 from sms_gateway.providers.interface import CallbackRequest, StatusReport
-from sms_gateway.providers.twilio import credentials
+from sms_gateway.providers.twilio import credentials, values
 from sms_gateway.providers.twilio.signature import is_valid_signature
 from sms_gateway.providers.twilio.statuses import provider_event
 
@@ -81,11 +81,6 @@ def reset() -> None:
 def _first(pairs: list[tuple[str, str]], name: str) -> str | None:
     """The first value of a form field (Twilio never repeats one; the signature covers all)."""
     return next((value for key, value in pairs if key == name), None)
-
-
-def _int_or_none(value: str | None) -> int | None:
-    # isascii: str.isdigit() also accepts digits such as '²' that int() refuses.
-    return int(value) if value and value.isascii() and value.isdigit() else None
 
 
 def signed_url(raw_query: str, domain_name: str) -> str:
@@ -163,12 +158,12 @@ def read_status_callback(request: CallbackRequest) -> StatusReport:
         return StatusReport(message_id, None)
     event = provider_event(
         account_sid=account_sid,
-        provider_status=status,
+        provider_status=values.word(status),
         at=clock.now_iso(),
-        message_sid=_first(pairs, "MessageSid") or _first(pairs, "SmsSid") or None,
-        from_number=_first(pairs, "From") or None,
-        error_code=_int_or_none(_first(pairs, "ErrorCode")),
-        num_segments=_int_or_none(_first(pairs, "NumSegments")),
+        message_sid=values.identifier(_first(pairs, "MessageSid") or _first(pairs, "SmsSid")),
+        from_number=values.identifier(_first(pairs, "From")),
+        error_code=values.small_int(_first(pairs, "ErrorCode")),
+        num_segments=values.small_int(_first(pairs, "NumSegments")),
     )
     service_sid = _first(pairs, "MessagingServiceSid")
     return StatusReport(
@@ -176,5 +171,5 @@ def read_status_callback(request: CallbackRequest) -> StatusReport:
         event,
         # We always send through a Messaging Service, and Twilio keeps STOP per service.
         opt_out_scope=service_sid if service_sid and _SERVICE_SID.fullmatch(service_sid) else None,
-        recipient=_first(pairs, "To"),
+        recipient=values.identifier(_first(pairs, "To")),
     )

@@ -31,6 +31,7 @@ from sms_gateway.providers.results import (
     Rejected,
     RetryLater,
 )
+from sms_gateway.providers.twilio import values
 
 __all__ = [
     "Accepted",
@@ -162,7 +163,7 @@ def _interpret(status: int, raw: bytes) -> HandoffResult:
         segments = data.get("num_segments")
         return Accepted(
             message_sid=data["sid"],
-            num_segments=int(str(segments)) if str(segments or "").isdigit() else None,
+            num_segments=values.small_int(segments),
             from_number=data.get("from") or None,
         )
     if status in (429, 503):
@@ -170,13 +171,14 @@ def _interpret(status: int, raw: bytes) -> HandoffResult:
     if 400 <= status < 500:
         # Twilio's error codes are ours as they are (see statuses.py).
         code = data.get("code")
-        return Rejected(int(code) if isinstance(code, int) else _FALLBACK_REJECTION, status)
+        known = values.small_int(code) if isinstance(code, int) else None
+        return Rejected(_FALLBACK_REJECTION if known is None else known, status)
     return OutcomeUnknown(f"HTTP {status}")
 
 
 def _json(raw: bytes) -> dict[str, Any]:
     try:
         data = json.loads(raw or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -1,0 +1,131 @@
+"""End to end: the operator CLI against the running local stack (`sms-gateway-admin --local
+INFO_FILE`), as a person does it on a laptop, and what it did seen through the stack's API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sms_gateway.config import Settings
+from tests.e2e.conftest import Client, Stack
+
+OPTED_OUT = "+12025552101"
+RECIPIENT = "+12025552102"
+
+
+@pytest.fixture(scope="module")
+def info_file(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stack's info file, as `make dev INFO_FILE=...` wrote it."""
+    path = tmp_path_factory.mktemp("cli") / "stack.json"
+    path.write_text(json.dumps(stack.info))
+    return path
+
+
+def admin(info_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a shell that holds nothing of AWS: no endpoint, region, credentials nor table
+    names (whatever an earlier test of this session set), only the info file."""
+    settings = {name.upper() for name in Settings.model_fields}
+    shell = {k: v for k, v in os.environ.items() if k not in settings and not k.startswith("AWS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "sms_tools.cli", "--local", str(info_file), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=shell,
+        check=False,
+    )
+
+
+def ok(info_file: Path, *args: str) -> Any:
+    done = admin(info_file, *args)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_info_file_names_the_demo_workspace(stack: Stack, info_file: Path) -> None:
+    keys = ok(info_file, "key", "list", "--workspace", stack.info["workspace_id"])
+    assert sorted(k["name"] for k in keys) == ["demo admin", "demo live", "demo test"]
+
+
+def test_an_operator_sets_up_a_second_workspace_on_the_local_stack(
+    stack: Stack, info_file: Path, tmp_path: Path
+) -> None:
+    account = "AC" + uuid.uuid4().hex
+    service = "MG" + uuid.uuid4().hex
+    # Given a second workspace, its keys, its Twilio subaccount and Messaging Service
+    workspace = ok(info_file, "workspace", "create", "--name", "second")["workspace_id"]
+    assert workspace != stack.info["workspace_id"]
+    live = ok(info_file, "key", "create", "--workspace", workspace)["key"]
+    test = ok(info_file, "key", "create", "--workspace", workspace, "--mode", "test")["key"]
+    assert live.startswith("sk_live_") and test.startswith("sk_test_")
+    ok(info_file, "twilio-account", "bind", "--workspace", workspace, "--account-sid", account)
+    bound = ok(
+        info_file, "messaging-service", "bind", "--account-sid", account, "--service-sid", service
+    )
+    assert bound == {"twilio_account_sid": account, "messaging_service_sid": service}
+    # and a use case, and a number that opted out of the service
+    prefix = stack.info["aws"]["settings"]["TWILIO_SECRET_PREFIX"]
+    spec = {
+        "name": "Second workspace's codes",
+        "twilio_account_sid": account,
+        "twilio_auth_token_secret": prefix + account,
+        "messaging_service_sid": service,
+        "sender_pool": [{"sender": "+12025550100", "kind": "long_code"}],
+        "a2p_campaign_status": "verified",
+        "allowed_countries": ["US"],
+    }
+    (tmp_path / "use-case.json").write_text(json.dumps(spec))
+    use_case = ok(
+        info_file,
+        "use-case", "create", "--workspace", workspace, "--file", str(tmp_path / "use-case.json"),
+    )["id"]  # fmt: skip
+    ok(info_file, "opt-out", "add", "--service", service, "--number", OPTED_OUT)
+
+    # Then the stack's API knows the new key, and it is the second workspace's
+    caller = Client(stack.api_url, live)
+    listed = caller.request("GET", "/v1/sms/use-cases")
+    assert listed.status == 200, listed.body
+    assert [u["id"] for u in listed.json()["items"]] == [use_case]
+    assert stack.client("admin").request("GET", f"/v1/sms/use-cases/{use_case}").status == 404
+    # the opt-out holds
+    body = {"use_case_id": use_case, "to_phone_number": OPTED_OUT, "message": "hi"}
+    refused = caller.request("POST", "/v1/sms/", body)
+    assert (refused.status, refused.json()["error"]["code"]) == (422, "recipient_opted_out")
+    # the bindings hold: the workspace may name its account and service, and no other service
+    created = caller.request("POST", "/v1/sms/use-cases", {**spec, "name": "Through the API"})
+    assert created.status == 201, created.body
+    stranger = {**spec, "messaging_service_sid": "MG" + uuid.uuid4().hex}
+    unbound = caller.request("POST", "/v1/sms/use-cases", stranger)
+    assert unbound.status == 422
+    assert [e["code"] for e in unbound.json()["error"]["errors"]] == [
+        "messaging_service_not_in_account"
+    ]
+    # and the test key sends through the new use case, with no carrier and no auth token
+    tester = Client(stack.api_url, test)
+    sent = tester.request("POST", "/v1/sms/", {**body, "to_phone_number": RECIPIENT})
+    assert sent.status == 201, sent.body
+    delivered = tester.wait_for(sent.json()["id"], {"delivered", "failed", "undelivered"})
+    assert delivered["status"] == "delivered" and delivered["test"] is True
+    assert delivered["message_sid"].startswith("SM")
+
+    # A service bound to one account is refused to another
+    taken = admin(
+        info_file,
+        "messaging-service", "bind", "--account-sid", "AC" + uuid.uuid4().hex,
+        "--service-sid", service,
+    )  # fmt: skip
+    assert taken.returncode == 1
+    assert f"{service} belongs to another Twilio account" in taken.stderr
+
+
+def test_a_missing_info_file_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    done = admin(tmp_path / "no-stack.json", "workspace", "create", "--name", "x")
+    assert done.returncode == 2
+    assert "cannot read the info file" in done.stderr and "Traceback" not in done.stderr

@@ -25,6 +25,7 @@ from sms_local import template as tpl
 from sms_local.aws_emulator import start_local_aws
 from sms_local.aws_resources import LocalStack, create_resources
 from sms_local.gateway import HttpApiGateway, HttpResult
+from sms_local.http_server import ApiServer
 from sms_local.lambda_runtime import merged_environment, reset_cached_state, use_local_aws
 from sms_local.pipe_runner import start_pipes, stop_pipes
 
@@ -249,6 +250,15 @@ def gateway(aws: LocalStack) -> HttpApiGateway:
         tpl.default_authorizer(template),
         authorizer_ttl_seconds=0,
     )
+
+
+@pytest.fixture
+def server(gateway: HttpApiGateway) -> Iterator[ApiServer]:
+    """The HTTP API front over real HTTP on 127.0.0.1 (a free port)."""
+    api = ApiServer(gateway)
+    api.start()
+    yield api
+    api.stop()
 
 
 @dataclass

@@ -33,7 +33,6 @@ from tests.integration.conftest import (
 from tests.integration.test_handoff import (  # noqa: F401 - fixtures
     poller,
     send,
-    server,
     simulator,
     wait_for,
     wired,

@@ -40,7 +40,6 @@ from sms_gateway.store import (
 from sms_local import iam
 from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack
-from sms_local.gateway import HttpApiGateway
 from sms_local.http_server import ApiServer
 from sms_local.lambda_runtime import Handler, LambdaContext, load_handler
 from sms_local.pipe_runner import pump_all
@@ -63,14 +62,6 @@ def simulator(use_case: UseCase) -> Iterator[TwilioSimulator]:
     sim.start()
     yield sim
     sim.stop()
-
-
-@pytest.fixture
-def server(gateway: HttpApiGateway) -> Iterator[ApiServer]:
-    api = ApiServer(gateway)
-    api.start()
-    yield api
-    api.stop()
 
 
 @pytest.fixture

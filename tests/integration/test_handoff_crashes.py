@@ -39,14 +39,13 @@ from tests.integration.test_handoff import (
     poller,
     send,
     send_scheduled,
-    server,
     simulator,
     wait_for,
     wired,
 )
 
 # The handoff tests' fixtures, used here by name.
-__all__ = ["poller", "server", "simulator", "wired"]
+__all__ = ["poller", "simulator", "wired"]
 
 # Numbers no other test sends to: the simulator's count of what reached them is this file's own.
 UNCRASHED_TO = "+14155552688"

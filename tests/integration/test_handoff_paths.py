@@ -58,7 +58,6 @@ from tests.integration.test_handoff import (
     send,
     send_scheduled,
     sent_to,
-    server,
     simulator,
     stored,
     twin_record,
@@ -69,7 +68,7 @@ from tests.integration.test_handoff import (
 from tests.integration.test_resilience import untrusted_tls_server, unused_port
 
 # The handoff tests' fixtures, used here by name.
-__all__ = ["provider_requests", "server", "simulator", "visibility", "wired"]
+__all__ = ["provider_requests", "simulator", "visibility", "wired"]
 
 # Bounds a wait for another thread: only a failure makes it last.
 WAIT = 30.0

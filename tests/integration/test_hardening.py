@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -234,14 +233,6 @@ def test_duplicate_callbacks_cannot_grow_a_message_past_its_bound(
 
 
 # --- the local HTTP front answers as API Gateway -------------------------------------------------
-
-
-@pytest.fixture
-def server(gateway: HttpApiGateway) -> Iterator[ApiServer]:
-    api = ApiServer(gateway)
-    api.start()
-    yield api
-    api.stop()
 
 
 def over_http(

@@ -47,7 +47,6 @@ from tests.integration.test_handoff import (  # noqa: F401 - fixtures
     message,
     poller,
     send,
-    server,
     simulator,
     wired,
 )

@@ -24,7 +24,6 @@ from tests.integration.test_callback_opt_out import (
     unsubscribed_callback,
 )
 from tests.integration.test_handoff import (  # noqa: F401 - fixtures
-    server,
     simulator,
     wired,
 )

@@ -26,7 +26,6 @@ from sms_local.twilio_simulator import TwilioSimulator
 from tests.integration.conftest import Tenant, make_tenant
 from tests.integration.test_handoff import (  # noqa: F401 - fixtures
     poller,
-    server,
     simulator,
     wait_for,
     wired,

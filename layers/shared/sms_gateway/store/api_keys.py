@@ -71,22 +71,7 @@ def bind_twilio_account(workspace_id: str, account_sid: str) -> bool:
     """Give a Twilio subaccount to a workspace (an operator's act); False if another workspace
     has it. Only its owner may point use cases at it: otherwise one tenant could send through,
     and be billed to, another's account."""
-    written = write_if(
-        lambda: aws_clients.dynamodb().put_item(
-            TableName=get_settings().api_keys_table,
-            Item=to_item(
-                {
-                    "pk": _account_pk(account_sid),
-                    "kind": "twilio_account",
-                    "workspace_id": workspace_id,
-                    "created_at": now_iso(),
-                }
-            ),
-            ConditionExpression="attribute_not_exists(pk) OR workspace_id = :w",
-            ExpressionAttributeValues={":w": {"S": workspace_id}},
-        )
-    )
-    return written is not None
+    return _bind(_account_pk(account_sid), "twilio_account", "workspace_id", workspace_id)
 
 
 def _service_pk(messaging_service_sid: str) -> str:
@@ -98,28 +83,23 @@ def bind_messaging_service(account_sid: str, messaging_service_sid: str) -> bool
     Twilio, where a service lives in the account it was created in); False if it is bound to
     another account. A use case may name only a service of its own account: opt-outs are kept
     per service, so naming another tenant's service would read that tenant's opt-out list."""
+    return _bind(
+        _service_pk(messaging_service_sid), "messaging_service", "account_sid", account_sid
+    )
+
+
+def _bind(pk: str, kind: str, owner_attribute: str, owner: str) -> bool:
+    """Give the thing `pk` names to `owner` for good; True if it is (now or already) theirs."""
     written = write_if(
         lambda: aws_clients.dynamodb().put_item(
             TableName=get_settings().api_keys_table,
-            Item=to_item(
-                {
-                    "pk": _service_pk(messaging_service_sid),
-                    "kind": "messaging_service",
-                    "account_sid": account_sid,
-                    "created_at": now_iso(),
-                }
-            ),
-            ConditionExpression="attribute_not_exists(pk) OR account_sid = :a",
-            ExpressionAttributeValues={":a": {"S": account_sid}},
+            Item=to_item({"pk": pk, "kind": kind, owner_attribute: owner, "created_at": now_iso()}),
+            ConditionExpression="attribute_not_exists(pk) OR #owner = :owner",
+            ExpressionAttributeNames={"#owner": owner_attribute},
+            ExpressionAttributeValues={":owner": {"S": owner}},
         )
     )
     return written is not None
-
-
-def messaging_service_account(messaging_service_sid: str) -> str | None:
-    """The subaccount the service is bound to, or None if no operator bound it."""
-    item = _read(_service_pk(messaging_service_sid))
-    return str(item["account_sid"]) if item else None
 
 
 def _read(pk: str) -> dict[str, Any]:
@@ -129,6 +109,12 @@ def _read(pk: str) -> dict[str, Any]:
         TableName=get_settings().api_keys_table, Key={"pk": {"S": pk}}, ConsistentRead=True
     )
     return from_item(response.get("Item", {}))
+
+
+def messaging_service_account(messaging_service_sid: str) -> str | None:
+    """The subaccount the service is bound to, or None if no operator bound it."""
+    item = _read(_service_pk(messaging_service_sid))
+    return str(item["account_sid"]) if item else None
 
 
 def twilio_account_owner(account_sid: str) -> str | None:

@@ -27,7 +27,7 @@ from sms_gateway.domain.clock import now_iso
 from sms_gateway.domain.messages import MessageStatus
 from sms_gateway.domain.use_cases import UseCase
 from sms_gateway.logic import scheduling
-from sms_gateway.logic.use_case_admin import update_use_case
+from sms_gateway.logic.use_case_admin import delete_use_case, update_use_case
 from sms_gateway.providers.twilio import client as twilio_client
 from sms_gateway.store import (
     api_keys,
@@ -610,33 +610,50 @@ def test_the_last_delivery_to_a_busy_provider_fails_the_message_instead_of_the_d
             "twilio_account_sid": "AC" + "f" * 32,
             "twilio_auth_token_secret": "sms/twilio/AC" + "f" * 32,
         },
+        None,  # deleted (a soft delete: the record stays, still marked active)
     ],
-    ids=["deactivated", "brand-suspended", "other-subaccount"],
+    ids=["deactivated", "brand-suspended", "other-subaccount", "deleted"],
 )
 def test_a_use_case_changed_after_the_send_stops_the_handoff(
     tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None,
-    poller: SqsPoller, change: dict[str, Any], provider_requests: ProviderRequests,
+    poller: SqsPoller, change: dict[str, Any] | None, provider_requests: ProviderRequests,
 ) -> None:  # fmt: skip
     message_id = send(tenant, use_case, "+14155552671")
-    update_use_case(tenant.workspace_id, use_case.id, change)
+    if change is None:
+        delete_use_case(tenant.workspace_id, use_case.id)
+    else:
+        update_use_case(tenant.workspace_id, use_case.id, change)
     poller.poll_once()
     final = message(tenant, message_id)
     assert (final["status"], final["error_code"]) == ("failed", 99004)
+    # The history a caller reads says why
+    assert (final["history"][-1]["event"], final["history"][-1]["status"]) == (
+        "use_case_no_longer_sendable", "failed",
+    )  # fmt: skip
     assert provider_requests.of(message_id) == []
 
 
+@pytest.mark.parametrize("opted_out_of", ["the-use-case", "its-messaging-service"])
 def test_a_scheduled_message_to_a_number_that_opted_out_meanwhile_is_not_sent(
     tenant: Tenant, use_case: UseCase, simulator: TwilioSimulator, wired: None, poller: SqsPoller,
-    provider_requests: ProviderRequests,
+    provider_requests: ProviderRequests, opted_out_of: str,
 ) -> None:  # fmt: skip
     send_at = (datetime.now(UTC) + timedelta(minutes=5)).isoformat(timespec="seconds")
     response = tenant.api.send(send_body(use_case, to_phone_number="+14155552671", send_at=send_at))
     message_id = response.json()["id"]
-    opt_out_store.add_opt_out(opt_out_store.use_case_scope(use_case.id), "+14155552671", "test")
+    if opted_out_of == "the-use-case":
+        opt_out_store.add_opt_out(opt_out_store.use_case_scope(use_case.id), "+14155552671", "test")
+    else:
+        # Twilio's STOP: a 21610 for another message through the use case's Messaging Service
+        opt_out_store.add_twilio_unsubscribed(use_case.messaging_service_sid, "+14155552671")
     assert scheduling.dispatch_scheduled(message_id)
     poller.poll_once()
     final = message(tenant, message_id)
     assert (final["status"], final["error_code"]) == ("failed", 21610)
+    # The history a caller reads says why
+    assert (final["history"][-1]["event"], final["history"][-1]["status"]) == (
+        "recipient_opted_out", "failed",
+    )  # fmt: skip
     assert provider_requests.of(message_id) == []
 
 

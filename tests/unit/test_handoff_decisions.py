@@ -628,3 +628,58 @@ def test_the_last_delivery_log_says_why_the_message_could_not_be_handed_off(
         if entry["message"] == "last delivery ended the message"
     ]  # fmt: skip
     assert (ended["outcome"], ended["cause"]) == ("outcome_unknown", cause)
+
+
+class Invocation:
+    """A Lambda invocation's clock: `looks` milliseconds left at its first looks, then 5 s (less
+    than one provider call takes)."""
+
+    def __init__(self, *looks: int) -> None:
+        self.looks = iter(looks)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return next(self.looks, 5_000)
+
+
+@pytest.mark.parametrize(
+    ("fault", "cause", "posts"),
+    [
+        ("secrets-manager-unavailable", "credentials unavailable now", 0),
+        ("provider-busy", "HTTP 503", 1),
+        ("no-time-for-the-record", "not enough time left in this invocation", 0),
+        ("no-time-for-the-provider-call", "not enough time left in this invocation", 0),
+    ],
+    ids=[
+        "secrets-manager-unavailable", "provider-busy", "no-time-for-the-record",
+        "no-time-for-the-provider-call",
+    ],
+)  # fmt: skip
+def test_the_last_delivery_log_says_what_kept_the_message_from_being_sent(
+    app: ModuleType, world: World, monkeypatch: pytest.MonkeyPatch, fault: str, cause: str,
+    posts: int,
+) -> None:  # fmt: skip
+    context: Invocation | None = None
+    if fault == "secrets-manager-unavailable":
+
+        def unavailable(_: str, *, fresh: bool = False) -> str | None:
+            raise provider_credentials.CredentialsUnavailableError(SECRET)
+
+        monkeypatch.setattr(provider_credentials, "auth_token", unavailable)
+    elif fault == "provider-busy":
+        world.answer = twilio_client.RetryLater("HTTP 503")
+    elif fault == "no-time-for-the-record":
+        context = Invocation()
+    else:
+        context = Invocation(30_000)  # time for the record, not for the call after its reads
+    with app_logs() as logs:
+        assert app._handle(sqs_record(15), context) is HandoffOutcome.GAVE_UP
+    # Certainly not sent, so ended as given up (99003), not left pending in the dead-letter queue
+    assert world.writes[-1] == (
+        "fail_unsent", "msg-1", iso(NOW), 99003, ("reason", "handoff_gave_up"),
+    )  # fmt: skip
+    assert world.posts == posts
+    [ended] = [
+        entry for entry in map(json.loads, logs.getvalue().splitlines())
+        if entry["message"] == "last delivery ended the message"
+    ]  # fmt: skip
+    assert (ended["outcome"], ended["cause"]) == ("gave_up", cause)

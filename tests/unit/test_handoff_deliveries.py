@@ -124,6 +124,19 @@ def test_too_little_time_left_hands_back_with_backoff_without_touching_the_messa
     assert retry.value.backoff and queue.hand_backs == [20]
 
 
+def test_a_record_with_exactly_the_time_for_one_provider_call_is_handed_off(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def hand_off(message_id: str, **_: Any) -> HandoffOutcome:
+        queue.handed_off.append(message_id)
+        return HandoffOutcome.ACCEPTED
+
+    monkeypatch.setattr(handoff, "hand_off", hand_off)
+    exactly = handoff.provider_call_seconds()
+    assert deliver(queue, 2, seconds_left=exactly) is HandoffOutcome.ACCEPTED
+    assert (queue.handed_off, queue.hand_backs) == (["msg-1"], [])
+
+
 @pytest.mark.parametrize(
     ("raised", "counted"),
     [(RetryHandoffLater("busy", backoff=True), 0), (RuntimeError("a dependency failed"), 1)],

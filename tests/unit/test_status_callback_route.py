@@ -190,8 +190,11 @@ def sign(url: str, params: dict[str, str], token: str) -> str:
     return signature
 
 
-def post(query: str, params: dict[str, str], signature: str | None) -> Answer:
-    """The request as API Gateway hands it to StatusCallbackFunction, answered by its route."""
+def post(
+    query: str, params: dict[str, str], signature: str | None, *, body: bytes | None = None
+) -> Answer:
+    """The request as API Gateway hands it to StatusCallbackFunction, answered by its route.
+    `body`: sent instead of the form of `params`."""
     headers = {"host": HOST, "content-type": "application/x-www-form-urlencoded"}
     if signature is not None:
         headers["x-twilio-signature"] = signature
@@ -200,7 +203,7 @@ def post(query: str, params: dict[str, str], signature: str | None) -> Answer:
         raw_path=PATH,
         raw_query=query,
         headers=headers,
-        body=urlencode(params).encode(),
+        body=urlencode(params).encode() if body is None else body,
         route_key=f"POST {PATH}",
     )
     app = build_resolver()
@@ -248,6 +251,8 @@ def test_every_refusal_is_the_same_403_body(stack: Stack) -> None:
         post(urlencode({"message_id": message_id}), callback_params(), None),  # unsigned
         genuine(stack, message_id, callback_params(stranger), token="any"),  # unknown account
         genuine(stack, message_id, callback_params("AC123"), token="any"),  # malformed account
+        # a form that is not UTF-8 (passed on base64-encoded), so cannot be Twilio's
+        post(urlencode({"message_id": message_id}), {}, "sig", body=b"AccountSid=\xc3\x28"),
     ]
 
     assert [(a.status, a.body) for a in answers] == [(403, FORBIDDEN)] * len(answers)

@@ -14,8 +14,9 @@ pyproject.toml that carries the settings below. Nothing in the repository is cha
 report. The command fails when the score is below `TARGET` or a survivor is unexplained.
 
 A whole run takes hours on two cores. `--resume` (`make mutants RESUME=1`) continues a stopped
-run: mutmut keeps the verdict of every mutant already tested whose function and tests did not
-change since, and tests the rest.
+run: mutmut keeps the verdict of every mutant already tested whose function did not change since,
+and tests the rest; then the mutants no test caught are run again against stats collected afresh
+(see recheck_uncaught).
 """
 
 from __future__ import annotations
@@ -210,10 +211,11 @@ def _mutmut(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def run_mutmut(max_children: int) -> None:
+def run_mutmut(max_children: int, *names: str) -> None:
+    """Run every mutant without a verdict, or (`names`) these mutants again."""
     # mutmut draws its progress on the terminal; its last lines are enough when it fails.
     done = subprocess.run(  # noqa: S603
-        [*MUTMUT, "run", "--max-children", str(max_children)],
+        [*MUTMUT, "run", "--max-children", str(max_children), *names],
         cwd=STAGE,
         capture_output=True,
         text=True,
@@ -222,6 +224,20 @@ def run_mutmut(max_children: int) -> None:
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).replace("\r", "\n").splitlines()[-40:])
         raise SystemExit(f"mutmut run failed ({done.returncode}):\n{tail}")
+
+
+def recheck_uncaught(max_children: int) -> None:
+    """Run the mutants no test caught again, against stats collected afresh.
+
+    A resumed run collects stats (which tests reach which function) only for tests that are
+    new: an old test that now reaches a function added or changed since is not mapped to it, so
+    that function's mutants were tried against too few tests. Their survivors are suspect;
+    what a test killed stays killed."""
+    uncaught = [m.name for m in read_mutants() if m.status in ("survived", "no tests")]
+    if not uncaught:
+        return
+    (STAGE / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+    run_mutmut(max_children, *uncaught)
 
 
 _RESULT = re.compile(r"^\s*(?P<name>\S+__mutmut_\d+): (?P<status>.+?)\s*$")
@@ -369,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.reuse:
         stage(keep_results=args.resume)
         run_mutmut(args.max_children)
+        if args.resume:
+            recheck_uncaught(args.max_children)
     mutants = read_mutants()
     if not mutants:
         raise SystemExit("mutmut reported no mutants: nothing was tested")

@@ -465,6 +465,35 @@ def test_another_subaccount_can_neither_move_nor_annotate_the_message(
     assert stored(item["id"]) == item
 
 
+@pytest.mark.usefixtures("messages_table")
+def test_past_the_history_bound_an_ignored_event_is_counted_and_its_facts_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(transitions, "MAX_HISTORY_ENTRIES", 3)
+    clock = Clock()
+    item = message_in("delivered", clock)  # created, delivered: two entries
+    duplicate = Event("delivered", message_sid="SM" + "a" * 32)
+
+    # One more ignored event fills the history to its bound; the next ones are only counted
+    for _ in range(3):
+        assert transitions.apply_provider_event(item["id"], duplicate.at(clock())) is False
+    late = Event("undelivered", from_number="+14155550100", num_segments=4, error_code=21610)
+    assert transitions.apply_provider_event(item["id"], late.at(clock())) is False
+
+    after = stored(item["id"])
+    assert after is not None
+    assert len(after["history"]) == 3
+    assert after["history"][-1]["applied"] is False
+    assert after[transitions.DROPPED_EVENTS] == 3
+    # The facts still land, and the status never moves
+    assert (after["from_number"], after["num_segments"]) == ("+14155550100", 4)
+    assert after["status"] == "delivered"
+    # Another account's event is still no event of this message's, bound or not
+    stranger = Event("undelivered", own_account=False)
+    assert transitions.apply_provider_event(item["id"], stranger.at(clock())) is None
+    assert stored(item["id"]) == after
+
+
 def unknown_id() -> str:
     return str(uuid.uuid4())
 

@@ -494,6 +494,26 @@ def test_past_the_history_bound_an_ignored_event_is_counted_and_its_facts_kept(
     assert stored(item["id"]) == after
 
 
+@pytest.mark.usefixtures("messages_table")
+def test_one_update_can_set_and_remove_several_attributes_at_once() -> None:
+    # The builder under every transition: its clauses and lists must join into one valid
+    # expression however many each holds (today's writes use one kind at a time).
+    item = {**new_item(), "claimed_at": "2026-03-01T10:00:00Z", "message_sid": "SM" + "b" * 32}
+    store(item)
+    update = transitions._Update()
+    update.set("updated_at", "2026-03-01T10:00:01Z")
+    update.set("num_segments", 2)
+    for attribute in ("claimed_at", "message_sid"):
+        update.removes.append(update.name(attribute))
+
+    assert update.run(item["id"]) is not None
+
+    after = stored(item["id"])
+    assert after is not None
+    assert (after["updated_at"], after["num_segments"]) == ("2026-03-01T10:00:01Z", 2)
+    assert "claimed_at" not in after and "message_sid" not in after
+
+
 def unknown_id() -> str:
     return str(uuid.uuid4())
 

@@ -380,6 +380,35 @@ def test_idempotency_key_replays_the_first_response(tenant: Tenant, use_case: Us
     assert drain_handoff_queue(tenant.workspace_id) == [{"message_id": first.json()["id"]}]
 
 
+@pytest.mark.parametrize("length", [1, 255])
+def test_idempotency_keys_of_1_to_255_characters_are_taken(
+    tenant: Tenant, use_case: UseCase, length: int
+) -> None:
+    key = {"idempotency-key": "k" * length}
+    first = tenant.api.send(send_body(use_case), headers=key)
+    assert first.status == 201
+    assert tenant.api.send(send_body(use_case), headers=key).json() == first.json()
+    drain_handoff_queue(tenant.workspace_id)
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256], ids=["empty", "256-characters"])
+def test_an_idempotency_key_of_another_length_is_refused_naming_the_header(
+    tenant: Tenant, use_case: UseCase, key: str
+) -> None:
+    response = tenant.api.send(send_body(use_case), headers={"idempotency-key": key})
+    assert (response.status, response.json()) == (
+        422,
+        {
+            "error": {
+                "code": "validation_error",
+                "message": "Idempotency-Key must be 1 to 255 characters",
+                "errors": [{"field": "Idempotency-Key", "issue": "length out of range"}],
+            }
+        },
+    )
+    assert stored_messages(tenant.workspace_id) == []
+
+
 KEY_REUSED = {
     "error": {
         "code": "idempotency_key_reused",

@@ -23,7 +23,7 @@ from typing import Any
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.types import LogRecord
 
-from sms_gateway.config import Settings
+from sms_gateway import config
 from sms_local import template as tpl
 from sms_local.aws_emulator import start_local_aws
 from sms_local.aws_resources import REGION, create_resources
@@ -160,7 +160,6 @@ def _info(
     """What a client of the running stack needs. `aws` is what `sms-gateway-admin --local` reads
     to act on the stack's tables and queues as an operator: the emulator's endpoint and region,
     and the functions' settings (their environment variables, e.g. MESSAGES_TABLE), no secret."""
-    settings = {name.upper() for name in Settings.model_fields}
     return {
         "api_url": api_url,
         "simulator_url": simulator_url,
@@ -177,7 +176,7 @@ def _info(
         "aws": {
             "endpoint_url": aws_url,
             "region": REGION,
-            "settings": {k: v for k, v in sorted(environment.items()) if k in settings},
+            "settings": {k: v for k, v in sorted(environment.items()) if k in config.VARIABLES},
         },
     }
 

@@ -50,6 +50,16 @@ def queue(monkeypatch: pytest.MonkeyPatch) -> Queue:
     return state
 
 
+def accepting(queue: Queue) -> Any:
+    """A hand_off that Twilio accepts, noted in `queue`."""
+
+    def hand_off(message_id: str, **_: Any) -> HandoffOutcome:
+        queue.handed_off.append(message_id)
+        return HandoffOutcome.ACCEPTED
+
+    return hand_off
+
+
 def raising(exc: Exception) -> Any:
     def hand_off(message_id: str, **_: Any) -> HandoffOutcome:
         raise exc
@@ -73,11 +83,7 @@ def deliver(queue: Queue, receive_count: int, seconds_left: float = 60.0) -> Han
 def test_a_message_handed_off_is_neither_handed_back_nor_ended(
     queue: Queue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def hand_off(message_id: str, **_: Any) -> HandoffOutcome:
-        queue.handed_off.append(message_id)
-        return HandoffOutcome.ACCEPTED
-
-    monkeypatch.setattr(handoff, "hand_off", hand_off)
+    monkeypatch.setattr(handoff, "hand_off", accepting(queue))
     assert deliver(queue, 1) is HandoffOutcome.ACCEPTED
     assert (queue.handed_off, queue.hand_backs, queue.ended) == (["msg-1"], [], [])
 
@@ -127,11 +133,7 @@ def test_too_little_time_left_hands_back_with_backoff_without_touching_the_messa
 def test_a_record_with_exactly_the_time_for_one_provider_call_is_handed_off(
     queue: Queue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def hand_off(message_id: str, **_: Any) -> HandoffOutcome:
-        queue.handed_off.append(message_id)
-        return HandoffOutcome.ACCEPTED
-
-    monkeypatch.setattr(handoff, "hand_off", hand_off)
+    monkeypatch.setattr(handoff, "hand_off", accepting(queue))
     exactly = handoff.provider_call_seconds()
     assert deliver(queue, 2, seconds_left=exactly) is HandoffOutcome.ACCEPTED
     assert (queue.handed_off, queue.hand_backs) == (["msg-1"], [])

@@ -39,9 +39,6 @@ _STACK_OUTPUTS = {
 }
 
 
-# The variables the functions' settings are read from (sms_gateway.config).
-_SETTINGS_VARIABLES = frozenset(name.upper() for name in config.Settings.model_fields)
-
 # The local stack's AWS (moto) takes any credentials: these fixed fake ones, so that whatever the
 # shell holds for a real account is never sent, not even to 127.0.0.1.
 _LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -91,7 +88,7 @@ def _load_local_info(info_file: str) -> None:
             f"{info_file} is not a local stack's info file: it needs "
             f'"aws": {{"endpoint_url", "region", "settings"}}; {hint}'
         )
-    unknown = sorted(set(settings) - _SETTINGS_VARIABLES)
+    unknown = sorted(set(settings) - config.VARIABLES)
     if unknown:
         raise UsageError(f"{info_file} names settings the functions do not have: {unknown}")
     for name in [*_LOCAL_OVERRIDDEN, *(n for n in os.environ if n.startswith("AWS_ENDPOINT_URL_"))]:

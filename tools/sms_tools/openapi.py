@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Tag
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from sms_gateway.api import (
     cancel_routes,
@@ -20,7 +20,7 @@ from sms_gateway.api import (
     use_case_routes,
     webhook_routes,
 )
-from sms_gateway.domain.use_cases import UseCaseSpec
+from sms_gateway.domain.use_cases import AccountSid, UseCaseSpec
 from sms_gateway.logic.sending import SendRequest
 
 ROUTERS = (
@@ -30,9 +30,27 @@ ROUTERS = (
     use_case_routes.router,
     webhook_routes.router,
 )
+
+
+class TwilioStatusCallback(BaseModel):
+    """The form Twilio posts to the webhook: the fields read (the signature covers every field)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    account_sid: AccountSid = Field(alias="AccountSid")
+    message_sid: str = Field(alias="MessageSid", description="Twilio's message id")
+    message_status: str = Field(
+        alias="MessageStatus", description="queued, sent, delivered, undelivered, failed, ..."
+    )
+    error_code: str | None = Field(default=None, alias="ErrorCode")
+    num_segments: str | None = Field(default=None, alias="NumSegments")
+    from_: str | None = Field(default=None, alias="From")
+    to: str | None = Field(default=None, alias="To")
+    messaging_service_sid: str | None = Field(default=None, alias="MessagingServiceSid")
+
+
 REQUEST_MODELS: dict[str, type[BaseModel]] = {
-    model.__name__: model
-    for model in (SendRequest, UseCaseSpec, webhook_routes.TwilioStatusCallback)
+    model.__name__: model for model in (SendRequest, UseCaseSpec, TwilioStatusCallback)
 }
 
 

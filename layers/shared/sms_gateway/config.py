@@ -41,6 +41,8 @@ class Settings(BaseModel):
 
 
 _FIELDS = tuple(Settings.model_fields)
+# The environment variables the settings are read from (MESSAGES_TABLE, ...).
+VARIABLES = frozenset(name.upper() for name in _FIELDS)
 
 
 @lru_cache(maxsize=1)

@@ -15,6 +15,7 @@ from sms_gateway.domain.errors import (
     ServiceUnavailableError,
     UnauthorizedError,
 )
+from sms_gateway.domain.ids import MAX_IDEMPOTENCY_KEY_LENGTH
 from sms_gateway.domain.messages import (
     API_FIELDS,
     DEFAULT_PAGE_SIZE,
@@ -39,9 +40,6 @@ TAGS = {
 PARAMETERS_KEY = "x-parameters"
 PARTIAL_KEY = "x-request-partial"
 MEDIA_TYPE_KEY = "x-request-media-type"
-# store.idempotency.MAX_KEY_LENGTH, which send_once enforces (the api layer may not import the
-# store; tests/unit/test_openapi.py holds the two equal).
-IDEMPOTENCY_KEY_MAX_LENGTH = 255
 
 
 class ErrorDetail(BaseModel):
@@ -139,7 +137,7 @@ IDEMPOTENCY_KEY_PARAMETER = parameter(
     "header",
     "Retrying with the same key and body answers the first response again and sends nothing; "
     "the same key with another body is refused",
-    {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
+    {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
 )
 
 
@@ -163,7 +161,7 @@ def route_doc(
     scope: str | None,
     success: tuple[int, str, type[BaseModel] | None],
     errors: tuple[type[GatewayError], ...],
-    request_model: type[BaseModel] | None = None,
+    request_model: type[BaseModel] | str | None = None,
     partial_request: bool = False,
     request_media_type: str = "application/json",
     parameters: tuple[dict[str, Any], ...] = (),
@@ -195,7 +193,10 @@ def route_doc(
         extensions["x-required-scope"] = scope
     if request_model is not None:
         # partial_request: a PATCH body, any subset of the model's fields.
-        extensions["x-request-model"] = request_model.__name__
+        # A name: a model the document generator knows and the function never needs to load.
+        extensions["x-request-model"] = (
+            request_model if isinstance(request_model, str) else request_model.__name__
+        )
         if partial_request:
             extensions[PARTIAL_KEY] = True
         extensions[MEDIA_TYPE_KEY] = request_media_type

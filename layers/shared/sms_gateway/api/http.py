@@ -30,20 +30,33 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
     )
 
 
+class UnreadableBodyError(Exception):
+    """A base64 body that is not base64 of UTF-8."""
+
+
+def body_text(event: BaseProxyEvent) -> str:
+    """The request body as text. API Gateway passes base64 any body whose Content-Type is not
+    JSON or text; UnreadableBodyError if that is not base64 of UTF-8."""
+    text = event.body or ""
+    if not event.is_base64_encoded:
+        return text
+    try:
+        return base64.b64decode(text, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise UnreadableBodyError from exc
+
+
 def json_object(event: BaseProxyEvent) -> dict[str, Any]:
     """The request body as a JSON object in UTF-8; anything else is a validation_error.
 
-    Every way a body can fail is refused here, once for all routes: a body API Gateway passed
-    base64-encoded (any Content-Type but JSON and text) that is not UTF-8, JSON nested deeper
-    than the parser can follow (RecursionError), and text holding a lone UTF-16 surrogate
-    (`"\\ud800"` is valid JSON, but no store or client can encode it).
+    Every way a body can fail is refused here, once for all routes: a body that is not UTF-8,
+    JSON nested deeper than the parser can follow (RecursionError), and text holding a lone
+    UTF-16 surrogate (`"\\ud800"` is valid JSON, but no store or client can encode it).
     """
-    text = event.body or ""
-    if event.is_base64_encoded:
-        try:
-            text = base64.b64decode(text, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError) as exc:
-            raise ValidationError("request body must be a JSON object in UTF-8") from exc
+    try:
+        text = body_text(event)
+    except UnreadableBodyError as exc:
+        raise ValidationError("request body must be a JSON object in UTF-8") from exc
     try:
         data = json.loads(text, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:

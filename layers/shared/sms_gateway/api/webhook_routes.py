@@ -2,38 +2,18 @@
 
 from __future__ import annotations
 
-import binascii
-
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel, ConfigDict, Field
 
 from sms_gateway import providers
 from sms_gateway.api.docs import UUID_SCHEMA, WEBHOOKS_TAG, parameter, route_doc
+from sms_gateway.api.http import UnreadableBodyError, body_text
 from sms_gateway.domain.errors import ForbiddenError, ServiceUnavailableError
 from sms_gateway.logic import status_updates
 from sms_gateway.providers.interface import CallbackRequest
 from sms_gateway.providers.twilio import callbacks as twilio_callbacks
 
 router = APIGatewayHttpRouter()
-
-
-class TwilioStatusCallback(BaseModel):
-    """The form Twilio posts (for the document; the fields read are these, the signature covers
-    every field)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    account_sid: str = Field(alias="AccountSid", pattern="^AC[0-9a-f]{32}$")
-    message_sid: str = Field(alias="MessageSid", description="Twilio's message id")
-    message_status: str = Field(
-        alias="MessageStatus", description="queued, sent, delivered, undelivered, failed, ..."
-    )
-    error_code: str | None = Field(default=None, alias="ErrorCode")
-    num_segments: str | None = Field(default=None, alias="NumSegments")
-    from_: str | None = Field(default=None, alias="From")
-    to: str | None = Field(default=None, alias="To")
-    messaging_service_sid: str | None = Field(default=None, alias="MessagingServiceSid")
 
 
 @router.post(
@@ -46,7 +26,8 @@ class TwilioStatusCallback(BaseModel):
         success=(204, "Processed or silently ignored", None),
         # 503: the auth token could not be read, or a reported opt-out could not be recorded.
         errors=(ForbiddenError, ServiceUnavailableError),
-        request_model=TwilioStatusCallback,
+        # A form the document describes (sms_tools.openapi), not a model this function loads.
+        request_model="TwilioStatusCallback",
         request_media_type="application/x-www-form-urlencoded",
         parameters=(
             parameter(
@@ -69,9 +50,8 @@ class TwilioStatusCallback(BaseModel):
 def handle_twilio_status() -> Response[str]:
     event = router.current_event
     try:
-        # Powertools decodes the base64 body API Gateway sends for form content.
-        body = event.decoded_body or ""
-    except (binascii.Error, UnicodeDecodeError) as exc:
+        body = body_text(event)
+    except UnreadableBodyError as exc:
         raise twilio_callbacks.unreadable_body() from exc
     request = CallbackRequest(
         body=body,

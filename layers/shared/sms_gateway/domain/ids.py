@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+# The longest Idempotency-Key a caller may send (the API documents it; sending enforces it).
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
 # Fixed forever: changing it would give a retried key a new message id (a second SMS).
 _KEYED_MESSAGE_NAMESPACE = uuid.UUID("5b0c3f4e-8f7d-4f3a-9a59-3c1f0d2e6a71")
 

@@ -18,6 +18,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 
@@ -48,18 +49,20 @@ _ALPHANUMERIC = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 _COUNTRY_CODES = frozenset(phonenumbers.SUPPORTED_REGIONS)
 
 
-def _twilio_sid(prefix: str) -> AfterValidator:
-    """Twilio SIDs are a two-letter prefix and 32 lower-case hex digits."""
-    pattern = re.compile(rf"^{prefix}[0-9a-f]{{32}}$")
+def _twilio_sid(prefix: str) -> tuple[AfterValidator, FieldInfo]:
+    """Twilio SIDs are a two-letter prefix and 32 lower-case hex digits: the check, with its own
+    error, and the same pattern for the API reference (json_schema_extra checks nothing)."""
+    pattern = rf"^{prefix}[0-9a-f]{{32}}$"
+    compiled = re.compile(pattern)
 
     def check(value: str) -> str:
-        if not pattern.fullmatch(value):
+        if not compiled.fullmatch(value):
             raise PydanticCustomError(
                 "twilio_sid_invalid", f"must be '{prefix}' followed by 32 lower-case hex digits"
             )
         return value
 
-    return AfterValidator(check)
+    return AfterValidator(check), Field(json_schema_extra={"pattern": pattern})
 
 
 def _country(value: str) -> str:
@@ -70,13 +73,9 @@ def _country(value: str) -> str:
     return value
 
 
-# Each json_schema_extra only tells the API reference what the validator next to it checks.
-AccountSid = Annotated[
-    str, _twilio_sid("AC"), Field(json_schema_extra={"pattern": "^AC[0-9a-f]{32}$"})
-]
-MessagingServiceSid = Annotated[
-    str, _twilio_sid("MG"), Field(json_schema_extra={"pattern": "^MG[0-9a-f]{32}$"})
-]
+AccountSid = Annotated[str, *_twilio_sid("AC")]
+MessagingServiceSid = Annotated[str, *_twilio_sid("MG")]
+# json_schema_extra only tells the API reference what the validator next to it checks.
 CountryCode = Annotated[
     str, AfterValidator(_country), Field(json_schema_extra={"pattern": "^[A-Z]{2}$"})
 ]

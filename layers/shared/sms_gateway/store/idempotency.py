@@ -25,9 +25,10 @@ from sms_gateway.domain.errors import (
     IdempotencyKeyReusedError,
     ServiceUnavailableError,
 )
+from sms_gateway.domain.ids import MAX_IDEMPOTENCY_KEY_LENGTH
 from sms_gateway.store import aws_clients
 
-MAX_KEY_LENGTH = 255
+MAX_KEY_LENGTH = MAX_IDEMPOTENCY_KEY_LENGTH
 
 logger = Logger(child=True)
 

@@ -18,10 +18,11 @@ def small_int(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value if 0 <= value < 10**MAX_DIGITS else None
-    text = str(value) if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return None
     # isascii: str.isdigit() also accepts digits such as '²' that int() refuses.
-    if text and len(text) <= MAX_DIGITS and text.isascii() and text.isdigit():
-        return int(text)
+    if value and len(value) <= MAX_DIGITS and value.isascii() and value.isdigit():
+        return int(value)
     return None
 
 

@@ -45,6 +45,7 @@ EQUIVALENTS = Path(__file__).resolve().parent / "equivalent.toml"
 MODULES = (
     "store/transitions.py",
     "logic/sending.py",
+    "logic/composing.py",
     "store/idempotency.py",
     "logic/scheduling.py",
     "store/schedules.py",
@@ -71,8 +72,13 @@ TESTS = (
     "--ignore=tests/unit/test_layout.py",
 )
 
-# Files some tests read beside the tests' folder (the README's promises, the template).
-ALSO_COPY = ("README.md", "template.yaml", "events", "docs")
+# Files some tests read beside the tests' folder (the README's promises, the template, the
+# functions' handlers), and the local stack and the operator tools the tests import: copied, so
+# that the run tests the code as it was staged even while the working tree changes (the editable
+# install would import the working tree's, which may not fit the staged package).
+ALSO_COPY = ("README.md", "template.yaml", "events", "docs", "functions", "local", "tools")
+# Where the copies of `local` and `tools` are imported from (mutmut runs in STAGE/mutants).
+IMPORT_PATHS = (STAGE / "mutants" / "local", STAGE / "mutants" / "tools")
 
 TARGET = 0.90
 
@@ -205,10 +211,19 @@ def without_log_mutants(source: str) -> str:
 MUTMUT = [sys.executable, str(Path(__file__).with_name("mutmut_cli.py"))]
 
 
+def _environment() -> dict[str, str]:
+    """The staged copies of the local stack and the tools come first on the import path."""
+    paths = [str(path) for path in IMPORT_PATHS]
+    if os.environ.get("PYTHONPATH"):
+        paths.append(os.environ["PYTHONPATH"])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
 def _mutmut(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 (our own venv's mutmut, fixed arguments)
-        [*MUTMUT, *args], cwd=STAGE, capture_output=True, text=True, check=False
-    )
+        [*MUTMUT, *args], cwd=STAGE, capture_output=True, text=True, check=False,
+        env=_environment(),
+    )  # fmt: skip
 
 
 def run_mutmut(max_children: int, *names: str) -> None:
@@ -220,6 +235,7 @@ def run_mutmut(max_children: int, *names: str) -> None:
         capture_output=True,
         text=True,
         check=False,
+        env=_environment(),
     )
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).replace("\r", "\n").splitlines()[-40:])

@@ -108,7 +108,7 @@ def reset_cached_state() -> None:
     from sms_gateway import config
     from sms_gateway.providers.twilio import callbacks as twilio_callbacks
     from sms_gateway.providers.twilio import client as twilio_client
-    from sms_gateway.store import aws_clients, idempotency, secrets, use_case_store
+    from sms_gateway.store import aws_clients, idempotency, price_store, secrets, use_case_store
 
     config.reset_settings()
     aws_clients.reset_clients()
@@ -117,6 +117,7 @@ def reset_cached_state() -> None:
     twilio_callbacks.reset()
     twilio_client.reset()
     use_case_store.clear_cache()
+    price_store.clear_cache()
 
 
 def use_local_aws(endpoint_url: str, environment: dict[str, str]) -> None:

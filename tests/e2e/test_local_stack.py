@@ -265,3 +265,35 @@ def eventually(read: Callable[[], Any], expected: Any, timeout: float = 15.0) ->
             return False
         time.sleep(0.05)
     return True
+
+
+def test_a_templated_send_from_a_sender_id_is_previewed_then_delivered_from_it(
+    stack: Stack,
+) -> None:
+    """GB accepts alphanumeric senders: the simulated Twilio gets the sender ID as From."""
+    admin, client = stack.client("admin"), stack.client()
+    slug = f"e2e-{uuid.uuid4().hex[:8]}"
+    created = admin.request(
+        "POST", "/v1/sms/templates", {"slug": slug, "body": "Hi {{name}}, code {{code}}"}
+    )
+    registered = admin.request("POST", "/v1/sms/sender-ids", {"sender_id": "DemoCo"})
+    body = {
+        "use_case_id": stack.info["use_case_id"],
+        "to_phone_number": "+447400123456",
+        "template": slug,
+        "variables": {"name": "Ann", "code": "42"},
+        "sender_id": "DemoCo",
+        "external_id": slug,
+    }
+    preview = client.request("POST", "/v1/sms/preview", body)
+    sent = client.request("POST", "/v1/sms/", body)
+
+    assert created.status == 201, created.body
+    assert registered.status in (201, 409), registered.body
+    assert preview.status == 200 and sent.status == 201, (preview.body, sent.body)
+    assert preview.json()["body"] == sent.json()["body"] == "Hi Ann, code 42"
+    assert (sent.json()["sender_id_applied"], sent.json()["encoding"]) == (True, "GSM7")
+    final = client.wait_for(sent.json()["id"], {"delivered", "undelivered", "failed"})
+    assert (final["status"], final["from_number"]) == ("delivered", "DemoCo")
+    listed = client.request("GET", f"/v1/sms/?external_id={slug}").json()["items"]
+    assert [m["id"] for m in listed] == [sent.json()["id"]]

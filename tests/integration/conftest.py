@@ -19,7 +19,7 @@ from sms_gateway.api.caller import ALL_SCOPES
 from sms_gateway.domain.use_cases import UseCase, UseCaseSpec
 from sms_gateway.logic.use_case_admin import create_use_case
 from sms_gateway.providers.twilio import credentials as provider_credentials
-from sms_gateway.store import api_keys, aws_clients, use_case_store
+from sms_gateway.store import api_keys, aws_clients, price_store, use_case_store
 from sms_local import iam
 from sms_local import template as tpl
 from sms_local.aws_emulator import start_local_aws
@@ -85,6 +85,7 @@ def restore_settings(saved: dict[str, str | None]) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_caches(aws: LocalStack) -> None:
     use_case_store.clear_cache()
+    price_store.clear_cache()
 
 
 # --- what the functions' code calls in AWS, test by test and over the whole session -------------

@@ -279,3 +279,60 @@ def test_dispatch_moves_a_scheduled_message_to_pending_once(
     queued = drain_handoff_queue(tenant.workspace_id)
     assert queued == [{"message_id": scheduled["id"]}]
     assert cli.main(["message", "dispatch", "--id", "not-a-uuid"]) == 1
+
+
+def test_an_operator_s_price_is_committed_into_later_sends_only(
+    aws: LocalStack, tenant: Tenant, use_case: UseCase, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = tenant.api.send(send_body(use_case, to_phone_number="+447400123456")).json()
+    set_price = run(capsys, "price", "set", "--country", "GB", "--unit-price", "0.0400")
+    try:
+        listed = run(capsys, "price", "list")
+        # Each function caches a price for the use cases' TTL: a new sandbox reads it at once.
+        reset_cached_state()
+        after = tenant.api.send(send_body(use_case, to_phone_number="+447400123456")).json()
+    finally:
+        unset = run(capsys, "price", "unset", "--country", "GB")
+    drain_handoff_queue()
+
+    assert set_price == {
+        "country": "GB", "unit_price": "0.0400", "currency": "USD", "source": "operator",
+    }  # fmt: skip
+    assert {
+        "country": "GB",
+        "unit_price": "0.0400",
+        "currency": "USD",
+        "source": "operator",
+    } in listed
+    assert {
+        "country": "US",
+        "unit_price": "0.0083",
+        "currency": "USD",
+        "source": "bundled",
+    } in listed
+    assert before["cost"] is None
+    assert after["cost"] == {
+        "amount": "0.0400", "currency": "USD", "unit_price": "0.0400", "segments": 1,
+    }  # fmt: skip
+    assert unset == {"country": "GB", "now": None}
+    read_again = tenant.api.request("GET", f"/v1/sms/{after['id']}").json()
+    assert read_again["cost"]["amount"] == "0.0400"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--country", "gb", "--unit-price", "0.04"],
+        ["--country", "XX", "--unit-price", "0.04"],
+        ["--country", "GB", "--unit-price", "-1"],
+        ["--country", "GB", "--unit-price", "1e-3"],
+        ["--country", "GB", "--unit-price", "0.04", "--currency", "usd"],
+    ],
+)
+def test_a_malformed_price_is_a_usage_error_and_sets_nothing(
+    aws: LocalStack, args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["price", "set", *args])
+    assert exited.value.code == 2
+    assert all(p["country"] != "GB" for p in run(capsys, "price", "list"))

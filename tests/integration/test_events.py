@@ -39,6 +39,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "messages_query_list": {"status": 200, "body": {"items": [], "next_cursor": None}},
     "use_cases_create": {"status": 201},
     "use_cases_list": {"status": 200},
+    "catalog_templates_create": {"status": 201},
     "cancel": {"status": 404, "code": "message_not_found"},
     "status_callback": {"status": 403, "code": "forbidden"},
     "handoff": {"result": {"batchItemFailures": []}},

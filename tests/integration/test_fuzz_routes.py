@@ -62,10 +62,32 @@ ROUTES = [
     ("PATCH", "/v1/sms/use-cases/{id}"),
     ("DELETE", "/v1/sms/use-cases/{id}"),
     ("POST", WEBHOOK),
+    ("POST", "/v1/sms/preview"),
+    ("POST", "/v1/sms/templates"),
+    ("GET", "/v1/sms/templates"),
+    ("GET", "/v1/sms/templates/{id}"),
+    ("PATCH", "/v1/sms/templates/{id}"),
+    ("DELETE", "/v1/sms/templates/{id}"),
+    ("POST", "/v1/sms/sender-ids"),
+    ("GET", "/v1/sms/sender-ids"),
+    ("DELETE", "/v1/sms/sender-ids/{id}"),
 ]
-BODY_ROUTES = [SEND, ("POST", "/v1/sms/use-cases"), ("PATCH", "/v1/sms/use-cases/{id}")]
+BODY_ROUTES = [
+    SEND,
+    ("POST", "/v1/sms/use-cases"),
+    ("PATCH", "/v1/sms/use-cases/{id}"),
+    ("POST", "/v1/sms/preview"),
+    ("POST", "/v1/sms/templates"),
+    ("PATCH", "/v1/sms/templates/{id}"),
+    ("POST", "/v1/sms/sender-ids"),
+]
 ID_ROUTES = [route for route in ROUTES if "{id}" in route[1]]
-LIST_ROUTES = [("GET", "/v1/sms/"), ("GET", "/v1/sms/use-cases")]
+LIST_ROUTES = [
+    ("GET", "/v1/sms/"),
+    ("GET", "/v1/sms/use-cases"),
+    ("GET", "/v1/sms/templates"),
+    ("GET", "/v1/sms/sender-ids"),
+]
 # Methods no route has (API Gateway answers 404 for them, as for a path no route has).
 UNKNOWN_METHODS = ["TRACE", "OPTIONS", "HEAD", "PUT", "CONNECT", "FROB", "PROPFIND"]
 SENT_ID = "SM" + "1" * 32  # the MessageSid signed callbacks give the test's message
@@ -641,7 +663,9 @@ forged_cursors = st.builds(
     sort_suffix=ascii_printable | st.sampled_from(["", "\x7e" * 3000]),
     use_case=st.booleans(),
 )
-QUERY_NAMES = ["limit", "status", "cursor", "use_case_id", "LIMIT", "limit[]", "", "x"]
+QUERY_NAMES = [
+    "limit", "status", "cursor", "use_case_id", "external_id", "LIMIT", "limit[]", "", "x",
+]  # fmt: skip
 QUERY_VALUES = [
     "\u00b2",
     "\uff15",

@@ -863,3 +863,93 @@ def test_command_line_builds_the_config() -> None:
     assert not _config_from_args(
         _build_parser().parse_args(["--account", f"{ACCOUNT}:{TOKEN}"])
     ).reject_unsubscribed_synchronously
+
+
+# --- From as an alphanumeric sender ID, and ValidityPeriod ---------------------------------------
+
+
+def test_an_alphanumeric_from_beside_a_service_is_the_sender(
+    sim: TwilioSimulator, receiver: Receiver
+) -> None:
+    form = {
+        "To": "+447700900123",
+        "Body": "hi",
+        "MessagingServiceSid": SERVICE,
+        "From": "Acme Shop",
+        "StatusCallback": receiver.url(),
+    }
+    status, payload = _create(sim, form)
+
+    assert status == 201, payload
+    assert payload["from"] == "Acme Shop"
+    assert sim.wait_idle()
+    assert {item.params["From"] for item in _callbacks_for(receiver, payload["sid"])} == {
+        "Acme Shop"
+    }
+
+
+@pytest.mark.parametrize(
+    ("sender", "to", "code"),
+    [
+        pytest.param("Acme", PLAIN_TO, 21612, id="alphanumeric-to-north-america"),
+        pytest.param("123456", "+447700900123", 21212, id="digits-only"),
+        pytest.param("TwelveChars1", "+447700900123", 21212, id="too-long"),
+        pytest.param("Acme!", "+447700900123", 21212, id="bad-character"),
+    ],
+)
+def test_a_from_twilio_would_refuse_gets_its_error(
+    sim: TwilioSimulator, sender: str, to: str, code: int
+) -> None:
+    status, payload = _create(
+        sim, {"To": to, "Body": "hi", "MessagingServiceSid": SERVICE, "From": sender}
+    )
+
+    assert status == 400
+    _assert_twilio_error(payload, 400, code)
+    assert sim.messages == []
+
+
+@pytest.mark.parametrize("period", ["0", "36001", "-5", "1.5", "ten", "\uff16\uff10"])
+def test_a_validity_period_out_of_twilio_s_range_is_refused(
+    sim: TwilioSimulator, period: str
+) -> None:
+    form = {"To": PLAIN_TO, "Body": "hi", "MessagingServiceSid": SERVICE, "ValidityPeriod": period}
+    status, payload = _create(sim, form)
+
+    assert status == 400
+    _assert_twilio_error(payload, 400, 21624)
+
+
+def test_a_message_queued_past_its_validity_period_fails_with_30036(receiver: Receiver) -> None:
+    """The queue holds it 2 s before a sender takes it; a 1 s validity period runs out first."""
+    with TwilioSimulator(_config(callback_delays=(2.0, 0.01))) as simulator:
+        expiring = _create(
+            simulator,
+            {
+                "To": PLAIN_TO,
+                "Body": "hi",
+                "MessagingServiceSid": SERVICE,
+                "StatusCallback": receiver.url(),
+                "ValidityPeriod": "1",
+            },
+        )[1]
+        lasting = _create(
+            simulator,
+            {
+                "To": PLAIN_TO,
+                "Body": "hi",
+                "MessagingServiceSid": SERVICE,
+                "StatusCallback": receiver.url(),
+                "ValidityPeriod": "3",
+            },
+        )[1]
+        assert simulator.wait_idle()
+
+    expired = _callbacks_for(receiver, expiring["sid"])
+    assert [c.params["MessageStatus"] for c in expired] == ["queued", "failed"]
+    assert expired[-1].params["ErrorCode"] == "30036"
+    assert [c.params["MessageStatus"] for c in _callbacks_for(receiver, lasting["sid"])] == [
+        "queued",
+        "sent",
+        "delivered",
+    ]

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from sms_gateway.domain import error_codes
 from sms_gateway.domain.clock import iso
 from sms_gateway.domain.messages import Message, MessageStatus
 from sms_gateway.domain.use_cases import Sender, SenderKind, UseCase
@@ -278,8 +279,60 @@ def test_twilio_is_asked_to_send_the_message_through_the_use_cases_service_with_
             "status_callback": (
                 "https://sms.example.test/v1/webhook/twilio/sms-status?message_id=msg-1"
             ),
+            "sender_id": None,
+            "validity_period": None,
         }
     ]
+
+
+def test_an_applied_sender_id_is_sent_as_from_and_one_not_applied_is_not(world: World) -> None:
+    world.message = a_message().model_copy(update={"sender_id": "Acme", "sender_id_applied": True})
+    handoff.hand_off("msg-1")
+    world.message = a_message().model_copy(update={"sender_id": "Acme", "sender_id_applied": False})
+    handoff.hand_off("msg-1")
+    assert [r["sender_id"] for r in world.requests] == ["Acme", None]
+
+
+@pytest.mark.parametrize(
+    ("waited", "left"),
+    [(timedelta(0), 600), (timedelta(seconds=100.5), 499), (timedelta(seconds=599.2), 1)],
+)
+def test_twilio_gets_what_is_left_of_the_validity_period(
+    world: World, waited: timedelta, left: int
+) -> None:
+    """Counted from the message's creation: the time it waited here is not Twilio's to spend."""
+    world.message = a_message().model_copy(
+        update={"validity_period": 600, "created_at": iso(NOW - waited)}
+    )
+    assert handoff.hand_off("msg-1") is HandoffOutcome.ACCEPTED
+    assert world.requests[0]["validity_period"] == left
+
+
+@pytest.mark.parametrize("late", [timedelta(0), timedelta(seconds=1)])
+def test_a_message_past_its_validity_period_is_failed_unsent(world: World, late: timedelta) -> None:
+    world.message = a_message().model_copy(
+        update={"validity_period": 60, "created_at": iso(NOW - timedelta(seconds=60) - late)}
+    )
+    assert handoff.hand_off("msg-1") is HandoffOutcome.REJECTED
+    assert world.posts == 0
+    [(name, message_id, _, code, reason)] = world.writes
+    assert (name, message_id, code) == ("fail_unsent", "msg-1", error_codes.VALIDITY_PERIOD_EXPIRED)
+    assert reason == ("reason", "validity_period_expired")
+
+
+def test_a_scheduled_message_s_validity_counts_from_its_send_at(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(opt_out_store, "is_opted_out", lambda *_: False)
+    world.message = a_message().model_copy(
+        update={
+            "validity_period": 60,
+            "created_at": iso(NOW - timedelta(days=2)),
+            "send_at": iso(NOW - timedelta(seconds=59)),
+        }
+    )
+    assert handoff.hand_off("msg-1") is HandoffOutcome.ACCEPTED
+    assert world.requests[0]["validity_period"] == 1
 
 
 def test_a_refused_token_that_was_rotated_is_read_again_and_the_message_sent_with_the_new_one(

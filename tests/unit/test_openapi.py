@@ -45,7 +45,8 @@ def test_every_authenticated_route_names_its_scope_and_error_codes() -> None:
             codes = operation["x-error-codes"]
             if route.authorized:
                 assert operation["x-required-scope"] in {"messages:send", "messages:read",
-                                                         "use_cases:manage"}  # fmt: skip
+                                                         "use_cases:manage",
+                                                         "templates:manage"}  # fmt: skip
                 assert operation["security"] == [{"bearerAuth": []}]
                 assert codes["401"] == ["unauthorized"] and codes["403"] == ["forbidden"]
             for status, listed in codes.items():
@@ -57,11 +58,12 @@ def test_every_authenticated_route_names_its_scope_and_error_codes() -> None:
 def test_send_documents_every_error_of_the_contract() -> None:
     document = json.loads(DOCUMENT.read_text())
     codes = document["paths"]["/v1/sms/"]["post"]["x-error-codes"]
-    assert codes["404"] == ["use_case_not_found"]
+    assert codes["404"] == ["use_case_not_found", "template_not_found"]
     assert codes["422"] == [
         "use_case_inactive", "no_sender_in_pool", "a2p_campaign_not_verified", "brand_suspended",
         "phone_invalid", "phone_landline", "recipient_opted_out", "region_not_permitted",
-        "validation_error", "send_at_out_of_range", "idempotency_key_reused",
+        "template_variable_missing", "template_variable_unknown", "validation_error",
+        "sender_id_invalid", "send_at_out_of_range", "idempotency_key_reused",
     ]  # fmt: skip
 
 
@@ -76,6 +78,15 @@ OPERATIONS = {
     ("get", "/v1/sms/use-cases/{id}"): ("getUseCase", "Use cases"),
     ("patch", "/v1/sms/use-cases/{id}"): ("updateUseCase", "Use cases"),
     ("delete", "/v1/sms/use-cases/{id}"): ("deleteUseCase", "Use cases"),
+    ("post", "/v1/sms/preview"): ("previewMessage", "Messages"),
+    ("post", "/v1/sms/templates"): ("createTemplate", "Templates"),
+    ("get", "/v1/sms/templates"): ("listTemplates", "Templates"),
+    ("get", "/v1/sms/templates/{id}"): ("getTemplate", "Templates"),
+    ("patch", "/v1/sms/templates/{id}"): ("updateTemplate", "Templates"),
+    ("delete", "/v1/sms/templates/{id}"): ("deleteTemplate", "Templates"),
+    ("post", "/v1/sms/sender-ids"): ("registerSenderId", "Sender IDs"),
+    ("get", "/v1/sms/sender-ids"): ("listSenderIds", "Sender IDs"),
+    ("delete", "/v1/sms/sender-ids/{sender_id}"): ("removeSenderId", "Sender IDs"),
     ("post", "/v1/webhook/twilio/sms-status"): ("receiveTwilioStatusCallback", "Webhooks"),
 }
 UUID = {"type": "string", "format": "uuid"}
@@ -115,7 +126,13 @@ def test_every_operation_has_its_operation_id_and_tag() -> None:
         for key, operation in operations(document).items()
     }
     assert named == {key: (name, [tag]) for key, (name, tag) in OPERATIONS.items()}
-    assert [tag["name"] for tag in document["tags"]] == ["Messages", "Use cases", "Webhooks"]
+    assert [tag["name"] for tag in document["tags"]] == [
+        "Messages",
+        "Use cases",
+        "Templates",
+        "Sender IDs",
+        "Webhooks",
+    ]
 
 
 def test_operation_ids_are_unique() -> None:
@@ -127,7 +144,7 @@ def test_ids_are_uuids() -> None:
     document = load()
     by_key = operations(document)
     for key, operation in by_key.items():
-        if "{id}" in key[1]:
+        if "{id}" in key[1] and not key[1].startswith("/v1/sms/templates/"):
             path_id = parameter(operation, "path", "id")
             assert path_id["required"] is True and path_id["schema"] == UUID
     assert parameter(by_key[("get", "/v1/sms/")], "query", "use_case_id")["schema"] == UUID

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+from typing import NamedTuple
 
 import pytest
 from hypothesis import example, given
@@ -34,6 +35,16 @@ GSM7_EXTENSION_TABLE = {
     "€": 0x65,
 }
 GSM7_CHARS = "".join(c for c in GSM7_BASIC_TABLE if c != "\x1b") + "".join(GSM7_EXTENSION_TABLE)
+
+
+class Counted(NamedTuple):
+    encoding: str
+    segments: int
+    units: int
+
+
+def counted(result: SegmentCount) -> Counted:
+    return Counted(result.encoding, result.segments, result.units)
 
 
 def in_gsm7_table(char: str) -> bool:
@@ -136,19 +147,19 @@ def test_every_code_point_against_the_table() -> None:
 @pytest.mark.parametrize("char", ["ç", "`", "\t", "\x1b", "\u2126", "\u2206", "ê", "á", "A\u0308"])
 def test_non_gsm_lookalikes(char: str) -> None:
     assert not is_gsm7(char)
-    assert count_segments(char).encoding == "UCS-2"
+    assert count_segments(char).encoding == "UCS2"
 
 
 @pytest.mark.parametrize(
     "char", ["Ç", "é", "É", "\u03a9", "\u0394", "¤", "$", "§", "¿", "¡", "ß", "\n", "\r"]
 )
 def test_basic_table_members(char: str) -> None:
-    assert count_segments(char) == SegmentCount("GSM-7", 1, 1)
+    assert counted(count_segments(char)) == Counted("GSM7", 1, 1)
 
 
 @pytest.mark.parametrize("char", list(GSM7_EXTENSION_TABLE))
 def test_extension_chars_cost_two_septets(char: str) -> None:
-    assert count_segments(char) == SegmentCount("GSM-7", 1, 2)
+    assert counted(count_segments(char)) == Counted("GSM7", 1, 2)
 
 
 # --- Worked examples -------------------------------------------------------------------------
@@ -157,40 +168,40 @@ def test_extension_chars_cost_two_septets(char: str) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("", SegmentCount("GSM-7", 1, 0)),
-        ("a" * 160, SegmentCount("GSM-7", 1, 160)),
-        ("a" * 161, SegmentCount("GSM-7", 2, 161)),
-        ("a" * 306, SegmentCount("GSM-7", 2, 306)),
-        ("a" * 307, SegmentCount("GSM-7", 3, 307)),
-        ("€" * 80, SegmentCount("GSM-7", 1, 160)),
-        ("€" * 81, SegmentCount("GSM-7", 2, 162)),
-        ("a" * 159 + "€", SegmentCount("GSM-7", 2, 161)),
+        ("", Counted("GSM7", 1, 0)),
+        ("a" * 160, Counted("GSM7", 1, 160)),
+        ("a" * 161, Counted("GSM7", 2, 161)),
+        ("a" * 306, Counted("GSM7", 2, 306)),
+        ("a" * 307, Counted("GSM7", 3, 307)),
+        ("€" * 80, Counted("GSM7", 1, 160)),
+        ("€" * 81, Counted("GSM7", 2, 162)),
+        ("a" * 159 + "€", Counted("GSM7", 2, 161)),
         # The 153 boundary only matters once the body needs concatenation.
-        ("a" * 152 + "€" + "a" * 6, SegmentCount("GSM-7", 1, 160)),
+        ("a" * 152 + "€" + "a" * 6, Counted("GSM7", 1, 160)),
         # 306 septets fit two 153-septet parts only if no escape pair straddles the boundary:
         # here the euro would need septets 153-154, so it moves whole and needs a third part.
-        ("a" * 152 + "€" + "a" * 152, SegmentCount("GSM-7", 3, 306)),
-        ("a" * 151 + "€" + "a" * 153, SegmentCount("GSM-7", 2, 306)),
-        ("a" * 152 + "€" * 77, SegmentCount("GSM-7", 3, 306)),
-        ("a" * 153 + "€" * 76 + "a", SegmentCount("GSM-7", 2, 306)),
-        ("ж" * 70, SegmentCount("UCS-2", 1, 70)),
-        ("ж" * 71, SegmentCount("UCS-2", 2, 71)),
-        ("ж" * 134, SegmentCount("UCS-2", 2, 134)),
-        ("ж" * 135, SegmentCount("UCS-2", 3, 135)),
-        ("😀" * 35, SegmentCount("UCS-2", 1, 70)),
-        ("😀" * 36, SegmentCount("UCS-2", 2, 72)),
+        ("a" * 152 + "€" + "a" * 152, Counted("GSM7", 3, 306)),
+        ("a" * 151 + "€" + "a" * 153, Counted("GSM7", 2, 306)),
+        ("a" * 152 + "€" * 77, Counted("GSM7", 3, 306)),
+        ("a" * 153 + "€" * 76 + "a", Counted("GSM7", 2, 306)),
+        ("ж" * 70, Counted("UCS2", 1, 70)),
+        ("ж" * 71, Counted("UCS2", 2, 71)),
+        ("ж" * 134, Counted("UCS2", 2, 134)),
+        ("ж" * 135, Counted("UCS2", 3, 135)),
+        ("😀" * 35, Counted("UCS2", 1, 70)),
+        ("😀" * 36, Counted("UCS2", 2, 72)),
         # 134 units fit two 67-unit parts only if no surrogate pair straddles the boundary.
-        ("ж" * 66 + "😀" + "ж" * 66, SegmentCount("UCS-2", 3, 134)),
-        ("ж" * 65 + "😀" + "ж" * 67, SegmentCount("UCS-2", 2, 134)),
+        ("ж" * 66 + "😀" + "ж" * 66, Counted("UCS2", 3, 134)),
+        ("ж" * 65 + "😀" + "ж" * 67, Counted("UCS2", 2, 134)),
         # One character outside GSM-7 switches the whole body to UCS-2.
-        ("a" * 69 + "ç", SegmentCount("UCS-2", 1, 70)),
-        ("a" * 70 + "ç", SegmentCount("UCS-2", 2, 71)),
-        ("Grüße € 😀", SegmentCount("UCS-2", 1, 10)),
-        ("Price: 5€ [ok]", SegmentCount("GSM-7", 1, 17)),
+        ("a" * 69 + "ç", Counted("UCS2", 1, 70)),
+        ("a" * 70 + "ç", Counted("UCS2", 2, 71)),
+        ("Grüße € 😀", Counted("UCS2", 1, 10)),
+        ("Price: 5€ [ok]", Counted("GSM7", 1, 17)),
     ],
 )
-def test_worked_examples(body: str, expected: SegmentCount) -> None:
-    assert count_segments(body) == expected
+def test_worked_examples(body: str, expected: Counted) -> None:
+    assert counted(count_segments(body)) == expected
     assert len(reference_parts(body)) == expected.segments
 
 
@@ -210,7 +221,7 @@ any_text = st.one_of(st.text(max_size=400), gsm_text, extension_heavy, ucs2_text
 
 
 def single_limit(encoding: str) -> int:
-    return 160 if encoding == "GSM-7" else 70
+    return 160 if encoding == "GSM7" else 70
 
 
 @given(any_text)
@@ -221,8 +232,8 @@ def test_segment_count_properties(body: str) -> None:
     result = count_segments(body)
     assert result.segments >= 1
     assert (result.segments == 1) == (result.units <= single_limit(result.encoding))
-    assert (result.encoding == "GSM-7") == all(in_gsm7_table(c) for c in body)
-    assert is_gsm7(body) == (result.encoding == "GSM-7")
+    assert (result.encoding == "GSM7") == all(in_gsm7_table(c) for c in body)
+    assert is_gsm7(body) == (result.encoding == "GSM7")
 
 
 @given(any_text)
@@ -233,7 +244,40 @@ def test_counts_agree_with_wire_level_split(body: str) -> None:
     parts = reference_parts(body)
     assert "".join(parts) == body
     assert len(parts) == result.segments
-    if result.encoding == "GSM-7":
+    if result.encoding == "GSM7":
         assert result.units == sum(2 if c in GSM7_EXTENSION_TABLE else 1 for c in body)
     else:
         assert result.units == len(body.encode("utf-16-le")) // 2
+
+
+# --- Room left in the last part ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "units_left"),
+    [
+        ("", 160),
+        ("a" * 150, 10),
+        ("a" * 160, 0),
+        # The 161st character makes two parts of 153: 145 more fit in the second.
+        ("a" * 161, 145),
+        ("€" * 80, 0),
+        ("ж" * 60, 10),
+        ("ж" * 71, 63),
+        # A pair moved whole into the next part leaves its part's last unit unused.
+        ("ж" * 66 + "😀" * 3, 61),
+    ],
+)
+def test_units_left_worked_examples(body: str, units_left: int) -> None:
+    assert count_segments(body).units_left == units_left
+
+
+@given(any_text)
+@example("a" * 160)
+@example("ж" * 70)
+def test_units_left_is_exactly_what_fits_before_one_more_part(body: str) -> None:
+    """Appending `units_left` one-unit characters keeps the count; one more adds a part."""
+    result = count_segments(body)
+    one_unit = "a" if result.encoding == "GSM7" else "ж"
+    assert count_segments(body + one_unit * result.units_left).segments == result.segments
+    assert count_segments(body + one_unit * (result.units_left + 1)).segments == result.segments + 1

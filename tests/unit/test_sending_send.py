@@ -42,6 +42,7 @@ TABLES: dict[str, list[tuple[str, Literal["HASH", "RANGE"]]]] = {
     "MESSAGES_TABLE": [("id", "HASH")],
     "USE_CASES_TABLE": [("id", "HASH")],
     "OPT_OUTS_TABLE": [("scope", "HASH"), ("phone_number", "RANGE")],
+    "CATALOG_TABLE": [("pk", "HASH"), ("sk", "RANGE")],
 }
 
 

@@ -133,6 +133,7 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "OPT_OUTS_TABLE",
         "API_KEYS_TABLE",
         "IDEMPOTENCY_TABLE",
+        "CATALOG_TABLE",
     ):
         monkeypatch.setenv(name, f"unit-{name.lower()}")
     monkeypatch.setenv("PUBLIC_BASE_URL", BASE_URL)

@@ -1,4 +1,4 @@
-"""Operator CLI: workspaces, API keys, use cases and opt-outs in the configured tables.
+"""Operator CLI: workspaces, API keys, use cases, opt-outs and prices in the configured tables.
 
 Tables come from the same environment variables the functions read (MESSAGES_TABLE, ...), from
 a deployed stack's outputs with --stack NAME, or from the info file of a running local stack
@@ -17,16 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from phonenumbers import SUPPORTED_REGIONS
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from sms_gateway import config
 from sms_gateway.api.caller import ALL_SCOPES
+from sms_gateway.domain import pricing
+from sms_gateway.domain.clock import now_iso
 from sms_gateway.domain.errors import GatewayError, ValidationError
 from sms_gateway.domain.ids import is_uuid
 from sms_gateway.domain.use_cases import AccountSid, MessagingServiceSid
 from sms_gateway.logic import scheduling, stuck_messages, use_case_admin
-from sms_gateway.store import api_keys, aws_clients, opt_out_store, use_case_store
+from sms_gateway.store import api_keys, aws_clients, opt_out_store, price_store, use_case_store
 
 # Stack output -> environment variable the settings read.
 _STACK_OUTPUTS = {
@@ -35,6 +38,7 @@ _STACK_OUTPUTS = {
     "OptOutsTableName": "OPT_OUTS_TABLE",
     "ApiKeysTableName": "API_KEYS_TABLE",
     "IdempotencyTableName": "IDEMPOTENCY_TABLE",
+    "CatalogTableName": "CATALOG_TABLE",
     "HandoffQueueUrl": "HANDOFF_QUEUE_URL",
 }
 
@@ -249,6 +253,55 @@ def cmd_message_dispatch(args: argparse.Namespace) -> Any:
     return {"message_id": args.id, "dispatched": scheduling.dispatch_scheduled(args.id)}
 
 
+def _country(value: str) -> str:
+    """An argparse type: an ISO 3166-1 alpha-2 code, as a send's `country` must be."""
+    if value not in SUPPORTED_REGIONS:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+    return value
+
+
+def _unit_price(value: str) -> str:
+    if not pricing.is_unit_price(value):
+        raise argparse.ArgumentTypeError(
+            "a decimal with up to 6 digits before and 6 after the point, e.g. 0.0400"
+        )
+    return value
+
+
+def _currency(value: str) -> str:
+    if not pricing.is_currency(value):
+        raise argparse.ArgumentTypeError("an ISO 4217 code in capitals, e.g. USD")
+    return value
+
+
+def _price_json(price: pricing.Price) -> dict[str, str]:
+    return {
+        "country": price.country,
+        "unit_price": price.unit_price,
+        "currency": price.currency,
+        "source": price.source,
+    }
+
+
+def cmd_price_set(args: argparse.Namespace) -> Any:
+    price_store.set_price(args.country, args.unit_price, args.currency, now_iso())
+    return _price_json(pricing.Price(args.country, args.unit_price, args.currency, "operator"))
+
+
+def cmd_price_unset(args: argparse.Namespace) -> Any:
+    price_store.unset_price(args.country)
+    bundled = pricing.bundled_price(args.country)
+    return {"country": args.country, "now": _price_json(bundled) if bundled else None}
+
+
+def cmd_price_list(args: argparse.Namespace) -> Any:
+    """Every price a send would use: the operator's, then the bundled ones it does not cover."""
+    operator = {p.country: p for p in price_store.operator_prices()}
+    bundled = [pricing.bundled_price(c) for c in pricing.BUNDLED_PRICES if c not in operator]
+    prices = [*operator.values(), *(p for p in bundled if p is not None)]
+    return [_price_json(p) for p in sorted(prices, key=lambda p: p.country)]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sms-gateway-admin", description=__doc__)
     target = parser.add_mutually_exclusive_group()
@@ -332,6 +385,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dispatch.add_argument("--id", required=True)
     dispatch.set_defaults(func=cmd_message_dispatch)
+
+    price = groups.add_parser("price").add_subparsers(dest="action", required=True)
+    set_price = price.add_parser(
+        "set", help="set the price of one segment to a destination country (over the bundled one)"
+    )
+    set_price.add_argument("--country", required=True, type=_country)
+    set_price.add_argument("--unit-price", required=True, type=_unit_price)
+    set_price.add_argument("--currency", default=pricing.DEFAULT_CURRENCY, type=_currency)
+    set_price.set_defaults(func=cmd_price_set)
+    unset_price = price.add_parser("unset", help="drop the operator's price of a country")
+    unset_price.add_argument("--country", required=True, type=_country)
+    unset_price.set_defaults(func=cmd_price_unset)
+    listing = price.add_parser("list", help="every price sends use, with its source")
+    listing.set_defaults(func=cmd_price_list)
     return parser
 
 

@@ -10,16 +10,20 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Tag
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from sms_gateway.api import (
     cancel_routes,
     docs,
     query_routes,
     send_routes,
+    sender_id_routes,
+    template_routes,
     use_case_routes,
     webhook_routes,
 )
+from sms_gateway.domain.messages import API_FIELDS, HistoryEntry, Message
+from sms_gateway.domain.templates import TemplateSpec
 from sms_gateway.domain.use_cases import AccountSid, UseCaseSpec
 from sms_gateway.logic.sending import SendRequest
 
@@ -28,6 +32,8 @@ ROUTERS = (
     cancel_routes.router,
     query_routes.router,
     use_case_routes.router,
+    template_routes.router,
+    sender_id_routes.router,
     webhook_routes.router,
 )
 
@@ -49,8 +55,73 @@ class TwilioStatusCallback(BaseModel):
     messaging_service_sid: str | None = Field(default=None, alias="MessagingServiceSid")
 
 
+# The API's answers, built from the domain's models so that a field is declared once. Only the
+# document needs them: the functions name them (route_doc) and never build them.
+MessageOut = create_model(
+    "MessageOut",
+    __config__=ConfigDict(title="Message"),
+    **docs.required_fields(Message, API_FIELDS),
+)
+_history_fields: dict[str, Any] = {
+    name: (field.annotation, field) for name, field in HistoryEntry.model_fields.items()
+}
+HistoryEntryOut = create_model("HistoryEntryOut", **_history_fields)
+MessageDetailOut = create_model(
+    "MessageDetailOut",
+    __base__=MessageOut,
+    __config__=ConfigDict(title="MessageDetail"),
+    history=(list[HistoryEntryOut], ...),
+)
+MessageListOut = create_model(
+    "MessageListOut",
+    __config__=ConfigDict(title="MessageList"),
+    items=(list[MessageOut], ...),
+    next_cursor=(str | None, Field(description="Opaque; pass as `cursor` for the next page")),
+)
+
+# POST /v1/sms/preview's answer: the fields a send would store, and the room left in the last
+# segment (sending.PreparedSend.preview builds it).
+PREVIEW_FIELDS = (
+    "use_case_id",
+    "to_number",
+    "body",
+    "encoding",
+    "segments",
+    "cost",
+    "country",
+    "template_id",
+    "sender_id",
+    "sender_id_applied",
+    "external_id",
+    "validity_period",
+    "send_at",
+    "test",
+)
+PreviewOut = create_model(
+    "PreviewOut",
+    __config__=ConfigDict(title="Preview"),
+    **docs.required_fields(Message, PREVIEW_FIELDS),
+    characters_until_next_segment=(
+        int,
+        Field(
+            description="How many more one-unit characters (a basic GSM-7 character, or a BMP "
+            "character in UCS2) fit before one more segment is needed"
+        ),
+    ),
+)
+RESPONSE_MODELS: dict[str, type[BaseModel]] = {
+    model.__name__: model for model in (MessageOut, MessageDetailOut, MessageListOut, PreviewOut)
+}
+
 REQUEST_MODELS: dict[str, type[BaseModel]] = {
-    model.__name__: model for model in (SendRequest, UseCaseSpec, TwilioStatusCallback)
+    model.__name__: model
+    for model in (
+        SendRequest,
+        UseCaseSpec,
+        TemplateSpec,
+        sender_id_routes.SenderIdIn,
+        TwilioStatusCallback,
+    )
 }
 
 
@@ -80,6 +151,7 @@ def build_document() -> dict[str, Any]:
     for path_item in document.get("paths", {}).values():
         for operation in path_item.values():
             _merge_parameters(operation)
+            _add_response_model(operation, schemas)
             model_name = operation.get("x-request-model")
             if not model_name:
                 continue
@@ -103,6 +175,21 @@ def build_document() -> dict[str, Any]:
             if "201" in operation["responses"]:
                 operation["responses"].pop("200", None)
     return document
+
+
+def _add_response_model(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """A success response named by route_doc (a model the function never builds)."""
+    name = operation.pop(docs.RESPONSE_MODEL_KEY, None)
+    if name is None:
+        return
+    schema = RESPONSE_MODELS[name].model_json_schema(ref_template="#/components/schemas/{model}")
+    for nested, definition in schema.pop("$defs", {}).items():
+        schemas.setdefault(nested, definition)
+    schemas[name] = schema
+    success = next(status for status in operation["responses"] if status.startswith("2"))
+    operation["responses"][success]["content"] = {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}
+    }
 
 
 def _merge_parameters(operation: dict[str, Any]) -> None:

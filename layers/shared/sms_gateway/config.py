@@ -17,6 +17,8 @@ class Settings(BaseModel):
     opt_outs_table: str
     api_keys_table: str
     idempotency_table: str
+    # Templates, sender IDs and the operator's prices.
+    catalog_table: str
     handoff_queue_url: str = ""
     schedule_group_name: str = ""
     scheduler_role_arn: str = ""

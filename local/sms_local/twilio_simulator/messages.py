@@ -26,10 +26,13 @@ _STATUS_RANK: Final[Mapping[str, int]] = {
     "undelivered": 3,
     "failed": 3,
 }
+# A message still in Twilio's queue when its ValidityPeriod ran out is failed with 30036.
+_VALIDITY_EXPIRED: Final = 30036
 _DELIVERY_ERRORS: Final[Mapping[int, str]] = {
     30003: "Unreachable destination handset",
     30005: "Unknown destination handset",
     30007: "Message filtered",
+    _VALIDITY_EXPIRED: "Validity Period Expired",
     _UNSUBSCRIBED_ERROR[0]: _UNSUBSCRIBED_ERROR[1],
 }
 
@@ -136,11 +139,14 @@ def _outcome_for(to: str) -> _Outcome:
 
 
 def _timeline(
-    to: str, delays: tuple[float, float], reorder: bool
+    to: str, delays: tuple[float, float], reorder: bool, validity_period: int | None = None
 ) -> list[tuple[float, str, int | None]]:
-    """(offset seconds, status, error code) of every status change, in firing order."""
+    """(offset seconds, status, error code) of every status change, in firing order. A message
+    that would wait in the queue longer than its validity period is failed when it runs out."""
     outcome = _outcome_for(to)
     to_sent, to_final = (max(0.0, delay) for delay in delays)
+    if outcome.via_queued and validity_period is not None and to_sent > validity_period:
+        return [(0.0, "queued", None), (float(validity_period), "failed", _VALIDITY_EXPIRED)]
     if not outcome.via_queued:
         # Refused before it was queued to a sender: its final status is its only change.
         assert outcome.final_status is not None

@@ -1,6 +1,7 @@
 """The rules Twilio applies to a create request.
 
-Basic auth, the form fields (To, Body, From or MessagingServiceSid), the Messaging Service,
+Basic auth, the form fields (To, Body, From or MessagingServiceSid, ValidityPeriod), From as a
+number or an alphanumeric sender ID, the Messaging Service,
 Twilio's magic test numbers for To, the body length, the StatusCallback URL, the throttle
 suffixes, and the choice of a sender from a service's pool (reachability, area-code geomatch).
 Every refusal is an ``_ApiError``, which the server answers as Twilio's error JSON.
@@ -41,6 +42,11 @@ _THROTTLE_SUFFIXES: Final[Mapping[str, tuple[int, int, str]]] = {
     "5550503": (503, 20503, "Service unavailable"),
 }
 _SLOW_SUFFIX: Final = "5550777"
+# Twilio's alphanumeric sender: up to 11 of A-Z, a-z, 0-9, space, -, +, _ and &, not digits only
+# (AlphaSender resource).
+_ALPHA_SENDER: Final = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9 +_&-]{1,11}")
+# ValidityPeriod: whole seconds, 1 to 36,000 (10 hours, also the default).
+_MAX_VALIDITY_SECONDS: Final = 36_000
 
 
 class _ApiError(Exception):
@@ -78,6 +84,7 @@ class _CreateRequest:
     sender: str | None
     service_sid: str | None
     status_callback: str | None
+    validity_period: int | None = None
 
 
 # --- request parsing and validation -------------------------------------------------------------
@@ -122,7 +129,42 @@ def _parse_create(form: Mapping[str, str]) -> _CreateRequest:
     service_sid = form.get("MessagingServiceSid") or None
     if sender is None and service_sid is None:
         raise _bad_request(21603, "A 'From' phone number is required.")
-    return _CreateRequest(to, body, sender, service_sid, form.get("StatusCallback") or None)
+    return _CreateRequest(
+        to,
+        body,
+        sender,
+        service_sid,
+        form.get("StatusCallback") or None,
+        _validity_period(form.get("ValidityPeriod")),
+    )
+
+
+def _validity_period(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= _MAX_VALIDITY_SECONDS:
+        raise _bad_request(
+            21624, f"ValidityPeriod must be an integer from 1 to {_MAX_VALIDITY_SECONDS}."
+        )
+    return int(raw)
+
+
+def _check_from(sender: str | None, to: str) -> None:
+    """A From is a number or an alphanumeric sender ID; an alphanumeric one cannot reach a
+    North American number."""
+    if sender is None or _E164.fullmatch(sender):
+        return
+    if not _ALPHA_SENDER.fullmatch(sender):
+        raise _bad_request(
+            21212,
+            f"The 'From' number {sender} is not a valid phone number or alphanumeric sender ID.",
+        )
+    if to.startswith("+1"):
+        raise _bad_request(
+            21612,
+            f"The 'To' phone number: {to}, is not currently reachable using the 'From' phone"
+            f" number: {sender} via SMS.",
+        )
 
 
 def _service_pool(services: Mapping[str, list[str]], service_sid: str | None) -> list[str]:

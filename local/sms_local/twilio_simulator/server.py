@@ -46,6 +46,7 @@ from sms_local.twilio_simulator.rules import (
     _bad_request,
     _basic_credentials,
     _check_body,
+    _check_from,
     _check_status_callback,
     _check_throttle,
     _check_to,
@@ -318,6 +319,7 @@ class TwilioSimulator:
         config = self._config_snapshot()
         pool = _service_pool(config.services, request.service_sid)
         _check_to(request.to, unsubscribed_later=_unsubscribed_is_reported_later(request, config))
+        _check_from(request.sender, request.to)
         _check_body(request.body)
         _check_status_callback(request.status_callback)
         _check_throttle(request.to)
@@ -368,7 +370,7 @@ class TwilioSimulator:
             self._messages[message.sid] = message
             # Taken before the timeline starts so the 201 shows the initial status.
             payload = message.to_json()
-        self._schedule_timeline(message.sid, request.to, config)
+        self._schedule_timeline(message.sid, request.to, config, request.validity_period)
         return payload
 
     def _fetch(self, account: str, sid: str) -> dict[str, Any]:
@@ -406,9 +408,12 @@ class TwilioSimulator:
 
     # status changes and callbacks (called on the worker thread)
 
-    def _schedule_timeline(self, sid: str, to: str, config: SimulatorConfig) -> None:
+    def _schedule_timeline(
+        self, sid: str, to: str, config: SimulatorConfig, validity_period: int | None = None
+    ) -> None:
         copies = 2 if config.duplicate_callbacks else 1
-        for offset, status, code in _timeline(to, config.callback_delays, config.reorder_callbacks):
+        timeline = _timeline(to, config.callback_delays, config.reorder_callbacks, validity_period)
+        for offset, status, code in timeline:
             fire = functools.partial(self._fire, sid, status, code, copies)
             self._scheduler.schedule(offset, fire)
 

@@ -14,6 +14,7 @@ from sms_gateway.domain.callers import (
     SCOPE_MANAGE,
     SCOPE_READ,
     SCOPE_SEND,
+    SCOPE_TEMPLATES,
     Caller,
 )
 from sms_gateway.domain.errors import ForbiddenError, UnauthorizedError
@@ -23,6 +24,7 @@ __all__ = [
     "SCOPE_MANAGE",
     "SCOPE_READ",
     "SCOPE_SEND",
+    "SCOPE_TEMPLATES",
     "Caller",
     "caller_from_event",
     "require_scope",

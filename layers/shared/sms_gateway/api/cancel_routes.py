@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from sms_gateway.api.caller import SCOPE_SEND, require_scope
-from sms_gateway.api.docs import MESSAGES_TAG, MessageOut, id_parameter, route_doc
+from sms_gateway.api.docs import MESSAGES_TAG, id_parameter, route_doc
 from sms_gateway.api.http import json_response
 from sms_gateway.domain.errors import MessageNotFoundError, NotCancelableError
 from sms_gateway.logic import scheduling
@@ -21,7 +21,7 @@ router = APIGatewayHttpRouter()
         operation_id="cancelMessage",
         tag=MESSAGES_TAG,
         scope=SCOPE_SEND,
-        success=(200, "The canceled message", MessageOut),
+        success=(200, "The canceled message", "MessageOut"),
         errors=(MessageNotFoundError, NotCancelableError),
         parameters=(id_parameter("message"),),
     ),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field
 
 from sms_gateway.domain.errors import (
     ForbiddenError,
@@ -17,21 +17,23 @@ from sms_gateway.domain.errors import (
 )
 from sms_gateway.domain.ids import MAX_IDEMPOTENCY_KEY_LENGTH
 from sms_gateway.domain.messages import (
-    API_FIELDS,
     DEFAULT_PAGE_SIZE,
+    MAX_EXTERNAL_ID_CHARS,
     MAX_PAGE_SIZE,
-    HistoryEntry,
-    Message,
     MessageStatus,
 )
 
 # The operation tags, with the description the document gives each.
 MESSAGES_TAG = "Messages"
 USE_CASES_TAG = "Use cases"
+TEMPLATES_TAG = "Templates"
+SENDER_IDS_TAG = "Sender IDs"
 WEBHOOKS_TAG = "Webhooks"
 TAGS = {
     MESSAGES_TAG: "Send SMS and track their delivery",
     USE_CASES_TAG: "The use cases messages are sent through (sender pool, compliance state)",
+    TEMPLATES_TAG: "Message texts with {{name}} placeholders, rendered at send",
+    SENDER_IDS_TAG: "Alphanumeric senders a workspace may send from",
     WEBHOOKS_TAG: "Callbacks from the SMS provider",
 }
 
@@ -39,6 +41,7 @@ TAGS = {
 # Powertools reads from the handler's signature (it would overwrite a plain `parameters`).
 PARAMETERS_KEY = "x-parameters"
 PARTIAL_KEY = "x-request-partial"
+RESPONSE_MODEL_KEY = "x-response-model"
 MEDIA_TYPE_KEY = "x-request-media-type"
 
 
@@ -52,7 +55,7 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-def _required_fields(source: type[BaseModel], names: tuple[str, ...]) -> dict[str, Any]:
+def required_fields(source: type[BaseModel], names: tuple[str, ...]) -> dict[str, Any]:
     """The named fields of a model, each required (a response always carries it, null or not),
     with the model's own type and description."""
     fields = source.model_fields
@@ -66,28 +69,6 @@ def _required_fields(source: type[BaseModel], names: tuple[str, ...]) -> dict[st
         )
         for name in names
     }
-
-
-# The API's shapes, built from the domain's models so that a field is declared once.
-MessageOut = create_model(
-    "MessageOut", __config__=ConfigDict(title="Message"), **_required_fields(Message, API_FIELDS)
-)
-_history_fields: dict[str, Any] = {
-    name: (field.annotation, field) for name, field in HistoryEntry.model_fields.items()
-}
-HistoryEntryOut = create_model("HistoryEntryOut", **_history_fields)
-MessageDetailOut = create_model(
-    "MessageDetailOut",
-    __base__=MessageOut,
-    __config__=ConfigDict(title="MessageDetail"),
-    history=(list[HistoryEntryOut], ...),
-)
-MessageListOut = create_model(
-    "MessageListOut",
-    __config__=ConfigDict(title="MessageList"),
-    items=(list[MessageOut], ...),
-    next_cursor=(str | None, Field(description="Opaque; pass as `cursor` for the next page")),
-)
 
 
 UUID_SCHEMA = {"type": "string", "format": "uuid"}
@@ -110,6 +91,17 @@ def id_parameter(resource: str) -> dict[str, Any]:
     return parameter("id", "path", f"The {resource}'s id", UUID_SCHEMA, required=True)
 
 
+_LIMIT_PARAMETER = parameter(
+    "limit",
+    "query",
+    "Page size",
+    {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE},
+)
+_CURSOR_PARAMETER = parameter(
+    "cursor", "query", "The previous page's `next_cursor`", {"type": "string"}
+)
+# A listing that takes nothing but its page (templates, sender IDs).
+PAGE_PARAMETERS = (_LIMIT_PARAMETER, _CURSOR_PARAMETER)
 # What querying.list_messages_for accepts; anything else is a validation_error.
 LIST_MESSAGES_PARAMETERS = (
     parameter(
@@ -125,12 +117,13 @@ LIST_MESSAGES_PARAMETERS = (
         {"$ref": f"#/components/schemas/{MessageStatus.__name__}"},
     ),
     parameter(
-        "limit",
+        "external_id",
         "query",
-        "Page size",
-        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE},
+        "Only the messages sent with this external_id",
+        {"type": "string", "minLength": 1, "maxLength": MAX_EXTERNAL_ID_CHARS},
     ),
-    parameter("cursor", "query", "The previous page's `next_cursor`", {"type": "string"}),
+    _LIMIT_PARAMETER,
+    _CURSOR_PARAMETER,
 )
 IDEMPOTENCY_KEY_PARAMETER = parameter(
     "Idempotency-Key",
@@ -159,7 +152,7 @@ def route_doc(
     operation_id: str,
     tag: str,
     scope: str | None,
-    success: tuple[int, str, type[BaseModel] | None],
+    success: tuple[int, str, type[BaseModel] | str | None],
     errors: tuple[type[GatewayError], ...],
     request_model: type[BaseModel] | str | None = None,
     partial_request: bool = False,
@@ -174,7 +167,7 @@ def route_doc(
     status, description, model = success
     responses: dict[int, Any] = {
         status: {"description": description}
-        | ({"content": {"application/json": {"model": model}}} if model else {})
+        | ({"content": {"application/json": {"model": model}}} if isinstance(model, type) else {})
         | ({"links": links} if links else {})
     }
     by_status: dict[int, list[str]] = defaultdict(list)
@@ -189,6 +182,9 @@ def route_doc(
     extensions: dict[str, Any] = {
         "x-error-codes": {str(s): codes for s, codes in sorted(by_status.items())}
     }
+    if isinstance(model, str):
+        # A model the document generator knows and the function never needs to build.
+        extensions[RESPONSE_MODEL_KEY] = model
     if scope:
         extensions["x-required-scope"] = scope
     if request_model is not None:

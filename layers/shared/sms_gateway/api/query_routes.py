@@ -9,8 +9,6 @@ from sms_gateway.api.caller import SCOPE_READ, require_scope
 from sms_gateway.api.docs import (
     LIST_MESSAGES_PARAMETERS,
     MESSAGES_TAG,
-    MessageDetailOut,
-    MessageListOut,
     id_parameter,
     route_doc,
 )
@@ -28,7 +26,7 @@ router = APIGatewayHttpRouter()
         operation_id="getMessage",
         tag=MESSAGES_TAG,
         scope=SCOPE_READ,
-        success=(200, "The message", MessageDetailOut),
+        success=(200, "The message", "MessageDetailOut"),
         errors=(MessageNotFoundError,),
         parameters=(id_parameter("message"),),
     ),
@@ -46,7 +44,7 @@ def handle_get_message(id: str) -> Response[str]:
         operation_id="listMessages",
         tag=MESSAGES_TAG,
         scope=SCOPE_READ,
-        success=(200, "A page of messages", MessageListOut),
+        success=(200, "A page of messages", "MessageListOut"),
         errors=(ValidationError,),
         parameters=LIST_MESSAGES_PARAMETERS,
     ),

@@ -1,4 +1,4 @@
-"""POST /v1/sms/."""
+"""POST /v1/sms/ and POST /v1/sms/preview."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from sms_gateway.api.caller import SCOPE_SEND, require_scope
 from sms_gateway.api.docs import (
     IDEMPOTENCY_KEY_PARAMETER,
     MESSAGES_TAG,
-    MessageOut,
     links_by_id,
     route_doc,
 )
@@ -31,7 +30,7 @@ router = APIGatewayHttpRouter()
         operation_id="sendMessage",
         tag=MESSAGES_TAG,
         scope=SCOPE_SEND,
-        success=(201, "The message was accepted and queued", MessageOut),
+        success=(201, "The message was accepted and queued", "MessageOut"),
         errors=(*SEND_ERRORS, IdempotencyKeyReusedError, IdempotencyKeyInUseError),
         request_model=sending.SendRequest,
         parameters=(IDEMPOTENCY_KEY_PARAMETER,),
@@ -47,3 +46,23 @@ def handle_send() -> Response[str]:
         caller, request, idempotency_key=key, lambda_context=router.lambda_context
     )
     return json_response(201, body)
+
+
+@router.post(
+    "/v1/sms/preview",
+    **route_doc(
+        summary="What a send would store, without sending",
+        operation_id="previewMessage",
+        tag=MESSAGES_TAG,
+        scope=SCOPE_SEND,
+        success=(200, "What the send would store; nothing was written or sent", "PreviewOut"),
+        errors=SEND_ERRORS,
+        request_model=sending.SendRequest,
+    ),
+)
+def handle_preview() -> Response[str]:
+    event = router.current_event
+    caller = require_scope(event.raw_event, SCOPE_SEND)
+    request = sending.parse_send_request(json_object(event))
+    prepared = sending.prepare_send(caller.workspace_id, request, test=caller.is_test)
+    return json_response(200, prepared.preview())

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from sms_gateway.api.caller import SCOPE_MANAGE, require_scope
 from sms_gateway.api.docs import USE_CASES_TAG, id_parameter, links_by_id, route_doc
 from sms_gateway.api.http import json_object, json_response
-from sms_gateway.domain.errors import UseCaseNotFoundError, ValidationError
+from sms_gateway.domain.errors import UseCaseNotFoundError, ValidationError, refuse_unknown_fields
 from sms_gateway.domain.messages import UuidStr
 from sms_gateway.domain.use_cases import UseCaseSpec
 from sms_gateway.logic import use_case_admin
@@ -101,12 +101,7 @@ def handle_get_use_case(id: str) -> Response[str]:
 def handle_patch_use_case(id: str) -> Response[str]:
     caller = require_scope(router.current_event.raw_event, SCOPE_MANAGE)
     changes = json_object(router.current_event)
-    unknown = sorted(set(changes) - set(UseCaseSpec.model_fields))
-    if unknown:
-        raise ValidationError(
-            "unknown fields",
-            errors=[{"field": f, "code": "extra_forbidden", "issue": "unknown"} for f in unknown],
-        )
+    refuse_unknown_fields(changes, set(UseCaseSpec.model_fields))
     use_case = use_case_admin.update_use_case(caller.workspace_id, id, changes, check_owner=True)
     return json_response(200, use_case.to_api())
 

@@ -8,7 +8,8 @@ from typing import Literal
 SCOPE_SEND = "messages:send"
 SCOPE_READ = "messages:read"
 SCOPE_MANAGE = "use_cases:manage"
-ALL_SCOPES = (SCOPE_SEND, SCOPE_READ, SCOPE_MANAGE)
+SCOPE_TEMPLATES = "templates:manage"
+ALL_SCOPES = (SCOPE_SEND, SCOPE_READ, SCOPE_MANAGE, SCOPE_TEMPLATES)
 
 # A test key's messages are never handed to a provider, and it never sees live data.
 KeyMode = Literal["live", "test"]

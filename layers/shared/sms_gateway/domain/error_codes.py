@@ -17,3 +17,5 @@ CREDENTIALS_UNAVAILABLE = 99002
 PROVIDER_UNAVAILABLE = 99003
 # The use case was deleted, deactivated, suspended or moved to another account before handoff.
 USE_CASE_CHANGED = 99004
+# The message's validity_period ran out before it could be handed to the provider.
+VALIDITY_PERIOD_EXPIRED = 99005

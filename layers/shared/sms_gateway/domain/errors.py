@@ -39,6 +39,26 @@ class MessageNotFoundError(GatewayError):
     code = "message_not_found"
 
 
+class TemplateNotFoundError(GatewayError):
+    status = 404
+    code = "template_not_found"
+
+
+class SenderIdNotFoundError(GatewayError):
+    status = 404
+    code = "sender_id_not_found"
+
+
+class TemplateSlugTakenError(GatewayError):
+    status = 409
+    code = "template_slug_taken"
+
+
+class SenderIdAlreadyRegisteredError(GatewayError):
+    status = 409
+    code = "sender_id_already_registered"
+
+
 class NotCancelableError(GatewayError):
     status = 409
     code = "not_cancelable"
@@ -107,6 +127,32 @@ class ValidationError(GatewayError):
         return cls(message, errors=errors)
 
 
+def refuse_unknown_fields(data: dict[str, Any], known: set[str] | frozenset[str]) -> None:
+    """A body's fields outside `known` are a validation_error naming each (as pydantic's
+    extra="forbid" would), for the bodies checked field by field (PATCH, registrations)."""
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValidationError(
+            "unknown fields",
+            errors=[{"field": f, "code": "extra_forbidden", "issue": "unknown"} for f in unknown],
+        )
+
+
+class TemplateVariableMissingError(GatewayError):
+    status = 422
+    code = "template_variable_missing"
+
+
+class TemplateVariableUnknownError(GatewayError):
+    status = 422
+    code = "template_variable_unknown"
+
+
+class SenderIdInvalidError(GatewayError):
+    status = 422
+    code = "sender_id_invalid"
+
+
 class IdempotencyKeyReusedError(GatewayError):
     status = 422
     code = "idempotency_key_reused"
@@ -124,7 +170,8 @@ class ServiceUnavailableError(GatewayError):
     code = "service_unavailable"
 
 
-# The order in which the send API checks a request: documented, and asserted by the tests.
+# The order in which the send API checks a request: documented, and asserted by the tests. The
+# body's shape (fields, types, ranges) is checked before all of them (validation_error).
 SEND_ERRORS: tuple[type[GatewayError], ...] = (
     UseCaseNotFoundError,
     UseCaseInactiveError,
@@ -135,6 +182,10 @@ SEND_ERRORS: tuple[type[GatewayError], ...] = (
     PhoneLandlineError,
     RecipientOptedOutError,
     RegionNotPermittedError,
+    TemplateNotFoundError,
+    TemplateVariableMissingError,
+    TemplateVariableUnknownError,
     ValidationError,
+    SenderIdInvalidError,
     SendAtOutOfRangeError,
 )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from sms_gateway.domain.pricing import Cost
+from sms_gateway.domain.segments import Encoding
 
 # Schema-only: they give a string's format to the API reference and check nothing, since the
 # API checks each format itself, in its documented order and with its own error codes.
@@ -32,8 +36,9 @@ TERMINAL_STATUSES = frozenset(
     }
 )
 
-# The fields of the reference API's 201 response, in its order, plus send_at (scheduling) and
-# test (sent with a test key: never handed to the provider).
+# The fields of the reference API's 201 response, in its order, plus send_at (scheduling), test
+# (sent with a test key: never handed to the provider) and what composing the message decided
+# (encoding and segments, cost, template, sender ID, country, external id, validity).
 API_FIELDS = (
     "id",
     "use_case_id",
@@ -51,8 +56,21 @@ API_FIELDS = (
     "updated_at",
     "send_at",
     "test",
+    "encoding",
+    "segments",
+    "cost",
+    "template_id",
+    "sender_id",
+    "sender_id_applied",
+    "country",
+    "external_id",
+    "validity_period",
 )
 
+
+# A caller's own id for a message: 1 to 255 characters, no control characters.
+MAX_EXTERNAL_ID_CHARS = 255
+EXTERNAL_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,255}$"
 
 # A listing's page: its size when the caller names none, and the largest it may ask for.
 DEFAULT_PAGE_SIZE = 50
@@ -103,6 +121,38 @@ class Message(BaseModel):
         description="Sent with an sk_test_ key: never reaches a carrier; delivered at once with "
         "a simulated SID",
     )
+    encoding: Encoding | None = Field(
+        default=None, description="GSM7, or UCS2 when a character is outside GSM-7"
+    )
+    segments: int | None = Field(
+        default=None,
+        description="Our count of SMS parts (GSM7: 160, or 153 per part; UCS2: 70, or 67)",
+    )
+    cost: Cost | None = Field(
+        default=None,
+        description="Committed at send from the destination's price; 0 for a test message; "
+        "null when the destination country has no price",
+    )
+    template_id: UuidStr | None = Field(
+        default=None, description="The template the body was rendered from"
+    )
+    sender_id: str | None = Field(default=None, description="The alphanumeric sender ID asked for")
+    sender_id_applied: bool | None = Field(
+        default=None,
+        description="Whether the sender ID is used; false: the destination country does not "
+        "accept alphanumeric senders, so the message goes from the use case's pool",
+    )
+    country: str | None = Field(
+        default=None,
+        description="ISO 3166-1 alpha-2 country the message was checked and priced for: the "
+        "request's `country`, else the number's",
+    )
+    external_id: str | None = Field(default=None, description="The caller's own id")
+    validity_period: int | None = Field(
+        default=None,
+        description="Seconds the message may wait to be handed to the carrier; past it, it "
+        "ends failed with error_code 99005",
+    )
     # Internal: the Twilio subaccount that must sign this message's callbacks, and the handoff
     # worker's claim (set before the provider is called).
     account_sid: str | None = None
@@ -110,6 +160,19 @@ class Message(BaseModel):
     created_at: str
     updated_at: str
     history: list[HistoryEntry] = Field(default_factory=list)
+
+    def validity_deadline(self) -> datetime | None:
+        """When the message stops being worth sending: its validity period after it became due
+        (its send_at when scheduled, else its creation)."""
+        if self.validity_period is None:
+            return None
+        due = datetime.fromisoformat(self.send_at or self.created_at)
+        return due + timedelta(seconds=self.validity_period)
+
+    @property
+    def alphanumeric_sender(self) -> str | None:
+        """The sender ID the provider is to send from, when one applies."""
+        return self.sender_id if self.sender_id_applied else None
 
     def to_api(self, *, with_history: bool = False) -> dict[str, Any]:
         data = self.model_dump(mode="json")

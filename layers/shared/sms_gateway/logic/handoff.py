@@ -190,10 +190,22 @@ def _still_sendable(message: Message, use_case: UseCase | None) -> tuple[int, st
     ):
         # A changed subaccount would also make every callback fail its account check.
         return error_codes.USE_CASE_CHANGED, "use_case_no_longer_sendable"
+    deadline = message.validity_deadline()
+    if deadline is not None and utc_now() >= deadline:
+        return error_codes.VALIDITY_PERIOD_EXPIRED, "validity_period_expired"
     scopes = opt_out_store.scopes_for(use_case.id, use_case.messaging_service_sid)
     if message.send_at and opt_out_store.is_opted_out(scopes, message.to_number):
         return error_codes.RECIPIENT_UNSUBSCRIBED, "recipient_opted_out"
     return None
+
+
+def _validity_left(message: Message) -> int | None:
+    """What is left of the message's validity period, for the provider's own queue: at least
+    one second (the handoff checked it had not run out a moment ago)."""
+    deadline = message.validity_deadline()
+    if deadline is None:
+        return None
+    return max(1, math.floor((deadline - utc_now()).total_seconds()))
 
 
 # The provider's answer to a request that left: it took the message, refused it, or nobody knows.
@@ -243,6 +255,8 @@ def _post(
         body=message.body,
         use_case=use_case,
         status_callback_url=status_callback_url(message.id, provider),
+        sender_id=message.alphanumeric_sender,
+        validity_seconds=_validity_left(message),
     )
     return provider.send(sms, token)
 
@@ -297,8 +311,10 @@ def _simulate(message: Message, use_case: UseCase, claimed_at: str) -> HandoffOu
     """A test key's message: everything but the carrier. It gets a simulated SID and sender and
     is delivered at once, through the same writes a real acceptance and callback make (under a
     claim, so that two deliveries cannot give it two SIDs)."""
-    sender = next((s.sender for s in use_case.sender_pool if s.sender.startswith("+")), None)
-    segments = count_segments(message.body).segments
+    sender = message.alphanumeric_sender or next(
+        (s.sender for s in use_case.sender_pool if s.sender.startswith("+")), None
+    )
+    segments = message.segments or count_segments(message.body).segments
     sid = "SM" + uuid.uuid4().hex
     at = now_iso()
     transitions.record_acceptance(message.id, at, sid, segments, sender)

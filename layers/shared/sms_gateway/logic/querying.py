@@ -7,12 +7,19 @@ from collections.abc import Mapping
 
 from sms_gateway.domain.errors import ValidationError
 from sms_gateway.domain.ids import is_uuid
-from sms_gateway.domain.messages import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MessageStatus
+from sms_gateway.domain.messages import (
+    DEFAULT_PAGE_SIZE,
+    EXTERNAL_ID_PATTERN,
+    MAX_EXTERNAL_ID_CHARS,
+    MAX_PAGE_SIZE,
+    MessageStatus,
+)
 from sms_gateway.store import message_store, use_case_store
 from sms_gateway.store.message_store import MessagePage
 
 _PAGE_SIZE = re.compile(r"[0-9]{1,3}")
-_LIST_PARAMS = frozenset({"use_case_id", "status", "limit", "cursor"})
+_EXTERNAL_ID = re.compile(EXTERNAL_ID_PATTERN)
+_LIST_PARAMS = frozenset({"use_case_id", "status", "limit", "cursor", "external_id"})
 
 
 def list_messages_for(workspace_id: str, params: Mapping[str, str], *, test: bool) -> MessagePage:
@@ -29,6 +36,7 @@ def list_messages_for(workspace_id: str, params: Mapping[str, str], *, test: boo
         )
     status = _parse_status(params.get("status"))
     limit = _parse_limit(params.get("limit"))
+    external_id = _parse_external_id(params.get("external_id"))
     if use_case_id is not None and not _is_own_use_case(workspace_id, use_case_id):
         # The documented answer for a use case that lists nothing: an empty page. Its index
         # partition is another workspace's (or nobody's): never read it, never hand out a cursor
@@ -41,7 +49,22 @@ def list_messages_for(workspace_id: str, params: Mapping[str, str], *, test: boo
         status=status,
         limit=limit,
         cursor=params.get("cursor") or None,
+        external_id=external_id,
     )
+
+
+def _parse_external_id(raw: str | None) -> str | None:
+    """The send's rule (1 to 255 characters, no control characters); empty means no filter,
+    as for the other parameters."""
+    if not raw:
+        return None
+    if not _EXTERNAL_ID.fullmatch(raw):
+        raise ValidationError(
+            f"external_id must be 1 to {MAX_EXTERNAL_ID_CHARS} characters, "
+            "without control characters",
+            errors=[{"field": "external_id", "issue": "invalid"}],
+        )
+    return raw
 
 
 def _is_own_use_case(workspace_id: str, use_case_id: str) -> bool:
@@ -74,3 +97,16 @@ def _parse_limit(raw: str | None) -> int:
             errors=[{"field": "limit", "issue": "out of range"}],
         )
     return int(raw)
+
+
+_PAGE_PARAMS = frozenset({"limit", "cursor"})
+
+
+def page_params(params: Mapping[str, str]) -> tuple[int, str | None]:
+    """`limit` and `cursor` of a listing that takes nothing else (templates, sender IDs)."""
+    unknown = sorted(set(params) - _PAGE_PARAMS)
+    if unknown:
+        raise ValidationError(
+            "unknown query parameter", errors=[{"field": n, "issue": "unknown"} for n in unknown]
+        )
+    return _parse_limit(params.get("limit")), params.get("cursor") or None

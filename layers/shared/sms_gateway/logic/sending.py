@@ -3,12 +3,14 @@ stream queues the handoff)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, Field
+from phonenumbers import SUPPORTED_REGIONS
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ from sms_gateway.domain.errors import (
 )
 from sms_gateway.domain.ids import message_id_for_key, new_id
 from sms_gateway.domain.messages import (
+    EXTERNAL_ID_PATTERN,
     DateTimeStr,
     HistoryEntry,
     Message,
@@ -36,35 +39,94 @@ from sms_gateway.domain.messages import (
     UuidStr,
 )
 from sms_gateway.domain.phone import check_destination
+from sms_gateway.domain.sender_ids import SENDER_ID_PATTERN
 from sms_gateway.domain.use_cases import A2pCampaignStatus, BrandStatus, UseCase
-from sms_gateway.logic import scheduling, use_case_admin
+from sms_gateway.logic import composing, scheduling, use_case_admin
+from sms_gateway.logic.composing import MAX_MESSAGE_CHARS as MAX_MESSAGE_CHARS
 from sms_gateway.store import idempotency, message_store, opt_out_store, schedules
 
 logger = Logger(child=True)
 
-MAX_MESSAGE_CHARS = 1600
+MAX_VALIDITY_PERIOD_SECONDS = 36_000
 
 
 class SendRequest(BaseModel):
-    """The POST /v1/sms/ body. Field formats are checked by send_message, in the API's order."""
+    """The POST /v1/sms/ body (and POST /v1/sms/preview's). The shape is checked first, as a
+    validation_error; the formats of use_case_id, to_phone_number, message, sender_id and send_at
+    are checked by prepare_send, in the API's order and with their own codes, so their patterns
+    here only document them (json_schema_extra validates nothing)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    # The formats below only document what send_message checks (json_schema_extra validates
-    # nothing): a pydantic check here would answer before, and with other codes than, the API's.
-    # The pattern is check_destination's shape check; a real mobile number is checked after it.
     use_case_id: UuidStr
     to_phone_number: str = Field(
         description="The recipient in E.164: '+' and 8 to 15 digits",
         examples=["+14155552671"],
         json_schema_extra={"pattern": r"^\+[0-9]{8,15}$"},
     )
-    message: str = Field(json_schema_extra={"minLength": 1, "maxLength": MAX_MESSAGE_CHARS})
+    message: str | None = Field(
+        default=None,
+        description="The text; exactly one of message and template",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_MESSAGE_CHARS},
+    )
+    template: str | None = Field(
+        default=None,
+        description="A template of the workspace, by slug or id, rendered with "
+        "`variables`; exactly one of message and template",
+    )
+    variables: dict[str, str] | None = Field(
+        default=None, description="Values of the template's placeholders (only with template)"
+    )
+    sender_id: str | None = Field(
+        default=None,
+        description="A registered alphanumeric sender ID; where the destination does not accept "
+        "one, the use case's pool sends (sender_id_applied: false)",
+        json_schema_extra={"pattern": SENDER_ID_PATTERN},
+    )
+    country: str | None = Field(
+        default=None,
+        description="ISO 3166-1 alpha-2; overrides the number's country for the region check "
+        "and the price",
+        pattern=r"^[A-Z]{2}$",
+    )
+    external_id: str | None = Field(
+        default=None,
+        description="Your own id for the message, stored and returned; list with "
+        "GET /v1/sms/?external_id=",
+        pattern=EXTERNAL_ID_PATTERN,
+    )
+    validity_period: int | None = Field(
+        default=None,
+        description="Seconds the message may wait to be handed to the carrier (from now, or "
+        "from send_at); past it, it ends failed with error_code 99005",
+        ge=1,
+        le=MAX_VALIDITY_PERIOD_SECONDS,
+    )
+    smart_encoding: bool = Field(
+        default=False,
+        description="Replace Unicode look-alikes (curly quotes, dashes, special spaces, …) by "
+        "their GSM-7 equivalents when that makes the whole body GSM-7",
+    )
     send_at: DateTimeStr | None = Field(
         default=None,
         description="RFC 3339 with an offset, from one hour ago to 30 days ahead; "
         "omitted or null: send now",
     )
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, country: str | None) -> str | None:
+        if country is not None and country not in SUPPORTED_REGIONS:
+            raise ValueError("not an ISO 3166-1 alpha-2 country code")
+        return country
+
+    @model_validator(mode="after")
+    def _message_or_template(self) -> SendRequest:
+        if (self.message is None) == (self.template is None):
+            raise ValueError("give exactly one of message and template")
+        if self.variables is not None and self.template is None:
+            raise ValueError("variables are only used with template")
+        return self
 
 
 def parse_send_request(data: dict[str, Any]) -> SendRequest:
@@ -89,13 +151,46 @@ def check_use_case_can_send(use_case: UseCase) -> None:
         raise BrandSuspendedError("the brand registration behind the use case is suspended")
 
 
-def send_message(
-    workspace_id: str,
-    request: SendRequest,
-    *,
-    test: bool = False,
-    idempotency_key: str | None = None,
-) -> Message:
+@dataclass(frozen=True, slots=True)
+class PreparedSend:
+    """A send that passed every check: what would be stored, before anything is."""
+
+    workspace_id: str
+    use_case: UseCase
+    to_number: str
+    body: composing.Body
+    pricing: composing.Pricing
+    country: str | None
+    sender: composing.SenderDecision
+    external_id: str | None
+    validity_period: int | None
+    scheduled_for: datetime | None
+    test: bool
+
+    def preview(self) -> dict[str, Any]:
+        """POST /v1/sms/preview's answer: what the send would store, and the room left."""
+        count = self.pricing.count
+        return {
+            "use_case_id": self.use_case.id,
+            "to_number": self.to_number,
+            "body": self.body.text,
+            "encoding": count.encoding,
+            "segments": count.segments,
+            "characters_until_next_segment": count.units_left,
+            "cost": self.pricing.cost.model_dump() if self.pricing.cost else None,
+            "country": self.country,
+            "template_id": self.body.template_id,
+            "sender_id": self.sender.sender_id,
+            "sender_id_applied": self.sender.applied,
+            "external_id": self.external_id,
+            "validity_period": self.validity_period,
+            "send_at": iso(self.scheduled_for) if self.scheduled_for else None,
+            "test": self.test,
+        }
+
+
+def prepare_send(workspace_id: str, request: SendRequest, *, test: bool = False) -> PreparedSend:
+    """Every check of a send, in the documented order (SEND_ERRORS), writing nothing."""
     use_case = use_case_admin.get_use_case_for(workspace_id, request.use_case_id, cached=True)
     check_use_case_can_send(use_case)
     destination = check_destination(request.to_phone_number)
@@ -103,22 +198,52 @@ def send_message(
         opt_out_store.scopes_for(use_case.id, use_case.messaging_service_sid), destination.e164
     ):
         raise RecipientOptedOutError("the recipient has opted out of messages from this sender")
-    if destination.region not in use_case.allowed_countries:
+    country = request.country or destination.region
+    if country not in use_case.allowed_countries:
         raise RegionNotPermittedError(
-            "the destination country is not allowed for this use case",
-            country=destination.region,
+            "the destination country is not allowed for this use case", country=country
         )
-    if not 1 <= len(request.message) <= MAX_MESSAGE_CHARS:
-        raise ValidationError(
-            f"message must be 1 to {MAX_MESSAGE_CHARS} characters",
-            errors=[{"field": "message", "issue": "length out of range"}],
-        )
-
+    body = composing.compose_body(
+        workspace_id,
+        message=request.message,
+        template=request.template,
+        variables=request.variables,
+        smart_encoding=request.smart_encoding,
+    )
+    sender = composing.decide_sender(workspace_id, request.sender_id, country)
     send_time = scheduling.parse_send_at(request.send_at)
+    return PreparedSend(
+        workspace_id=workspace_id,
+        use_case=use_case,
+        to_number=destination.e164,
+        body=body,
+        pricing=composing.price(body.text, country, test=test),
+        country=country,
+        sender=sender,
+        external_id=request.external_id,
+        validity_period=request.validity_period,
+        scheduled_for=send_time.scheduled_for,
+        test=test,
+    )
+
+
+def send_message(
+    workspace_id: str,
+    request: SendRequest,
+    *,
+    test: bool = False,
+    idempotency_key: str | None = None,
+) -> Message:
+    prepared = prepare_send(workspace_id, request, test=test)
     mode = "test" if test else "live"
     message = new_message(
-        workspace_id, use_case, destination.e164, request.message, send_time.scheduled_for
+        workspace_id,
+        prepared.use_case,
+        prepared.to_number,
+        prepared.body.text,
+        prepared.scheduled_for,
     )
+    compose_into(message, prepared)
     if idempotency_key is not None:
         message.id = message_id_for_key(workspace_id, mode, idempotency_key)
     message.test = test
@@ -126,8 +251,8 @@ def send_message(
     # handoff (HandoffPipe), so nothing is left to do after the write that a crash could skip.
     # A scheduled one gets its schedule first: a schedule whose message was never stored finds
     # nothing to dispatch when it fires.
-    if send_time.scheduled_for is not None:
-        _schedule(message.id, send_time.scheduled_for, keyed=idempotency_key is not None)
+    if prepared.scheduled_for is not None:
+        _schedule(message.id, prepared.scheduled_for, keyed=idempotency_key is not None)
     try:
         message_store.put_new_message(message)
     except message_store.MessageAlreadyExistsError as exc:
@@ -137,6 +262,19 @@ def send_message(
         raise ServiceUnavailableError("the message could not be stored; retry later") from exc
     logger.info("message accepted", extra={"message_id": message.id, "status": message.status})
     return message
+
+
+def compose_into(message: Message, prepared: PreparedSend) -> None:
+    """What composing decided, on the message to store."""
+    message.encoding = prepared.pricing.count.encoding
+    message.segments = prepared.pricing.count.segments
+    message.cost = prepared.pricing.cost
+    message.template_id = prepared.body.template_id
+    message.sender_id = prepared.sender.sender_id
+    message.sender_id_applied = prepared.sender.applied
+    message.country = prepared.country
+    message.external_id = prepared.external_id
+    message.validity_period = prepared.validity_period
 
 
 def _schedule(message_id: str, moment: datetime, *, keyed: bool) -> None:
@@ -162,6 +300,11 @@ def _same_send(existing: Message, attempted: Message) -> bool:
         and existing.to_number == attempted.to_number
         and existing.body == attempted.body
         and existing.test == attempted.test
+        and existing.template_id == attempted.template_id
+        and existing.sender_id == attempted.sender_id
+        and existing.country == attempted.country
+        and existing.external_id == attempted.external_id
+        and existing.validity_period == attempted.validity_period
     )
     return same_text_to_same_person and attempted.send_at in (None, existing.send_at)
 

@@ -31,6 +31,10 @@ class OutboundSms:
     body: str
     use_case: UseCase
     status_callback_url: str
+    # An alphanumeric sender to send from instead of the use case's pool.
+    sender_id: str | None = None
+    # Seconds the provider may keep it queued before handing it to a carrier.
+    validity_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

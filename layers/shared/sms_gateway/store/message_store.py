@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 BY_WORKSPACE_INDEX = "by_workspace"
 BY_USE_CASE_INDEX = "by_use_case"
+BY_EXTERNAL_ID_INDEX = "by_external_id"
 # Index pages read for one listing page before answering with what was found.
 MAX_QUERIES_PER_PAGE = 10
 
@@ -46,9 +47,18 @@ def _created_sort(message: Message) -> str:
     return f"{_mode_prefix(message.test)}{message.created_at}#{message.id}"
 
 
+def _external_key(workspace_id: str, test: bool, external_id: str) -> str:
+    """The external-id index's partition: one workspace's messages of one mode with that id."""
+    return f"{workspace_id}#{_mode_prefix(test)}{external_id}"
+
+
 def message_to_item(message: Message) -> dict[str, AttributeValueTypeDef]:
     data = message.model_dump(mode="json")
     data["created_sort"] = _created_sort(message)
+    if message.external_id is not None:
+        data["external_key"] = _external_key(
+            message.workspace_id, message.test, message.external_id
+        )
     return to_item(data)
 
 
@@ -95,11 +105,15 @@ def list_messages(
     status: MessageStatus | None,
     limit: int,
     cursor: str | None,
+    external_id: str | None = None,
 ) -> MessagePage:
-    """Newest first from an index (never a Scan). With a status filter DynamoDB may return short
+    """Newest first from an index (never a Scan). With a filter DynamoDB may return short
     pages, so keep querying until `limit` matches or the partition ends. Only messages of the
     mode `test` are read (the sort key begins with it)."""
-    if use_case_id:
+    if external_id is not None:
+        index, partition_name = BY_EXTERNAL_ID_INDEX, "external_key"
+        partition_value = _external_key(workspace_id, test, external_id)
+    elif use_case_id:
         index, partition_name, partition_value = BY_USE_CASE_INDEX, "use_case_id", use_case_id
     else:
         index, partition_name, partition_value = BY_WORKSPACE_INDEX, "workspace_id", workspace_id
@@ -112,7 +126,11 @@ def list_messages(
         ":mode": {"S": mode},
     }
     filters = []
-    if use_case_id:
+    if use_case_id and external_id is not None:
+        filters.append("#u = :u")
+        names["#u"] = "use_case_id"
+        values[":u"] = {"S": use_case_id}
+    elif use_case_id:
         # A use case id of another workspace must look empty, never leak its messages.
         filters.append("#w = :w")
         names["#w"] = "workspace_id"

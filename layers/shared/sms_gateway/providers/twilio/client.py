@@ -111,22 +111,31 @@ def create_message(
     body: str,
     messaging_service_sid: str,
     status_callback: str,
+    sender_id: str | None = None,
+    validity_period: int | None = None,
 ) -> HandoffResult:
     """Ask Twilio to send one message. Raises only while no byte of the request has been sent,
-    so a caller that catches an exception knows Twilio created nothing."""
+    so a caller that catches an exception knows Twilio created nothing.
+
+    `sender_id`: an alphanumeric sender, sent as From beside the Messaging Service (whose
+    settings still apply; Twilio uses a given From instead of picking from the pool).
+    `validity_period`: Twilio's ValidityPeriod, the seconds it may keep the message queued."""
     url = (
         f"{get_settings().twilio_api_base_url.rstrip('/')}/2010-04-01/Accounts/"
         f"{quote(account_sid, safe='')}/Messages.json"
     )
     credentials = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
-    form = urlencode(
-        {
-            "To": to,
-            "Body": body,
-            "MessagingServiceSid": messaging_service_sid,
-            "StatusCallback": status_callback,
-        }
-    )
+    fields = {
+        "To": to,
+        "Body": body,
+        "MessagingServiceSid": messaging_service_sid,
+        "StatusCallback": status_callback,
+    }
+    if sender_id is not None:
+        fields["From"] = sender_id
+    if validity_period is not None:
+        fields["ValidityPeriod"] = str(validity_period)
+    form = urlencode(fields)
     _attempt.request_left = False
     try:
         response = _pool().request(

@@ -33,6 +33,8 @@ class TwilioProvider:
             body=sms.body,
             messaging_service_sid=sms.use_case.messaging_service_sid,
             status_callback=sms.status_callback_url,
+            sender_id=sms.sender_id,
+            validity_period=sms.validity_seconds,
         )
 
     def read_status_callback(self, request: CallbackRequest) -> StatusReport:

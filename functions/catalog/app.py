@@ -1,0 +1,20 @@
+"""CatalogFunction: templates and sender IDs, what a workspace sends with."""
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from sms_gateway.api import sender_id_routes, template_routes
+from sms_gateway.api.http import build_resolver
+
+logger = Logger()
+metrics = Metrics()
+app = build_resolver()
+app.include_router(template_routes.router)
+app.include_router(sender_id_routes.router)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:  # type: ignore[type-arg]
+    return app.resolve(event, context)

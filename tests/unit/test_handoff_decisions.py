@@ -736,3 +736,15 @@ def test_the_last_delivery_log_says_what_kept_the_message_from_being_sent(
         if entry["message"] == "last delivery ended the message"
     ]  # fmt: skip
     assert (ended["outcome"], ended["cause"]) == ("gave_up", cause)
+
+
+@pytest.mark.parametrize(("body", "segments"), [("Hello", 1), ("a" * 161, 2)])
+def test_a_test_message_stored_without_a_count_gets_one_counted(
+    world: World, body: str, segments: int
+) -> None:
+    """Messages stored before the send counted segments have none: the simulated acceptance
+    counts them from the body, as a real one does when the provider gives no count."""
+    world.message = a_message().model_copy(update={"test": True, "body": body, "segments": None})
+    assert handoff.hand_off("msg-1") is HandoffOutcome.ACCEPTED
+    [_, accepted, _] = world.writes
+    assert accepted[0] == "record_acceptance" and accepted[4] == segments

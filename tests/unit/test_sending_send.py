@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import pytest
 
+from sms_gateway.domain.callers import Caller
 from sms_gateway.domain.errors import (
     A2pCampaignNotVerifiedError,
     BrandSuspendedError,
@@ -31,8 +32,16 @@ from sms_gateway.domain.errors import (
 from sms_gateway.domain.ids import message_id_for_key
 from sms_gateway.domain.messages import Message, MessageStatus
 from sms_gateway.domain.use_cases import UseCase
-from sms_gateway.logic import sending
-from sms_gateway.store import aws_clients, message_store, opt_out_store, schedules, use_case_store
+from sms_gateway.logic import sending, template_admin
+from sms_gateway.store import (
+    aws_clients,
+    idempotency,
+    message_store,
+    opt_out_store,
+    schedules,
+    sender_id_store,
+    use_case_store,
+)
 from tests.unit.in_process_aws import SCHEDULER_SETTINGS, create_table, in_process_aws
 
 WORKSPACE = "w1"
@@ -83,8 +92,10 @@ def stored_use_case(**overrides: Any) -> UseCase:
 
 
 def request(use_case: UseCase, **overrides: Any) -> sending.SendRequest:
+    """A send body; an override of None leaves the field out."""
     data = {"use_case_id": use_case.id, "to_phone_number": MOBILE_US, "message": "Your code is 1"}
-    return sending.SendRequest.model_validate({**data, **overrides})
+    merged = {name: value for name, value in {**data, **overrides}.items() if value is not None}
+    return sending.SendRequest.model_validate(merged)
 
 
 def later(hours: int = 2) -> str:
@@ -349,3 +360,98 @@ def test_a_verified_campaign_or_a_pool_without_us_long_codes_may_send() -> None:
     toll_free = {"sender_pool": [{"sender": "+18005550100", "kind": "toll_free"}]}
     for overrides in ({}, {"a2p_campaign_status": "pending", **toll_free}):
         assert sending.send_message(WORKSPACE, request(stored_use_case(**overrides))).id
+
+
+# --- What composing decided is part of the send an Idempotency-Key names -----------------------
+
+
+def register_sender_id(sender_id: str) -> None:
+    sender_id_store.register(WORKSPACE, sender_id, "2026-01-01T00:00:00.000Z")
+
+
+def create_template(slug: str, body: str) -> str:
+    return template_admin.create_template(WORKSPACE, {"slug": slug, "body": body}).id
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"external_id": "order-2"},
+        {"validity_period": 60},
+        {"sender_id": "Acme"},
+        {"country": "GB"},
+        {"message": None, "template": "greeting", "variables": {"name": "Ann"}},
+    ],
+    ids=["external_id", "validity_period", "sender_id", "country", "same-text-from-a-template"],
+)
+def test_a_key_reused_with_another_composition_is_refused(changed: dict[str, Any]) -> None:
+    """The same text to the same person, but not the same send: another external id, validity,
+    sender ID, country of pricing, or a template's text instead of the caller's own."""
+    use_case = stored_use_case(allowed_countries=["US", "GB"])
+    register_sender_id("Acme")
+    create_template("greeting", "Hi {{name}}")
+    first = sending.send_message(
+        WORKSPACE, request(use_case, message="Hi Ann", external_id="order-1"), idempotency_key="k"
+    )
+    retry = {"message": "Hi Ann", "external_id": "order-1", **changed}
+
+    with pytest.raises(IdempotencyKeyReusedError):
+        sending.send_message(WORKSPACE, request(use_case, **retry), idempotency_key="k")
+    assert all_messages() == [first]
+
+
+def test_a_key_retried_with_the_same_composition_gets_its_message_back() -> None:
+    use_case = stored_use_case(allowed_countries=["US", "GB"])
+    register_sender_id("Acme")
+    create_template("greeting", "Hi {{name}}")
+    body = {
+        "message": None,
+        "template": "greeting",
+        "variables": {"name": "Ann"},
+        "sender_id": "Acme",
+        "country": "GB",
+        "external_id": "order-1",
+        "validity_period": 60,
+    }
+    first = sending.send_message(WORKSPACE, request(use_case, **body), idempotency_key="k")
+    again = sending.send_message(WORKSPACE, request(use_case, **body), idempotency_key="k")
+
+    assert again == first
+    assert (first.body, first.sender_id, first.country, first.validity_period) == (
+        "Hi Ann",
+        "Acme",
+        "GB",
+        60,
+    )
+
+
+def test_a_malformed_body_is_refused_as_the_request_body() -> None:
+    with pytest.raises(ValidationError) as refused:
+        sending.parse_send_request({"use_case_id": "u"})
+    assert refused.value.message == "request body is invalid"
+
+
+def test_send_once_gives_the_idempotency_store_the_invocation_s_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Powertools sizes an in-progress record's expiry from the invocation's remaining time, so
+    that a retry after a crashed invocation is not refused for the whole record's life."""
+    given: list[dict[str, Any]] = []
+
+    def run_once(**kwargs: Any) -> dict[str, Any]:
+        given.append(kwargs)
+        return {"id": "m"}
+
+    monkeypatch.setattr(idempotency, "run_once", run_once)
+    context = object()
+    caller = Caller(workspace_id=WORKSPACE, scopes=frozenset(), mode="live")
+
+    answer = sending.send_once(
+        caller,
+        request(stored_use_case()),
+        idempotency_key="k",
+        lambda_context=context,  # type: ignore[arg-type]
+    )
+
+    assert answer == {"id": "m"}
+    assert [kwargs["lambda_context"] for kwargs in given] == [context]

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from sms_gateway.domain.errors import TemplateSlugTakenError
-from sms_gateway.logic import template_admin
+from sms_gateway.domain.errors import TemplateNotFoundError, TemplateSlugTakenError
+from sms_gateway.logic import composing, template_admin
 from sms_gateway.store import aws_clients, catalog, template_store
 from tests.unit.in_process_aws import create_table, in_process_aws
 
@@ -106,3 +106,21 @@ def test_the_listing_pages_through_slugs_only() -> None:
 
     assert [t.slug for t in first + rest] == ["a", "b", "c"]
     assert end is None
+
+
+@pytest.mark.parametrize(
+    "spelling", [str.upper, lambda i: "{" + i + "}", lambda i: i.replace("-", "")]
+)
+def test_a_template_is_found_by_any_spelling_of_its_id(spelling: Any) -> None:
+    created = template_admin.create_template(WORKSPACE, {"slug": "otp", "body": "a"})
+    assert composing.find_template(WORKSPACE, spelling(created.id)) == created
+
+
+@pytest.mark.parametrize("name", ["", "Otp", "x" * 2000, "otp\n", "a b"])
+def test_a_name_no_template_can_have_is_not_found_without_a_read(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    template_admin.create_template(WORKSPACE, {"slug": "otp", "body": "a"})
+    monkeypatch.setattr(catalog, "get", lambda *_: pytest.fail("read a name no slug can be"))
+    with pytest.raises(TemplateNotFoundError):
+        composing.find_template(WORKSPACE, name)

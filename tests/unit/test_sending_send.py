@@ -24,6 +24,7 @@ from sms_gateway.domain.errors import (
     NoSenderInPoolError,
     RecipientOptedOutError,
     RegionNotPermittedError,
+    SenderIdInvalidError,
     ServiceUnavailableError,
     UseCaseInactiveError,
     UseCaseNotFoundError,
@@ -455,3 +456,48 @@ def test_send_once_gives_the_idempotency_store_the_invocation_s_context(
 
     assert answer == {"id": "m"}
     assert [kwargs["lambda_context"] for kwargs in given] == [context]
+
+
+@pytest.mark.parametrize("length", [1601, 5000])
+def test_a_template_rendered_past_1600_characters_is_refused_naming_the_template(
+    length: int,
+) -> None:
+    use_case = stored_use_case()
+    create_template("long", "{{text}}")
+    with pytest.raises(ValidationError) as refused:
+        sending.send_message(
+            WORKSPACE,
+            request(use_case, message=None, template="long", variables={"text": "x" * length}),
+        )
+    assert refused.value.message == "message must be 1 to 1600 characters"
+    assert refused.value.details == {
+        "errors": [{"field": "template", "issue": "length out of range"}]
+    }
+    assert all_messages() == []
+
+
+def test_a_template_rendered_to_1600_characters_is_sent() -> None:
+    create_template("long", "{{text}}")
+    message = sending.send_message(
+        WORKSPACE,
+        request(stored_use_case(), message=None, template="long", variables={"text": "x" * 1600}),
+    )
+    assert len(message.body) == 1600
+
+
+@pytest.mark.parametrize("sender_id", ["Unknown", "Acme!"])
+def test_an_unregistered_or_malformed_sender_id_is_refused_naming_the_field(
+    sender_id: str,
+) -> None:
+    register_sender_id("Acme")
+    with pytest.raises(SenderIdInvalidError) as refused:
+        sending.send_message(WORKSPACE, request(stored_use_case(), sender_id=sender_id))
+    assert refused.value.details == {"field": "sender_id"}
+    expected = (
+        "this sender ID is not registered to the workspace (POST /v1/sms/sender-ids)"
+        if sender_id == "Unknown"
+        else "a sender ID is 1 to 11 characters of A-Z, a-z, 0-9 and space, "
+        "with at least one letter"
+    )
+    assert refused.value.message == expected
+    assert all_messages() == []

@@ -122,5 +122,9 @@ def test_a_name_no_template_can_have_is_not_found_without_a_read(
 ) -> None:
     template_admin.create_template(WORKSPACE, {"slug": "otp", "body": "a"})
     monkeypatch.setattr(catalog, "get", lambda *_: pytest.fail("read a name no slug can be"))
-    with pytest.raises(TemplateNotFoundError):
+    with pytest.raises(TemplateNotFoundError) as refused:
         composing.find_template(WORKSPACE, name)
+    assert (refused.value.message, refused.value.details) == (
+        "template not found",
+        {"template": name},
+    )

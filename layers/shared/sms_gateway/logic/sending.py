@@ -155,7 +155,6 @@ def check_use_case_can_send(use_case: UseCase) -> None:
 class PreparedSend:
     """A send that passed every check: what would be stored, before anything is."""
 
-    workspace_id: str
     use_case: UseCase
     to_number: str
     body: composing.Body
@@ -189,7 +188,7 @@ class PreparedSend:
         }
 
 
-def prepare_send(workspace_id: str, request: SendRequest, *, test: bool = False) -> PreparedSend:
+def prepare_send(workspace_id: str, request: SendRequest, *, test: bool) -> PreparedSend:
     """Every check of a send, in the documented order (SEND_ERRORS), writing nothing."""
     use_case = use_case_admin.get_use_case_for(workspace_id, request.use_case_id, cached=True)
     check_use_case_can_send(use_case)
@@ -213,7 +212,6 @@ def prepare_send(workspace_id: str, request: SendRequest, *, test: bool = False)
     sender = composing.decide_sender(workspace_id, request.sender_id, country)
     send_time = scheduling.parse_send_at(request.send_at)
     return PreparedSend(
-        workspace_id=workspace_id,
         use_case=use_case,
         to_number=destination.e164,
         body=body,

@@ -360,7 +360,9 @@ def render(mutants: list[Mutant], equivalents: list[Equivalent], seconds: float 
                 for module in MODULES
                 if (n := sum(1 for m in unchecked if m.module == module))
             )
-            + ").",
+            + "). A resumed run also ends by trying its survivors again against fresh stats "
+            "(recheck_uncaught), which a stopped run has not done: some survivors below may "
+            "yet be caught by tests that already exist.",
         ]
     lines += ["", "## Survivors no test catches", ""]
     if not unexplained:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from phonenumbers import SUPPORTED_REGIONS
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
@@ -27,7 +26,7 @@ from sms_gateway.domain import pricing
 from sms_gateway.domain.clock import now_iso
 from sms_gateway.domain.errors import GatewayError, ValidationError
 from sms_gateway.domain.ids import is_uuid
-from sms_gateway.domain.use_cases import AccountSid, MessagingServiceSid
+from sms_gateway.domain.use_cases import AccountSid, MessagingServiceSid, is_country_code
 from sms_gateway.logic import scheduling, stuck_messages, use_case_admin
 from sms_gateway.store import api_keys, aws_clients, opt_out_store, price_store, use_case_store
 
@@ -255,7 +254,7 @@ def cmd_message_dispatch(args: argparse.Namespace) -> Any:
 
 def _country(value: str) -> str:
     """An argparse type: an ISO 3166-1 alpha-2 code, as a send's `country` must be."""
-    if value not in SUPPORTED_REGIONS:
+    if not is_country_code(value):
         raise argparse.ArgumentTypeError(f"{value!r} is not an ISO 3166-1 alpha-2 country code")
     return value
 

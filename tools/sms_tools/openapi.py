@@ -22,7 +22,7 @@ from sms_gateway.api import (
     use_case_routes,
     webhook_routes,
 )
-from sms_gateway.domain.messages import API_FIELDS, HistoryEntry, Message
+from sms_gateway.domain.messages import API_FIELDS, PREVIEW_FIELDS, HistoryEntry, Message
 from sms_gateway.domain.templates import TemplateSpec
 from sms_gateway.domain.use_cases import AccountSid, UseCaseSpec
 from sms_gateway.logic.sending import SendRequest
@@ -80,23 +80,7 @@ MessageListOut = create_model(
 )
 
 # POST /v1/sms/preview's answer: the fields a send would store, and the room left in the last
-# segment (sending.PreparedSend.preview builds it).
-PREVIEW_FIELDS = (
-    "use_case_id",
-    "to_number",
-    "body",
-    "encoding",
-    "segments",
-    "cost",
-    "country",
-    "template_id",
-    "sender_id",
-    "sender_id_applied",
-    "external_id",
-    "validity_period",
-    "send_at",
-    "test",
-)
+# segment (sending.preview builds it).
 PreviewOut = create_model(
     "PreviewOut",
     __config__=ConfigDict(title="Preview"),

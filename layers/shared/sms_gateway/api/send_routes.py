@@ -65,4 +65,4 @@ def handle_preview() -> Response[str]:
     caller = require_scope(event.raw_event, SCOPE_SEND)
     request = sending.parse_send_request(json_object(event))
     prepared = sending.prepare_send(caller.workspace_id, request, test=caller.is_test)
-    return json_response(200, prepared.preview())
+    return json_response(200, sending.preview(caller.workspace_id, prepared))

@@ -68,6 +68,24 @@ API_FIELDS = (
 )
 
 
+# What POST /v1/sms/preview answers of the message a send would store.
+PREVIEW_FIELDS = (
+    "use_case_id",
+    "to_number",
+    "body",
+    "encoding",
+    "segments",
+    "cost",
+    "country",
+    "template_id",
+    "sender_id",
+    "sender_id_applied",
+    "external_id",
+    "validity_period",
+    "send_at",
+    "test",
+)
+
 # A caller's own id for a message: 1 to 255 characters, no control characters.
 MAX_EXTERNAL_ID_CHARS = 255
 EXTERNAL_ID_PATTERN = r"^[^\x00-\x1f\x7f]{1,255}$"

@@ -21,6 +21,8 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from sms_gateway.domain.sender_ids import is_sender_id
+
 
 class SenderKind(StrEnum):
     LONG_CODE = "long_code"
@@ -45,7 +47,6 @@ class BrandStatus(StrEnum):
 # phonenumbers, and would let a pool hold one number in two spellings.
 _E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
 _SHORT_CODE = re.compile(r"^[0-9]{3,8}$")
-_ALPHANUMERIC = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 _COUNTRY_CODES = frozenset(phonenumbers.SUPPORTED_REGIONS)
 
 
@@ -65,8 +66,13 @@ def _twilio_sid(prefix: str) -> tuple[AfterValidator, FieldInfo]:
     return AfterValidator(check), Field(json_schema_extra={"pattern": pattern})
 
 
+def is_country_code(value: str) -> bool:
+    """An ISO 3166-1 alpha-2 code, in capitals, that phonenumbers knows as a region."""
+    return value in _COUNTRY_CODES
+
+
 def _country(value: str) -> str:
-    if value not in _COUNTRY_CODES:
+    if not is_country_code(value):
         raise PydanticCustomError(
             "country_invalid", "must be an ISO 3166-1 alpha-2 country code, e.g. US"
         )
@@ -93,7 +99,7 @@ class Sender(BaseModel):
     @model_validator(mode="after")
     def _check_sender_matches_kind(self) -> Self:
         if self.kind is SenderKind.ALPHANUMERIC:
-            if not _ALPHANUMERIC.fullmatch(self.sender):
+            if not is_sender_id(self.sender):
                 raise PydanticCustomError(
                     "sender_invalid",
                     "an alphanumeric sender ID has 1 to 11 letters, digits or spaces, "

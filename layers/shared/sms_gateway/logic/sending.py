@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
-from phonenumbers import SUPPORTED_REGIONS
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 if TYPE_CHECKING:
@@ -32,6 +31,7 @@ from sms_gateway.domain.errors import (
 from sms_gateway.domain.ids import message_id_for_key, new_id
 from sms_gateway.domain.messages import (
     EXTERNAL_ID_PATTERN,
+    PREVIEW_FIELDS,
     DateTimeStr,
     HistoryEntry,
     Message,
@@ -40,7 +40,7 @@ from sms_gateway.domain.messages import (
 )
 from sms_gateway.domain.phone import check_destination
 from sms_gateway.domain.sender_ids import SENDER_ID_PATTERN
-from sms_gateway.domain.use_cases import A2pCampaignStatus, BrandStatus, UseCase
+from sms_gateway.domain.use_cases import A2pCampaignStatus, BrandStatus, CountryCode, UseCase
 from sms_gateway.logic import composing, scheduling, use_case_admin
 from sms_gateway.logic.composing import MAX_MESSAGE_CHARS as MAX_MESSAGE_CHARS
 from sms_gateway.store import idempotency, message_store, opt_out_store, schedules
@@ -83,11 +83,10 @@ class SendRequest(BaseModel):
         "one, the use case's pool sends (sender_id_applied: false)",
         json_schema_extra={"pattern": SENDER_ID_PATTERN},
     )
-    country: str | None = Field(
+    country: CountryCode | None = Field(
         default=None,
         description="ISO 3166-1 alpha-2; overrides the number's country for the region check "
         "and the price",
-        pattern=r"^[A-Z]{2}$",
     )
     external_id: str | None = Field(
         default=None,
@@ -112,13 +111,6 @@ class SendRequest(BaseModel):
         description="RFC 3339 with an offset, from one hour ago to 30 days ahead; "
         "omitted or null: send now",
     )
-
-    @field_validator("country")
-    @classmethod
-    def _known_country(cls, country: str | None) -> str | None:
-        if country is not None and country not in SUPPORTED_REGIONS:
-            raise ValueError("not an ISO 3166-1 alpha-2 country code")
-        return country
 
     @model_validator(mode="after")
     def _message_or_template(self) -> SendRequest:
@@ -165,27 +157,6 @@ class PreparedSend:
     validity_period: int | None
     scheduled_for: datetime | None
     test: bool
-
-    def preview(self) -> dict[str, Any]:
-        """POST /v1/sms/preview's answer: what the send would store, and the room left."""
-        count = self.pricing.count
-        return {
-            "use_case_id": self.use_case.id,
-            "to_number": self.to_number,
-            "body": self.body.text,
-            "encoding": count.encoding,
-            "segments": count.segments,
-            "characters_until_next_segment": count.units_left,
-            "cost": self.pricing.cost.model_dump() if self.pricing.cost else None,
-            "country": self.country,
-            "template_id": self.body.template_id,
-            "sender_id": self.sender.sender_id,
-            "sender_id_applied": self.sender.applied,
-            "external_id": self.external_id,
-            "validity_period": self.validity_period,
-            "send_at": iso(self.scheduled_for) if self.scheduled_for else None,
-            "test": self.test,
-        }
 
 
 def prepare_send(workspace_id: str, request: SendRequest, *, test: bool) -> PreparedSend:
@@ -234,17 +205,9 @@ def send_message(
 ) -> Message:
     prepared = prepare_send(workspace_id, request, test=test)
     mode = "test" if test else "live"
-    message = new_message(
-        workspace_id,
-        prepared.use_case,
-        prepared.to_number,
-        prepared.body.text,
-        prepared.scheduled_for,
-    )
-    compose_into(message, prepared)
+    message = compose_message(workspace_id, prepared)
     if idempotency_key is not None:
         message.id = message_id_for_key(workspace_id, mode, idempotency_key)
-    message.test = test
     # Storing the message is the commit point: the table's stream queues a pending one for
     # handoff (HandoffPipe), so nothing is left to do after the write that a crash could skip.
     # A scheduled one gets its schedule first: a schedule whose message was never stored finds
@@ -260,6 +223,30 @@ def send_message(
         raise ServiceUnavailableError("the message could not be stored; retry later") from exc
     logger.info("message accepted", extra={"message_id": message.id, "status": message.status})
     return message
+
+
+def compose_message(workspace_id: str, prepared: PreparedSend) -> Message:
+    """The message a send that passed its checks stores (the preview answers part of it)."""
+    message = new_message(
+        workspace_id,
+        prepared.use_case,
+        prepared.to_number,
+        prepared.body.text,
+        prepared.scheduled_for,
+    )
+    compose_into(message, prepared)
+    message.test = prepared.test
+    return message
+
+
+def preview(workspace_id: str, prepared: PreparedSend) -> dict[str, Any]:
+    """POST /v1/sms/preview's answer: the fields of what the send would store, taken from the
+    very message it would build, and the room left in the last segment."""
+    stored = compose_message(workspace_id, prepared).to_api()
+    return {
+        **{name: stored[name] for name in PREVIEW_FIELDS},
+        "characters_until_next_segment": prepared.pricing.count.units_left,
+    }
 
 
 def compose_into(message: Message, prepared: PreparedSend) -> None:

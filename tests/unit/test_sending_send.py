@@ -279,6 +279,22 @@ def test_an_unknown_deleted_or_foreign_use_case_is_not_found(use_case_id: str) -
     )
 
 
+def test_a_warm_function_reads_a_use_case_once_for_many_sends() -> None:
+    """The send path's use-case cache: the second send within its TTL costs no read."""
+    use_case = stored_use_case()
+    reads: list[str] = []
+    aws_clients.dynamodb().meta.events.register(
+        "provide-client-params.dynamodb.GetItem",
+        lambda params, **_: reads.append(params["TableName"]),
+    )
+
+    for _ in range(2):
+        sending.send_message(WORKSPACE, request(use_case))
+
+    assert reads.count("use_cases_table") == 1
+    assert len(all_messages()) == 2
+
+
 @pytest.mark.parametrize("scope", ["use_case", "service"])
 def test_an_opted_out_recipient_is_refused(scope: str) -> None:
     use_case = stored_use_case()

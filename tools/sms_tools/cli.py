@@ -8,6 +8,7 @@ a deployed stack's outputs with --stack NAME, or from the info file of a running
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -273,24 +274,16 @@ def _currency(value: str) -> str:
     return value
 
 
-def _price_json(price: pricing.Price) -> dict[str, str]:
-    return {
-        "country": price.country,
-        "unit_price": price.unit_price,
-        "currency": price.currency,
-        "source": price.source,
-    }
-
-
 def cmd_price_set(args: argparse.Namespace) -> Any:
     price_store.set_price(args.country, args.unit_price, args.currency, now_iso())
-    return _price_json(pricing.Price(args.country, args.unit_price, args.currency, "operator"))
+    price = pricing.Price(args.country, args.unit_price, args.currency, "operator")
+    return dataclasses.asdict(price)
 
 
 def cmd_price_unset(args: argparse.Namespace) -> Any:
     price_store.unset_price(args.country)
     bundled = pricing.bundled_price(args.country)
-    return {"country": args.country, "now": _price_json(bundled) if bundled else None}
+    return {"country": args.country, "now": dataclasses.asdict(bundled) if bundled else None}
 
 
 def cmd_price_list(args: argparse.Namespace) -> Any:
@@ -298,7 +291,7 @@ def cmd_price_list(args: argparse.Namespace) -> Any:
     operator = {p.country: p for p in price_store.operator_prices()}
     bundled = [pricing.bundled_price(c) for c in pricing.BUNDLED_PRICES if c not in operator]
     prices = [*operator.values(), *(p for p in bundled if p is not None)]
-    return [_price_json(p) for p in sorted(prices, key=lambda p: p.country)]
+    return [dataclasses.asdict(p) for p in sorted(prices, key=lambda p: p.country)]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ from sms_gateway.api import (
 from sms_gateway.domain.messages import API_FIELDS, PREVIEW_FIELDS, HistoryEntry, Message
 from sms_gateway.domain.templates import TemplateSpec
 from sms_gateway.domain.use_cases import AccountSid, UseCaseSpec
+from sms_gateway.logic.sender_id_admin import SenderIdRegistration
 from sms_gateway.logic.sending import SendRequest
 
 ROUTERS = (
@@ -103,7 +104,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
         SendRequest,
         UseCaseSpec,
         TemplateSpec,
-        sender_id_routes.SenderIdIn,
+        SenderIdRegistration,
         TwilioStatusCallback,
     )
 }

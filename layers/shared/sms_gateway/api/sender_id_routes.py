@@ -17,21 +17,12 @@ from sms_gateway.domain.errors import (
     SenderIdNotFoundError,
     ValidationError,
 )
-from sms_gateway.domain.sender_ids import SENDER_ID_PATTERN
 from sms_gateway.logic import querying, sender_id_admin
 
 router = APIGatewayHttpRouter()
 
 
-class SenderIdIn(BaseModel):
-    model_config = ConfigDict(title="SenderIdRegistration", extra="forbid")
-    sender_id: str = Field(
-        description="1 to 11 characters of A-Z, a-z, 0-9 and space, at least one letter",
-        json_schema_extra={"pattern": SENDER_ID_PATTERN},
-    )
-
-
-class SenderIdOut(SenderIdIn):
+class SenderIdOut(sender_id_admin.SenderIdRegistration):
     model_config = ConfigDict(title="SenderId")
     created_at: str
 
@@ -51,7 +42,7 @@ class SenderIdListOut(BaseModel):
         scope=SCOPE_MANAGE,
         success=(201, "Registered", SenderIdOut),
         errors=(ValidationError, SenderIdInvalidError, SenderIdAlreadyRegisteredError),
-        request_model=SenderIdIn,
+        request_model=sender_id_admin.SenderIdRegistration,
     ),
 )
 def handle_register_sender_id() -> Response[str]:

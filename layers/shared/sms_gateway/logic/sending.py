@@ -51,11 +51,12 @@ MAX_VALIDITY_PERIOD_SECONDS = 36_000
 
 
 class SendRequest(BaseModel):
-    """The POST /v1/sms/ body (and POST /v1/sms/preview's). The shape is checked first, as a
-    validation_error; the formats of use_case_id, to_phone_number, message, sender_id and send_at
-    are checked by prepare_send, in the API's order and with their own codes, so their patterns
-    here only document them (json_schema_extra validates nothing)."""
+    """The body of POST /v1/sms/ and POST /v1/sms/preview. A missing, mistyped or unknown field
+    is a validation_error; the formats of use_case_id, to_phone_number, message, sender_id and
+    send_at are then checked in the documented order, each with its own error code."""
 
+    # Those formats are prepare_send's checks: their patterns here only document them
+    # (json_schema_extra validates nothing).
     model_config = ConfigDict(extra="forbid", strict=True)
 
     use_case_id: UuidStr

@@ -8,10 +8,12 @@ a country it priced a moment ago.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from sms_gateway.config import get_settings
 from sms_gateway.domain.pricing import Price, bundled_price
 from sms_gateway.store import aws_clients, catalog
+from sms_gateway.store.dynamo import from_item
 
 PK = "prices"
 
@@ -19,11 +21,13 @@ PK = "prices"
 _cache: dict[str, tuple[float, Price | None]] = {}
 
 
+def _operator_price(item: dict[str, Any]) -> Price:
+    return Price(str(item["sk"]), str(item["unit_price"]), str(item["currency"]), "operator")
+
+
 def operator_price(country: str) -> Price | None:
     item = catalog.get(PK, country)
-    if item is None:
-        return None
-    return Price(country, str(item["unit_price"]), str(item["currency"]), "operator")
+    return _operator_price(item) if item is not None else None
 
 
 def price_for(country: str | None) -> Price | None:
@@ -71,13 +75,5 @@ def operator_prices() -> list[Price]:
         KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": PK}},
     ):
-        for item in page.get("Items", []):
-            prices.append(
-                Price(
-                    item["sk"]["S"],
-                    item["unit_price"]["S"],
-                    item["currency"]["S"],
-                    "operator",
-                )
-            )
+        prices.extend(_operator_price(from_item(item)) for item in page.get("Items", []))
     return prices

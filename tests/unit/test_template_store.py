@@ -8,7 +8,11 @@ from typing import Any
 
 import pytest
 
-from sms_gateway.domain.errors import TemplateNotFoundError, TemplateSlugTakenError
+from sms_gateway.domain.errors import (
+    ServiceUnavailableError,
+    TemplateNotFoundError,
+    TemplateSlugTakenError,
+)
 from sms_gateway.logic import composing, template_admin
 from sms_gateway.store import aws_clients, catalog, template_store
 from tests.unit.in_process_aws import create_table, in_process_aws
@@ -55,6 +59,24 @@ def test_a_change_over_a_stale_read_is_refused_and_changes_nothing() -> None:
     with pytest.raises(template_store.TemplateChangedError):
         template_store.delete(created)
     assert items() == [(f"template_id#{created.id}", "b"), ("template_slug#otp", "b")]
+
+
+def test_a_delete_that_loses_every_race_is_503_and_leaves_the_template(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created = template_admin.create_template(WORKSPACE, {"slug": "otp", "body": "a"})
+    real_delete = template_store.delete
+
+    def another_writer_first(template: Any) -> None:
+        # Each attempt's read is overtaken by an edit before its delete lands.
+        template_admin.update_template(WORKSPACE, template.id, {"body": template.body + "!"})
+        real_delete(template)
+
+    monkeypatch.setattr(template_store, "delete", another_writer_first)
+    with pytest.raises(ServiceUnavailableError):
+        template_admin.delete_template(WORKSPACE, "otp")
+
+    assert composing.find_template(WORKSPACE, created.id).body == "a!!!"
 
 
 @pytest.mark.parametrize("winner", ["other writer", "this writer"])

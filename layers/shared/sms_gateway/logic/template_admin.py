@@ -13,7 +13,6 @@ from pydantic import ValidationError as PydanticValidationError
 from sms_gateway.domain.clock import now_iso
 from sms_gateway.domain.errors import (
     ServiceUnavailableError,
-    TemplateNotFoundError,
     TemplateSlugTakenError,
     ValidationError,
     refuse_unknown_fields,
@@ -100,4 +99,5 @@ def delete_template(workspace_id: str, id_or_slug: str) -> None:
         except template_store.TemplateChangedError:
             continue
         return
-    raise TemplateNotFoundError("template not found", template=id_or_slug)
+    # Still there, changed by another writer at every attempt: not "not found".
+    raise ServiceUnavailableError("the template kept changing; retry")

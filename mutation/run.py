@@ -53,6 +53,12 @@ MODULES = (
     "logic/handoff_deliveries.py",
     "logic/status_updates.py",
     "providers/twilio/callbacks.py",
+    "domain/limits.py",
+    "domain/usage.py",
+    "logic/admission.py",
+    "logic/usage.py",
+    "store/limits_store.py",
+    "store/usage_store.py",
 )
 
 # The unit and integration tests; mutmut runs, for each mutant, only those that reach its

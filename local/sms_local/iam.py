@@ -91,6 +91,10 @@ def resource_id(node: Any) -> str:
             name, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
             if attribute in ("Arn", "QueueName"):
                 return str(name)
+            if attribute == "StreamArn":
+                # Read by the event source mapping (with the function's role), never by the
+                # function's code: no call of a function names it.
+                return f"{name}/stream"
         if fn == "Ref":
             return str(arg)
         if fn == "Fn::Sub":

@@ -71,6 +71,7 @@ def test_send_documents_every_error_of_the_contract() -> None:
 OPERATIONS = {
     ("post", "/v1/sms/"): ("sendMessage", "Messages"),
     ("get", "/v1/sms/"): ("listMessages", "Messages"),
+    ("get", "/v1/usage"): ("getUsage", "Usage"),
     ("get", "/v1/sms/{id}"): ("getMessage", "Messages"),
     ("post", "/v1/sms/{id}/cancel"): ("cancelMessage", "Messages"),
     ("post", "/v1/sms/use-cases"): ("createUseCase", "Use cases"),
@@ -132,6 +133,7 @@ def test_every_operation_has_its_operation_id_and_tag() -> None:
         "Templates",
         "Sender IDs",
         "Webhooks",
+        "Usage",
     ]
 
 

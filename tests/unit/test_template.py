@@ -165,9 +165,21 @@ def test_every_dead_letter_queue_has_an_alarm() -> None:
 
 def test_handoff_errors_are_alarmed() -> None:
     (alarm,) = [
-        a for a in alarms().values() if a.get("Namespace") == "AWS/Lambda" and "Dimensions" in a
+        a
+        for a in alarms().values()
+        if a.get("Namespace") == "AWS/Lambda" and a.get("MetricName") == "Errors"
     ]
-    assert alarm["MetricName"] == "Errors" and metric_dimension(alarm) == "HandoffFunction"
+    assert metric_dimension(alarm) == "HandoffFunction"
+
+
+def test_usage_falling_behind_the_stream_is_alarmed() -> None:
+    (alarm,) = [a for a in alarms().values() if a.get("MetricName") == "IteratorAge"]
+    assert metric_dimension(alarm) == "UsageFunction"
+    # Lambda retries a failing batch until it succeeds: counters wait, never skip a record.
+    (source,) = TEMPLATE["Resources"]["UsageFunction"]["Properties"]["Events"].values()
+    assert source["Type"] == "DynamoDB"
+    assert source["Properties"]["MaximumRetryAttempts"] == -1
+    assert source["Properties"]["BisectBatchOnFunctionError"] is False
 
 
 def test_refused_callbacks_are_counted_from_the_line_the_code_logs() -> None:

@@ -27,8 +27,9 @@ from sms_gateway.domain import pricing
 from sms_gateway.domain.clock import now_iso
 from sms_gateway.domain.errors import GatewayError, ValidationError
 from sms_gateway.domain.ids import is_uuid
+from sms_gateway.domain.limits import is_period
 from sms_gateway.domain.use_cases import AccountSid, MessagingServiceSid, is_country_code
-from sms_gateway.logic import scheduling, stuck_messages, use_case_admin
+from sms_gateway.logic import limits_admin, scheduling, stuck_messages, usage, use_case_admin
 from sms_gateway.store import api_keys, aws_clients, opt_out_store, price_store, use_case_store
 
 # Stack output -> environment variable the settings read.
@@ -162,6 +163,59 @@ def _sid(kind: Any) -> Callable[[str], str]:
 
 def cmd_workspace_create(args: argparse.Namespace) -> Any:
     return api_keys.create_workspace(args.name)
+
+
+def _known_workspace(workspace_id: str) -> str:
+    if not api_keys.workspace_exists(workspace_id):
+        raise ValueError(f"no workspace {workspace_id}")
+    return workspace_id
+
+
+def _limits_view(workspace_id: str) -> dict[str, Any]:
+    report = usage.usage_report(workspace_id, "live", usage.current_period())
+    return {
+        "workspace_id": workspace_id,
+        **{name: report[name] for name in ("quota", "wallet", "rate_limit")},
+    }
+
+
+def cmd_workspace_set_limits(args: argparse.Namespace) -> Any:
+    if args.monthly_segments is None and args.sends_per_second is None:
+        raise UsageError("give --monthly-segments, or --sends-per-second and --burst")
+    rate = None
+    if args.sends_per_second is not None and args.sends_per_second != "none":
+        if args.burst is None or args.burst == "none":
+            raise UsageError("--sends-per-second needs --burst (how many sends at once)")
+        rate = limits_admin.parse_send_rate(args.sends_per_second, args.burst)
+    elif args.burst is not None and args.sends_per_second is None:
+        raise UsageError("--burst goes with --sends-per-second")
+    monthly: int | None = None
+    if args.monthly_segments not in (None, "none"):
+        monthly = limits_admin.parse_monthly_segments(args.monthly_segments)
+    workspace_id = _known_workspace(args.workspace)
+    if args.sends_per_second is not None:
+        limits_admin.set_send_rate(workspace_id, rate)
+    if args.monthly_segments is not None:
+        limits_admin.set_monthly_segments(workspace_id, monthly)
+    return _limits_view(workspace_id)
+
+
+def cmd_wallet_top_up(args: argparse.Namespace) -> Any:
+    amount, currency = limits_admin.parse_top_up(args.amount, args.currency)
+    workspace_id = _known_workspace(args.workspace)
+    return {"workspace_id": workspace_id, **limits_admin.top_up(workspace_id, amount, currency)}
+
+
+def _period(value: str) -> str:
+    if not is_period(value):
+        raise argparse.ArgumentTypeError("a calendar month, YYYY-MM, e.g. 2026-11")
+    return value
+
+
+def cmd_usage(args: argparse.Namespace) -> Any:
+    workspace_id = _known_workspace(args.workspace)
+    period = args.period or usage.current_period()
+    return {"workspace_id": workspace_id, **usage.usage_report(workspace_id, args.mode, period)}
 
 
 def cmd_key_create(args: argparse.Namespace) -> Any:
@@ -309,6 +363,33 @@ def build_parser() -> argparse.ArgumentParser:
     create = workspace.add_parser("create", help="create a workspace")
     create.add_argument("--name", required=True)
     create.set_defaults(func=cmd_workspace_create)
+    set_limits = workspace.add_parser(
+        "set-limits", help="set a workspace's monthly quota and send rate ('none' removes one)"
+    )
+    set_limits.add_argument("--workspace", required=True)
+    set_limits.add_argument(
+        "--monthly-segments", metavar="N|none", help="segments a month (UTC) before the wallet"
+    )
+    set_limits.add_argument(
+        "--sends-per-second", metavar="R|none", help="the send rate, per workspace and mode"
+    )
+    set_limits.add_argument("--burst", metavar="B", help="sends the bucket holds at once")
+    set_limits.set_defaults(func=cmd_workspace_set_limits)
+
+    wallet = groups.add_parser("wallet").add_subparsers(dest="action", required=True)
+    top_up = wallet.add_parser("top-up", help="add money to a workspace's prepaid wallet")
+    top_up.add_argument("--workspace", required=True)
+    top_up.add_argument("--amount", required=True, help="a decimal, e.g. 12.50")
+    top_up.add_argument("--currency", required=True, type=_currency)
+    top_up.set_defaults(func=cmd_wallet_top_up)
+
+    usage_parser = groups.add_parser("usage", help="a workspace's usage of a month")
+    usage_parser.add_argument("--workspace", required=True)
+    usage_parser.add_argument(
+        "--period", type=_period, help="YYYY-MM; the current month by default"
+    )
+    usage_parser.add_argument("--mode", choices=("live", "test"), default="live")
+    usage_parser.set_defaults(func=cmd_usage)
 
     key = groups.add_parser("key").add_subparsers(dest="action", required=True)
     create = key.add_parser("create", help="issue an API key (shown once)")

@@ -19,6 +19,7 @@ from sms_gateway.api import (
     send_routes,
     sender_id_routes,
     template_routes,
+    usage_routes,
     use_case_routes,
     webhook_routes,
 )
@@ -35,6 +36,7 @@ ROUTERS = (
     use_case_routes.router,
     template_routes.router,
     sender_id_routes.router,
+    usage_routes.router,
     webhook_routes.router,
 )
 
@@ -94,8 +96,51 @@ PreviewOut = create_model(
         ),
     ),
 )
+
+
+class Money(BaseModel):
+    amount: str = Field(description="A decimal string", examples=["12.5000"])
+    currency: str = Field(description="ISO 4217", examples=["USD"])
+
+
+class WalletOut(BaseModel):
+    balance: str = Field(description="What is left, a decimal string", examples=["12.5000"])
+    currency: str = Field(description="ISO 4217: the wallet holds one currency")
+
+
+class QuotaOut(BaseModel):
+    monthly_segments: int | None = Field(
+        description="Segments a calendar month (UTC) may send before the wallet pays; null: "
+        "no quota, sends are not limited by segments"
+    )
+    remaining_segments: int | None = Field(
+        description="Segments left this month; null for another month or without a quota"
+    )
+
+
+class RateLimitOut(BaseModel):
+    sends_per_second: float = Field(description="The bucket's refill rate")
+    burst: int = Field(description="Sends the bucket holds at once")
+
+
+class UsageOut(BaseModel):
+    """Counters kept as messages are accepted, change status and are refunded (a message that
+    never reached the carrier gives its segments and cost back); they follow the messages
+    within seconds. In the caller's mode: a test key sees test messages only."""
+
+    period: str = Field(examples=["2026-11"])
+    messages: int = Field(description="Messages accepted in the month")
+    segments: int = Field(description="Their segments, less those refunded")
+    cost: Money = Field(description="Their cost, less what was refunded")
+    by_status: dict[str, int] = Field(description="The month's messages by their status now")
+    quota: QuotaOut
+    wallet: WalletOut | None = Field(description="The prepaid wallet (live); null: none")
+    rate_limit: RateLimitOut | None = Field(description="The send rate; null: none")
+
+
 RESPONSE_MODELS: dict[str, type[BaseModel]] = {
-    model.__name__: model for model in (MessageOut, MessageDetailOut, MessageListOut, PreviewOut)
+    model.__name__: model
+    for model in (MessageOut, MessageDetailOut, MessageListOut, PreviewOut, UsageOut)
 }
 
 REQUEST_MODELS: dict[str, type[BaseModel]] = {

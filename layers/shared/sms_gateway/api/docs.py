@@ -29,12 +29,14 @@ USE_CASES_TAG = "Use cases"
 TEMPLATES_TAG = "Templates"
 SENDER_IDS_TAG = "Sender IDs"
 WEBHOOKS_TAG = "Webhooks"
+USAGE_TAG = "Usage"
 TAGS = {
     MESSAGES_TAG: "Send SMS and track their delivery",
     USE_CASES_TAG: "The use cases messages are sent through (sender pool, compliance state)",
     TEMPLATES_TAG: "Message texts with {{name}} placeholders, rendered at send",
     SENDER_IDS_TAG: "Alphanumeric senders a workspace may send from",
     WEBHOOKS_TAG: "Callbacks from the SMS provider",
+    USAGE_TAG: "What a workspace used in a month, and its quota, wallet and send rate",
 }
 
 # Where route_doc puts the parameters it documents; sms_tools.openapi merges them with the ones
@@ -124,6 +126,14 @@ LIST_MESSAGES_PARAMETERS = (
     ),
     _LIMIT_PARAMETER,
     _CURSOR_PARAMETER,
+)
+USAGE_PARAMETERS = (
+    parameter(
+        "period",
+        "query",
+        "A calendar month (UTC), YYYY-MM; the current month when omitted",
+        {"type": "string", "pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])$", "examples": ["2026-11"]},
+    ),
 )
 IDEMPOTENCY_KEY_PARAMETER = parameter(
     "Idempotency-Key",

@@ -103,9 +103,10 @@ def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
 
 
 def error_response(error: GatewayError) -> Response[str]:
-    headers = {"Retry-After": "5"} if isinstance(error, ServiceUnavailableError) else None
+    headers = {"Retry-After": "5"} if isinstance(error, ServiceUnavailableError) else {}
+    headers.update(error.headers)
     return json_response(
-        error.status, error_body(error.code, error.message, **error.details), headers
+        error.status, error_body(error.code, error.message, **error.details), headers or None
     )
 
 

@@ -15,10 +15,13 @@ from sms_gateway.api.docs import (
 from sms_gateway.api.http import json_object, json_response
 from sms_gateway.domain.errors import (
     SEND_ERRORS,
+    GatewayError,
     IdempotencyKeyInUseError,
     IdempotencyKeyReusedError,
+    QuotaExceededError,
+    RateLimitExceededError,
 )
-from sms_gateway.logic import sending
+from sms_gateway.logic import admission, sending
 
 router = APIGatewayHttpRouter()
 
@@ -31,7 +34,13 @@ router = APIGatewayHttpRouter()
         tag=MESSAGES_TAG,
         scope=SCOPE_SEND,
         success=(201, "The message was accepted and queued", "MessageOut"),
-        errors=(*SEND_ERRORS, IdempotencyKeyReusedError, IdempotencyKeyInUseError),
+        errors=(
+            *SEND_ERRORS,
+            IdempotencyKeyReusedError,
+            IdempotencyKeyInUseError,
+            QuotaExceededError,
+            RateLimitExceededError,
+        ),
         request_model=sending.SendRequest,
         parameters=(IDEMPOTENCY_KEY_PARAMETER,),
         links=links_by_id("getMessage", "cancelMessage"),
@@ -40,12 +49,23 @@ router = APIGatewayHttpRouter()
 def handle_send() -> Response[str]:
     event = router.current_event
     caller = require_scope(event.raw_event, SCOPE_SEND)
-    request = sending.parse_send_request(json_object(event))
-    key = (event.headers or {}).get("idempotency-key")
-    body = sending.send_once(
-        caller, request, idempotency_key=key, lambda_context=router.lambda_context
-    )
-    return json_response(201, body)
+    # Every answer carries the bucket's RateLimit-* headers: as the send left it when it spent
+    # from it, else as it is (a refused, invalid or replayed send spends nothing).
+    admission.answer_headers.set(None)
+    try:
+        request = sending.parse_send_request(json_object(event))
+        key = (event.headers or {}).get("idempotency-key")
+        body = sending.send_once(
+            caller, request, idempotency_key=key, lambda_context=router.lambda_context
+        )
+    except GatewayError as error:
+        if not error.headers:
+            error.headers = admission.headers_now(caller.workspace_id, caller.mode)
+        raise
+    headers = admission.answer_headers.get()
+    if headers is None:
+        headers = admission.headers_now(caller.workspace_id, caller.mode)
+    return json_response(201, body, headers or None)
 
 
 @router.post(

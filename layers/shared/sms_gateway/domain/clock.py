@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 
@@ -16,3 +17,8 @@ def iso(moment: datetime) -> str:
 
 def now_iso() -> str:
     return iso(utc_now())
+
+
+def now_micros() -> int:
+    """Microseconds since the epoch: the send-rate bucket's clock."""
+    return time.time_ns() // 1000

@@ -17,6 +17,8 @@ class GatewayError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details
+        # Response headers the answer carries besides the body (Retry-After, RateLimit-*).
+        self.headers: dict[str, str] = {}
 
 
 class UnauthorizedError(GatewayError):
@@ -161,6 +163,21 @@ class IdempotencyKeyReusedError(GatewayError):
 class SendAtOutOfRangeError(GatewayError):
     status = 422
     code = "send_at_out_of_range"
+
+
+class QuotaExceededError(GatewayError):
+    """Neither the monthly quota nor the wallet covers the send: nothing was stored or sent."""
+
+    status = 402
+    code = "sms_quota_exceeded"
+
+
+class RateLimitExceededError(GatewayError):
+    """The workspace's send rate is used up for now: nothing was stored; retry after
+    `retry_after` seconds (also the Retry-After header)."""
+
+    status = 429
+    code = "rate_limit_exceeded"
 
 
 class ServiceUnavailableError(GatewayError):

@@ -22,6 +22,8 @@ from sms_gateway.domain.errors import (
     BrandSuspendedError,
     IdempotencyKeyReusedError,
     NoSenderInPoolError,
+    QuotaExceededError,
+    RateLimitExceededError,
     RecipientOptedOutError,
     RegionNotPermittedError,
     ServiceUnavailableError,
@@ -41,7 +43,7 @@ from sms_gateway.domain.messages import (
 from sms_gateway.domain.phone import check_destination
 from sms_gateway.domain.sender_ids import SENDER_ID_PATTERN
 from sms_gateway.domain.use_cases import A2pCampaignStatus, BrandStatus, CountryCode, UseCase
-from sms_gateway.logic import composing, scheduling, use_case_admin
+from sms_gateway.logic import admission, composing, scheduling, use_case_admin
 from sms_gateway.logic.composing import MAX_MESSAGE_CHARS as MAX_MESSAGE_CHARS
 from sms_gateway.store import idempotency, message_store, opt_out_store, schedules
 
@@ -213,10 +215,15 @@ def send_message(
     # handoff (HandoffPipe), so nothing is left to do after the write that a crash could skip.
     # A scheduled one gets its schedule first: a schedule whose message was never stored finds
     # nothing to dispatch when it fires.
+    # Limits are spent in the same write (logic.admission): a refused send stores nothing.
     if prepared.scheduled_for is not None:
         _schedule(message.id, prepared.scheduled_for, keyed=idempotency_key is not None)
     try:
-        message_store.put_new_message(message)
+        admission.store_admitted(message)
+    except (QuotaExceededError, RateLimitExceededError):
+        if prepared.scheduled_for is not None:
+            _unschedule(message.id)
+        raise
     except message_store.MessageAlreadyExistsError as exc:
         return _replay(exc.existing, message)
     except ClientError as exc:
@@ -274,6 +281,15 @@ def _schedule(message_id: str, moment: datetime, *, keyed: bool) -> None:
     except ClientError as exc:
         logger.exception("schedule could not be created")
         raise ServiceUnavailableError("the message could not be scheduled; retry later") from exc
+
+
+def _unschedule(message_id: str) -> None:
+    """A refused send's schedule goes: it would fire for a message that was never stored."""
+    try:
+        schedules.delete_message_schedule(message_id)
+    except ClientError:
+        # It would find nothing to dispatch anyway; only the schedule itself lingers.
+        logger.warning("the schedule of a refused send could not be deleted")
 
 
 def _same_send(existing: Message, attempted: Message) -> bool:

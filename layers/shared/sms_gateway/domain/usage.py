@@ -1,0 +1,127 @@
+"""What a change of a message means for its workspace's usage counters and limits: pure, from the
+message as it was and as it is (a DynamoDB stream record's old and new images).
+
+- A new message counts in the period it was created in: one message, its segments, its cost,
+  one more in its status.
+- A status change moves one count from the old status to the new one.
+- A message that ends before reaching the carrier (canceled, or failed without the provider ever
+  accepting it) gives back what it took: its segments and cost leave the period's counters, and
+  what it was charged (quota segments or wallet money) goes back to the limits. A failure whose
+  outcome is unknown (99001: the provider may have accepted it) is not refunded.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sms_gateway.domain.error_codes import OUTCOME_UNKNOWN
+from sms_gateway.domain.limits import ChargeSource, period_of_iso
+from sms_gateway.domain.messages import MessageStatus
+
+S = MessageStatus
+
+
+def mode_of(image: dict[str, Any]) -> str:
+    return "test" if image.get("test") else "live"
+
+
+def status_counter(status: str) -> str:
+    return f"status_{status}"
+
+
+def cost_counter(currency: str) -> str:
+    return f"cost_{currency}"
+
+
+def never_reached_carrier(image: dict[str, Any]) -> bool:
+    """Whether a message ended without the provider ever having it (so it is refunded)."""
+    status = image.get("status")
+    if status == S.CANCELED.value:
+        return True
+    return (
+        status == S.FAILED.value
+        and not image.get("message_sid")
+        and image.get("error_code") != OUTCOME_UNKNOWN
+    )
+
+
+@dataclass
+class UsageDelta:
+    """Additions to one usage item (workspace, mode, period): counter -> amount."""
+
+    counters: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+
+    def add(self, counter: str, amount: Decimal | int) -> None:
+        self.counters[counter] += Decimal(amount)
+
+    def nonzero(self) -> dict[str, Decimal]:
+        return {name: amount for name, amount in self.counters.items() if amount != 0}
+
+
+@dataclass
+class Refund:
+    """What goes back to one limits item (workspace, mode): quota segments per period of the
+    charge, and wallet money in its currency."""
+
+    segments_by_period: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    amount: Decimal = Decimal(0)
+    currency: str | None = None
+
+
+UsageKey = tuple[str, str, str]  # workspace, mode, period
+LimitsKey = tuple[str, str]  # workspace, mode
+
+
+@dataclass
+class Effects:
+    usage: dict[UsageKey, UsageDelta] = field(default_factory=dict)
+    refunds: dict[LimitsKey, Refund] = field(default_factory=dict)
+
+    def _usage(self, image: dict[str, Any]) -> UsageDelta:
+        key = (str(image["workspace_id"]), mode_of(image), period_of_iso(image["created_at"]))
+        return self.usage.setdefault(key, UsageDelta())
+
+    def add_record(
+        self, event_name: str, old: dict[str, Any] | None, new: dict[str, Any] | None
+    ) -> None:
+        if event_name == "INSERT" and new is not None:
+            self._inserted(new)
+        elif event_name == "MODIFY" and old is not None and new is not None:
+            self._modified(old, new)
+        # REMOVE (an expired message) changes no counter: it was counted when it lived.
+
+    def _inserted(self, new: dict[str, Any]) -> None:
+        delta = self._usage(new)
+        delta.add("messages", 1)
+        delta.add("segments", int(new.get("segments") or 0))
+        cost = new.get("cost")
+        if cost:
+            delta.add(cost_counter(cost["currency"]), Decimal(str(cost["amount"])))
+        delta.add(status_counter(new["status"]), 1)
+
+    def _modified(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        if old.get("status") == new.get("status"):
+            return
+        delta = self._usage(new)
+        delta.add(status_counter(old["status"]), -1)
+        delta.add(status_counter(new["status"]), 1)
+        if never_reached_carrier(new) and not never_reached_carrier(old):
+            self._refund(new, delta)
+
+    def _refund(self, new: dict[str, Any], delta: UsageDelta) -> None:
+        delta.add("segments", -int(new.get("segments") or 0))
+        cost = new.get("cost")
+        if cost:
+            delta.add(cost_counter(cost["currency"]), -Decimal(str(cost["amount"])))
+        charge = new.get("charge")
+        if not charge:
+            return
+        refund = self.refunds.setdefault((str(new["workspace_id"]), mode_of(new)), Refund())
+        if charge["source"] == ChargeSource.QUOTA.value:
+            refund.segments_by_period[str(charge["period"])] += int(charge["segments"])
+        elif charge.get("amount") is not None:
+            refund.amount += Decimal(str(charge["amount"]))
+            refund.currency = str(charge["currency"])

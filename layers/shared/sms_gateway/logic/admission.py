@@ -1,0 +1,143 @@
+"""Admitting a send against its workspace's limits: the send rate, then (live only) the monthly
+quota, then the wallet. The decision is made on the limits item as read and applied by one
+transaction with the message's put whose condition is that decision's assumptions; when another
+send changed the item first, the transaction's answer carries the item as it is now, and the
+decision is made again on that (no extra read)."""
+
+from __future__ import annotations
+
+import random
+import time
+from contextvars import ContextVar
+from decimal import Decimal
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from sms_gateway.domain.clock import now_micros
+from sms_gateway.domain.errors import (
+    QuotaExceededError,
+    RateLimitExceededError,
+    ServiceUnavailableError,
+)
+from sms_gateway.domain.limits import (
+    ChargeSource,
+    RateLimitHeaders,
+    decide_bucket,
+    decide_charge,
+    period_of_iso,
+    rate_limit_headers,
+)
+from sms_gateway.domain.messages import Charge, Message
+from sms_gateway.store import limits_store, message_store
+
+logger = Logger(child=True)
+
+# Decisions made again after another writer changed the limits item first. Each retry follows a
+# write that succeeded (or a transaction conflict), so running out of them takes a burst of
+# concurrent sends to one workspace larger than this many rounds can serve.
+MAX_ATTEMPTS = 12
+# Back-off after a TransactionConflict (DynamoDB refuses a transaction that meets another on the
+# same item), in seconds: doubled at each conflict, with full jitter.
+CONFLICT_BACKOFF_SECONDS = 0.01
+
+# The RateLimit-* headers of the current request's answer. The send stores them as a side
+# result, beside the message it returns (an idempotent answer is cached without them: they
+# describe the bucket now, not when the answer was first made).
+answer_headers: ContextVar[dict[str, str] | None] = ContextVar("answer_headers", default=None)
+
+
+def _mode(message: Message) -> str:
+    return "test" if message.test else "live"
+
+
+def store_admitted(message: Message) -> None:
+    """Store a new message if its workspace's limits admit it, spending from them in the same
+    write. Raises RateLimitExceededError (429), QuotaExceededError (402),
+    MessageAlreadyExistsError (a replay: nothing spent) or ServiceUnavailableError."""
+    mode = _mode(message)
+    limits = limits_store.read_limits(message.workspace_id, mode)
+    for attempt in range(MAX_ATTEMPTS):
+        if limits is None:
+            message.charge = None
+            message_store.put_new_message(message)
+            return
+        now_us = now_micros()
+        bucket = None
+        if limits.rate is not None:
+            bucket = decide_bucket(limits.rate, limits.tat_us, now_us)
+            if not bucket.allowed:
+                headers = rate_limit_headers(limits.rate, limits.tat_us, now_us)
+                error = RateLimitExceededError(
+                    "the workspace's send rate is used up; retry after the Retry-After seconds",
+                    retry_after=bucket.retry_after_seconds,
+                )
+                error.headers = {
+                    **headers.as_headers(),
+                    "Retry-After": str(bucket.retry_after_seconds),
+                }
+                raise error
+        period = period_of_iso(message.created_at)
+        segments = message.segments or 1
+        amount = Decimal(message.cost.amount) if message.cost else None
+        charge = None
+        if mode == "live":
+            currency = message.cost.currency if message.cost else None
+            charge = decide_charge(limits.quota, period, segments, amount, currency)
+            if charge.refused:
+                error_402 = QuotaExceededError(charge.reason)
+                if limits.rate is not None:
+                    error_402.headers = rate_limit_headers(
+                        limits.rate, limits.tat_us, now_us
+                    ).as_headers()
+                raise error_402
+        message.charge = _charge_record(charge.source if charge else None, period, message)
+        spend = limits_store.Spend(now_us, period, segments, amount, bucket, charge)
+        write = limits_store.spend_write(message.workspace_id, mode, limits, spend)
+        try:
+            limits_store.put_message_spending(message, write)
+        except limits_store.LimitsChangedError as changed:
+            limits = changed.current
+            continue
+        except limits_store.TransactionConflictError:
+            time.sleep(random.uniform(0, CONFLICT_BACKOFF_SECONDS * 2**attempt))  # noqa: S311
+            limits = limits_store.read_limits(message.workspace_id, mode, consistent=True)
+            continue
+        if limits.rate is not None and bucket is not None:
+            answer_headers.set(
+                rate_limit_headers(limits.rate, bucket.new_tat_us, now_us).as_headers()
+            )
+        return
+    logger.warning("limits kept changing under the send", extra={"attempts": MAX_ATTEMPTS})
+    raise ServiceUnavailableError("the workspace's limits are busy; retry later")
+
+
+def _charge_record(source: ChargeSource | None, period: str, message: Message) -> Charge | None:
+    if source is None:
+        return None
+    segments = message.segments or 1
+    if source is ChargeSource.QUOTA:
+        return Charge(source=source.value, period=period, segments=segments)
+    assert message.cost is not None
+    return Charge(
+        source=source.value,
+        period=period,
+        segments=segments,
+        amount=message.cost.amount,
+        currency=message.cost.currency,
+    )
+
+
+def headers_now(workspace_id: str, mode: str) -> dict[str, str]:
+    """The RateLimit-* headers of an answer that spent nothing (a refused or replayed send):
+    the bucket as it is, or none when the workspace has no send rate."""
+    try:
+        limits = limits_store.read_limits(workspace_id, mode)
+    except ClientError:
+        # Headers are advice: an answer is not failed for want of them.
+        logger.warning("limits could not be read for the RateLimit headers")
+        return {}
+    if limits is None or limits.rate is None:
+        return {}
+    headers: RateLimitHeaders = rate_limit_headers(limits.rate, limits.tat_us, now_micros())
+    return headers.as_headers()

@@ -336,3 +336,87 @@ def test_a_malformed_price_is_a_usage_error_and_sets_nothing(
         cli.main(["price", "set", *args])
     assert exited.value.code == 2
     assert all(p["country"] != "GB" for p in run(capsys, "price", "list"))
+
+
+def test_limits_are_set_topped_up_and_reported_by_the_operator(
+    aws: LocalStack, tenant: Tenant, use_case: UseCase, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workspace = tenant.workspace_id
+    limits = run(
+        capsys, "workspace", "set-limits", "--workspace", workspace,
+        "--monthly-segments", "2", "--sends-per-second", "5", "--burst", "10",
+    )  # fmt: skip
+    assert limits == {
+        "workspace_id": workspace,
+        "quota": {"monthly_segments": 2, "remaining_segments": 2},
+        "wallet": None,
+        "rate_limit": {"sends_per_second": 5, "burst": 10},
+    }
+    topped = run(
+        capsys, "wallet", "top-up", "--workspace", workspace, "--amount", "0.0083",
+        "--currency", "USD",
+    )  # fmt: skip
+    assert topped == {"workspace_id": workspace, "balance": "0.0083", "currency": "USD"}
+    # Two sends from the quota, one from the wallet, then nothing pays
+    answers = [tenant.api.send(send_body(use_case, message=f"code {i}")) for i in range(4)]
+    assert [a.status for a in answers] == [201, 201, 201, 402]
+    report = run(capsys, "usage", "--workspace", workspace)
+    assert report["quota"] == {"monthly_segments": 2, "remaining_segments": 0}
+    assert report["wallet"] == {"balance": "0", "currency": "USD"}
+    # Removing the quota makes the workspace unlimited again; the wallet stays
+    cleared = run(
+        capsys, "workspace", "set-limits", "--workspace", workspace,
+        "--monthly-segments", "none", "--sends-per-second", "none",
+    )  # fmt: skip
+    assert (cleared["quota"]["monthly_segments"], cleared["rate_limit"]) == (None, None)
+    assert tenant.api.send(send_body(use_case)).status == 201
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["workspace", "set-limits", "--monthly-segments", "-1"],
+        ["workspace", "set-limits", "--monthly-segments", "lots"],
+        ["workspace", "set-limits", "--sends-per-second", "5"],
+        ["workspace", "set-limits", "--sends-per-second", "0", "--burst", "5"],
+        ["workspace", "set-limits", "--sends-per-second", "5", "--burst", "0"],
+        ["workspace", "set-limits"],
+        ["wallet", "top-up", "--amount", "-3", "--currency", "USD"],
+        ["wallet", "top-up", "--amount", "1.1234567", "--currency", "USD"],
+        ["wallet", "top-up", "--amount", "abc", "--currency", "USD"],
+    ],
+)
+def test_malformed_limits_are_refused_and_change_nothing(
+    aws: LocalStack, tenant: Tenant, args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    group, action, *rest = args
+    assert cli.main([group, action, "--workspace", tenant.workspace_id, *rest]) in (1, 2)
+    assert capsys.readouterr().err
+    report = run(capsys, "usage", "--workspace", tenant.workspace_id)
+    assert (report["quota"]["monthly_segments"], report["wallet"], report["rate_limit"]) == (
+        None,
+        None,
+        None,
+    )
+
+
+def test_a_wallet_keeps_its_currency_and_limits_need_a_workspace(
+    aws: LocalStack, tenant: Tenant, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workspace = tenant.workspace_id
+    run(capsys, "wallet", "top-up", "--workspace", workspace, "--amount", "5", "--currency", "EUR")
+    assert (
+        cli.main(
+            ["wallet", "top-up", "--workspace", workspace, "--amount", "5", "--currency", "USD"]
+        )
+        == 1
+    )
+    assert "holds EUR" in capsys.readouterr().err
+    assert run(capsys, "usage", "--workspace", workspace)["wallet"] == {
+        "balance": "5",
+        "currency": "EUR",
+    }
+    assert cli.main(["usage", "--workspace", "nope"]) == 1
+    assert (
+        cli.main(["workspace", "set-limits", "--workspace", "nope", "--monthly-segments", "1"]) == 1
+    )

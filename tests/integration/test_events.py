@@ -44,6 +44,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "status_callback": {"status": 403, "code": "forbidden"},
     "handoff": {"result": {"batchItemFailures": []}},
     "scheduled_dispatch": {"result": {"queued": False}},
+    "usage": {"result": {"applied": 1}},
 }
 
 

@@ -13,6 +13,7 @@ from sms_gateway.api.docs import (
     route_doc,
 )
 from sms_gateway.api.http import json_object, json_response
+from sms_gateway.domain.callers import Caller
 from sms_gateway.domain.errors import (
     SEND_ERRORS,
     GatewayError,
@@ -60,12 +61,18 @@ def handle_send() -> Response[str]:
         )
     except GatewayError as error:
         if not error.headers:
-            error.headers = admission.headers_now(caller.workspace_id, caller.mode)
+            error.headers = _rate_headers(caller)
         raise
+    return json_response(201, body, _rate_headers(caller) or None)
+
+
+def _rate_headers(caller: Caller) -> dict[str, str]:
+    """The headers the send's admission left, or, when it never got there (an invalid or a
+    replayed request), the bucket as it is now."""
     headers = admission.answer_headers.get()
     if headers is None:
-        headers = admission.headers_now(caller.workspace_id, caller.mode)
-    return json_response(201, body, headers or None)
+        return admission.headers_now(caller.workspace_id, caller.mode)
+    return headers
 
 
 @router.post(

@@ -51,12 +51,14 @@ def _mode(message: Message) -> str:
     return "test" if message.test else "live"
 
 
-def store_admitted(message: Message) -> None:
-    """Store a new message if its workspace's limits admit it, spending from them in the same
-    write. Raises RateLimitExceededError (429), QuotaExceededError (402),
-    MessageAlreadyExistsError (a replay: nothing spent) or ServiceUnavailableError."""
+def store_admitted(message: Message, limits: limits_store.Limits | None) -> None:
+    """Store a new message if its workspace's limits (as read before, None: it has none) admit
+    it, spending from them in the same write. Raises RateLimitExceededError (429),
+    QuotaExceededError (402), MessageAlreadyExistsError (a replay: nothing spent) or
+    ServiceUnavailableError."""
     mode = _mode(message)
-    limits = limits_store.read_limits(message.workspace_id, mode)
+    # The answer's headers are known from here on: none without a send rate.
+    answer_headers.set({})
     for attempt in range(MAX_ATTEMPTS):
         if limits is None:
             message.charge = None
@@ -66,8 +68,9 @@ def store_admitted(message: Message) -> None:
         bucket = None
         if limits.rate is not None:
             bucket = decide_bucket(limits.rate, limits.tat_us, now_us)
+            headers = rate_limit_headers(limits.rate, limits.tat_us, now_us)
+            answer_headers.set(headers.as_headers())
             if not bucket.allowed:
-                headers = rate_limit_headers(limits.rate, limits.tat_us, now_us)
                 error = RateLimitExceededError(
                     "the workspace's send rate is used up; retry after the Retry-After seconds",
                     retry_after=bucket.retry_after_seconds,
@@ -86,10 +89,7 @@ def store_admitted(message: Message) -> None:
             charge = decide_charge(limits.quota, period, segments, amount, currency)
             if charge.refused:
                 error_402 = QuotaExceededError(charge.reason)
-                if limits.rate is not None:
-                    error_402.headers = rate_limit_headers(
-                        limits.rate, limits.tat_us, now_us
-                    ).as_headers()
+                error_402.headers = dict(answer_headers.get() or {})
                 raise error_402
         message.charge = _charge_record(charge.source if charge else None, period, message)
         spend = limits_store.Spend(now_us, period, segments, amount, bucket, charge)

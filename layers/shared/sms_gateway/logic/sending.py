@@ -45,7 +45,7 @@ from sms_gateway.domain.sender_ids import SENDER_ID_PATTERN
 from sms_gateway.domain.use_cases import A2pCampaignStatus, BrandStatus, CountryCode, UseCase
 from sms_gateway.logic import admission, composing, scheduling, use_case_admin
 from sms_gateway.logic.composing import MAX_MESSAGE_CHARS as MAX_MESSAGE_CHARS
-from sms_gateway.store import idempotency, message_store, opt_out_store, schedules
+from sms_gateway.store import idempotency, limits_store, message_store, opt_out_store, schedules
 
 logger = Logger(child=True)
 
@@ -160,6 +160,8 @@ class PreparedSend:
     validity_period: int | None
     scheduled_for: datetime | None
     test: bool
+    # The workspace's limits as read with the opt-outs (None: it has none).
+    limits: limits_store.Limits | None = None
 
 
 def prepare_send(workspace_id: str, request: SendRequest, *, test: bool) -> PreparedSend:
@@ -167,9 +169,15 @@ def prepare_send(workspace_id: str, request: SendRequest, *, test: bool) -> Prep
     use_case = use_case_admin.get_use_case_for(workspace_id, request.use_case_id, cached=True)
     check_use_case_can_send(use_case)
     destination = check_destination(request.to_phone_number)
-    if opt_out_store.is_opted_out(
-        opt_out_store.scopes_for(use_case.id, use_case.messaging_service_sid), destination.e164
-    ):
+    # The workspace's limits are read in the same request as the opt-outs (one round trip);
+    # they are decided on last, when the message is written (logic.admission).
+    mode = "test" if test else "live"
+    read = opt_out_store.read_opt_outs(
+        opt_out_store.scopes_for(use_case.id, use_case.messaging_service_sid),
+        destination.e164,
+        other=limits_store.limits_item_key(workspace_id, mode),
+    )
+    if read.opted_out:
         raise RecipientOptedOutError("the recipient has opted out of messages from this sender")
     country = request.country or destination.region
     if country not in use_case.allowed_countries:
@@ -196,6 +204,7 @@ def prepare_send(workspace_id: str, request: SendRequest, *, test: bool) -> Prep
         validity_period=request.validity_period,
         scheduled_for=send_time.scheduled_for,
         test=test,
+        limits=limits_store.Limits.from_item(read.other) if read.other else None,
     )
 
 
@@ -219,7 +228,7 @@ def send_message(
     if prepared.scheduled_for is not None:
         _schedule(message.id, prepared.scheduled_for, keyed=idempotency_key is not None)
     try:
-        admission.store_admitted(message)
+        admission.store_admitted(message, prepared.limits)
     except (QuotaExceededError, RateLimitExceededError):
         if prepared.scheduled_for is not None:
             _unschedule(message.id)

@@ -99,6 +99,11 @@ def _key(workspace_id: str, sort_key: str) -> dict[str, AttributeValueTypeDef]:
     return catalog.key(catalog.workspace_pk(workspace_id), sort_key)
 
 
+def limits_item_key(workspace_id: str, mode: str) -> tuple[str, dict[str, AttributeValueTypeDef]]:
+    """The limits item's table and key, for a read batched with another."""
+    return catalog.table(), _key(workspace_id, limits_sk(mode))
+
+
 def read_limits(workspace_id: str, mode: str, *, consistent: bool = False) -> Limits | None:
     """The limits of a workspace in a mode; None when it has none (nothing limits it). An
     eventually consistent read is enough for a send: the write's condition is what decides."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sms_gateway.config import get_settings
@@ -16,7 +17,10 @@ from sms_gateway.store.dynamo import write_if
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        KeysAndAttributesUnionTypeDef,
+    )
 
 
 # Twilio's "attempt to send to unsubscribed recipient": the number answered STOP to a Messaging
@@ -51,27 +55,55 @@ BATCH_GET_ATTEMPTS = 5
 BATCH_GET_BACKOFF_SECONDS = 0.05
 
 
+@dataclass(frozen=True, slots=True)
+class OptOutRead:
+    """Whether the number opted out, and the other item read in the same request (or None)."""
+
+    opted_out: bool
+    other: dict[str, AttributeValueTypeDef] | None = None
+
+
 def is_opted_out(
     scopes: list[str], phone_number: str, *, sleep: Callable[[float], None] = time.sleep
 ) -> bool:
     """One BatchGetItem for all scopes, so the send path pays one read, not one per scope.
     ServiceUnavailableError when DynamoDB leaves keys unprocessed through every attempt."""
+    return read_opt_outs(scopes, phone_number, sleep=sleep).opted_out
+
+
+def read_opt_outs(
+    scopes: list[str],
+    phone_number: str,
+    *,
+    other: tuple[str, Mapping[str, AttributeValueTypeDef]] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> OptOutRead:
+    """is_opted_out, reading in the same BatchGetItem one `other` item (table, key) that the
+    caller needs next (the send: its workspace's limits), eventually consistent: one round trip
+    for both."""
     table = get_settings().opt_outs_table
     keys: list[Mapping[str, AttributeValueTypeDef]] = [
         {"scope": {"S": s}, "phone_number": {"S": phone_number}} for s in dict.fromkeys(scopes)
     ]
+    requests: dict[str, KeysAndAttributesUnionTypeDef] = {
+        table: {"Keys": keys, "ConsistentRead": True}
+    }
+    if other is not None:
+        requests[other[0]] = {"Keys": [other[1]], "ConsistentRead": False}
+    found: dict[str, AttributeValueTypeDef] | None = None
     for attempt in range(BATCH_GET_ATTEMPTS):
         if attempt:
             sleep(_jittered_pause(attempt))
-        response = aws_clients.dynamodb().batch_get_item(
-            RequestItems={table: {"Keys": keys, "ConsistentRead": True}}
-        )
-        if response.get("Responses", {}).get(table):
-            return True
-        unprocessed = response.get("UnprocessedKeys", {}).get(table)
+        response = aws_clients.dynamodb().batch_get_item(RequestItems=requests)
+        answers = response.get("Responses", {})
+        if answers.get(table):
+            return OptOutRead(True)
+        if other is not None and answers.get(other[0]):
+            found = dict(answers[other[0]][0])
+        unprocessed = response.get("UnprocessedKeys", {})
         if not unprocessed:
-            return False
-        keys = list(unprocessed["Keys"])
+            return OptOutRead(False, found)
+        requests = dict(unprocessed)
     raise ServiceUnavailableError("the opt-out list could not be read; retry later")
 
 

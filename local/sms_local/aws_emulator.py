@@ -10,6 +10,14 @@ behind one lock, from the parsing of its body to the last byte of its answer. Th
 than DynamoDB (which isolates per item, not per table), which no caller can tell apart: each
 request's outcome is one DynamoDB could have produced. The other services stay concurrent.
 
+moto's TransactWriteItems also deep-copies every table a transaction names, to put the copy in
+the table's place if the transaction is canceled: with a messages table of thousands of items
+every transaction would cost as much as the table, and a stream reader that held an iterator (the
+outbox pipe) went on reading the discarded table's stream, so it saw the canceled transaction's
+records and nothing written after. `install_item_snapshots` makes a transaction keep, and on
+cancellation put back in place, only the items it names (and take the stream records it added off
+the same stream), with moto's own code doing everything else; see `snapshot_transaction`.
+
 The tests, the local stack and the benchmarks all start AWS through `start_local_aws`, so none of
 them can forget this. `serialize_dynamodb=False` exists for one reader: the benchmark that
 measures what the lock costs, against the same server without it.
@@ -17,13 +25,22 @@ measures what the lock costs, against the same server without it.
 
 from __future__ import annotations
 
+import copy
 import functools
 import io
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from moto import backends
+from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.exceptions import ResourceNotFoundException
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import StreamShard, Table
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -109,6 +126,7 @@ class LocalAws:
         )
 
     def start(self) -> LocalAws:
+        install_item_snapshots()
         # moto keeps its backends in module globals, not in the server: a server started after
         # another in the same process (mutation testing runs the suite several times in one
         # process) would find the last one's tables. A new server starts empty, as a new
@@ -126,3 +144,148 @@ class LocalAws:
 def start_local_aws(*, serialize_dynamodb: bool = True) -> LocalAws:
     """Start moto on 127.0.0.1 (a free port) with DynamoDB's per-item atomicity; see the module."""
     return LocalAws(serialize_dynamodb=serialize_dynamodb).start()
+
+
+# --- TransactWriteItems: copy what a transaction touches, not whole tables -----------------------
+
+
+@dataclass
+class _ItemBefore:
+    """One item a transaction names, as it was before the transaction."""
+
+    table: Table
+    hash_key: DynamoType
+    range_key: DynamoType | None
+    item: Item | None  # a deep copy; None when there was no item
+    partition_existed: bool  # tables with a sort key: whether its partition's dict existed
+
+
+@dataclass
+class _TransactionSnapshot:
+    items: list[_ItemBefore]
+    stream_lengths: list[tuple[StreamShard, int]]
+
+    def restore(self) -> None:
+        """Everything as before the transaction: each item named put back (or removed, if it did
+        not exist), and the records the transaction added to the streams taken off again, from
+        the very shards their readers hold iterators on."""
+        for before in self.items:
+            # moto types a table's items loosely: {hash: Item}, or {hash: {range: Item}}.
+            items: dict[Any, Any] = before.table.items
+            if before.range_key is None:
+                if before.item is None:
+                    items.pop(before.hash_key, None)
+                else:
+                    items[before.hash_key] = before.item
+                continue
+            if before.item is not None:
+                items[before.hash_key][before.range_key] = before.item
+            elif before.hash_key in items:
+                items[before.hash_key].pop(before.range_key, None)
+                # moto's reads create a partition's dict as they look in it: drop it again
+                if not before.partition_existed and not items[before.hash_key]:
+                    del items[before.hash_key]
+        for shard, length in self.stream_lengths:
+            del shard.items[length:]
+
+
+def snapshot_transaction(
+    backend: DynamoDBBackend, transact_items: list[dict[str, Any]]
+) -> _TransactionSnapshot:
+    """A copy of each item the transaction's actions name, and of each named table's stream
+    length: all a canceled transaction can have changed (moto writes only the items named)."""
+    items: dict[tuple[str, DynamoType, DynamoType | None], _ItemBefore] = {}
+    shards: dict[str, tuple[StreamShard, int]] = {}
+    for action in transact_items:
+        for kind, operation in action.items():
+            try:
+                table = backend.get_table(operation.get("TableName", ""))  # a name or an ARN
+            except ResourceNotFoundException:
+                continue  # moto cancels the action without writing
+            if table.stream_shard is not None:
+                shards.setdefault(table.name, (table.stream_shard, len(table.stream_shard.items)))
+            key = _primary_key(table, operation.get("Item" if kind == "Put" else "Key"))
+            if key is not None and (table.name, *key) not in items:
+                items[(table.name, *key)] = _item_before(table, *key)
+    return _TransactionSnapshot(list(items.values()), list(shards.values()))
+
+
+def _primary_key(table: Table, attributes: Any) -> tuple[DynamoType, DynamoType | None] | None:
+    """The key an action writes, the way moto reads it; None when it names no whole key (moto
+    then fails the action before writing anything)."""
+    if not isinstance(attributes, dict) or table.hash_key_attr not in attributes:
+        return None
+    if table.range_key_attr is None:
+        return DynamoType(attributes[table.hash_key_attr]), None
+    if table.range_key_attr not in attributes:
+        return None
+    return (
+        DynamoType(attributes[table.hash_key_attr]),
+        DynamoType(attributes[table.range_key_attr]),
+    )
+
+
+def _item_before(table: Table, hash_key: DynamoType, range_key: DynamoType | None) -> _ItemBefore:
+    # .get, not moto's get_item: indexing its defaultdict would create the partition
+    stored: Any = table.items.get(hash_key)
+    if range_key is None:
+        item, partition_existed = stored, True
+    else:
+        item, partition_existed = (stored or {}).get(range_key), stored is not None
+    return _ItemBefore(table, hash_key, range_key, copy.deepcopy(item), partition_existed)
+
+
+# While set (on the thread running a transaction under a snapshot), moto's whole-table backups
+# are not made: deep-copying a Table in moto's DynamoDB backend gives the table itself, so its
+# backup costs nothing and its rollback (assigning the "backup" back) changes nothing.
+_tables_shared: ContextVar[bool] = ContextVar("sms_local_transaction_tables_shared", default=False)
+
+
+class _CopyWithoutTables:
+    """The `copy` module as moto's DynamoDB backend module sees it once installed."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        if _tables_shared.get() and isinstance(value, Table):
+            return value
+        return copy.deepcopy(value, memo)
+
+
+@contextmanager
+def _tables_not_copied() -> Iterator[None]:
+    token = _tables_shared.set(True)
+    try:
+        yield
+    finally:
+        _tables_shared.reset(token)
+
+
+_moto_transact_write_items = DynamoDBBackend.transact_write_items
+_install_lock = threading.Lock()
+
+
+def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    """moto's TransactWriteItems (its checks, its CancellationReasons), with the items it names
+    as the only backup. A transaction that raises, for whatever reason, is undone whole: moto's
+    own rollback misses the errors it raises outside its try (a second action in one entry)."""
+    snapshot = snapshot_transaction(self, transact_items)
+    with _tables_not_copied():
+        try:
+            _moto_transact_write_items(self, transact_items)
+        except BaseException:
+            snapshot.restore()
+            raise
+
+
+def install_item_snapshots() -> None:
+    """Make moto's TransactWriteItems back up only the items it touches. Idempotent; for the
+    whole process, in-process moto (mock_aws) included, which then behaves as before but for
+    the cost (and for canceled transactions' stream records, which no reader sees any more)."""
+    with _install_lock:
+        if DynamoDBBackend.transact_write_items is _transact_write_items:
+            return
+        dynamodb_models.copy = _CopyWithoutTables()  # type: ignore[attr-defined,assignment]
+        DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]

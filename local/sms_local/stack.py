@@ -1,9 +1,9 @@
 """`make dev`: the whole service on one machine, all on 127.0.0.1.
 
 moto in server mode holds the tables, queues and secrets of template.yaml; an HTTP front serves
-the template's routes (authorizer included); pollers feed the SQS event sources to their
-functions; a runner fires due EventBridge Scheduler schedules; the Twilio simulator plays the
-provider and calls back to the front. Ctrl-C stops everything.
+the template's routes (authorizer included); pollers feed the SQS and DynamoDB stream event
+sources to their functions; a runner fires due EventBridge Scheduler schedules; the Twilio
+simulator plays the provider and calls back to the front. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from sms_local.lambda_runtime import load_handler, merged_environment, use_local
 from sms_local.pipe_runner import start_pipes, stop_pipes
 from sms_local.schedule_runner import ScheduleRunner
 from sms_local.sqs_poller import SqsPoller
+from sms_local.stream_poller import start_stream_pollers, stop_stream_pollers
 from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
 
 log = logging.getLogger("sms_local")
@@ -120,6 +121,10 @@ class LocalStackRunner:
 
         pipes = start_pipes(stack, tpl.stream_pipes(template))
         self._stoppers.append(lambda: stop_pipes(stack, pipes))
+
+        # Functions fed by a table's stream directly (a SAM event of Type DynamoDB).
+        stream_pollers = start_stream_pollers(stack, tpl.stream_sources(template), functions)
+        self._stoppers.append(lambda: stop_stream_pollers(stream_pollers))
 
         for source in tpl.sqs_sources(template):
             poller = SqsPoller(stack, source, functions[source.function])

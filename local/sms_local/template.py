@@ -196,6 +196,102 @@ def stream_pipes(template: dict[str, Any]) -> list[StreamPipe]:
     return pipes
 
 
+@dataclass(frozen=True)
+class StreamSource:
+    """A function fed by a table's DynamoDB stream (a SAM event of Type DynamoDB): Lambda's event
+    source mapping, as far as the local stack runs it."""
+
+    function: str
+    table: str
+    starting_position: str
+    batch_size: int = 100
+    maximum_batching_window_seconds: float = 0
+    report_batch_item_failures: bool = False
+
+
+# SAM's DynamoDB event properties that the local stack runs as AWS does.
+_STREAM_PROPERTIES = frozenset(
+    {
+        "Stream",
+        "StartingPosition",
+        "BatchSize",
+        "MaximumBatchingWindowInSeconds",
+        "FunctionResponseTypes",
+        "Enabled",
+        # Accepted only at the values that mean "retry a failed batch until it succeeds, one
+        # invocation at a time per shard" (checked below): the only behaviour built here.
+        "MaximumRetryAttempts",
+        "MaximumRecordAgeInSeconds",
+        "BisectBatchOnFunctionError",
+        "ParallelizationFactor",
+    }
+)
+_STREAM_DEFAULTS_ONLY = {
+    "MaximumRetryAttempts": -1,
+    "MaximumRecordAgeInSeconds": -1,
+    "BisectBatchOnFunctionError": False,
+    "ParallelizationFactor": 1,
+}
+
+
+def stream_sources(template: dict[str, Any]) -> list[StreamSource]:
+    """The functions' DynamoDB stream event sources. A setting the local stack cannot honour (a
+    filter, a failure destination, bounded retries, bisection...) is refused rather than run
+    differently from AWS, as `stream_pipes` refuses what it cannot run; a disabled source
+    (Enabled: false) has no mapping running, so none is returned."""
+    sources = []
+    for name, resource in resources_of_type(template, "AWS::Serverless::Function").items():
+        for event_name, event in resource["Properties"].get("Events", {}).items():
+            if event.get("Type") != "DynamoDB":
+                continue
+            where = f"{name}.Events.{event_name}"
+            props = event["Properties"]
+            _refuse_what_is_not_run_locally(where, props)
+            if props.get("Enabled", True) is False:
+                continue
+            position = props["StartingPosition"]
+            if position not in ("TRIM_HORIZON", "LATEST"):
+                raise ValueError(f"{where}: a DynamoDB stream starts at TRIM_HORIZON or LATEST")
+            response_types = props.get("FunctionResponseTypes", [])
+            if set(response_types) - {"ReportBatchItemFailures"}:
+                raise ValueError(f"{where}: unknown FunctionResponseTypes {response_types}")
+            sources.append(
+                StreamSource(
+                    function=name,
+                    table=_stream_table(where, props["Stream"]),
+                    starting_position=position,
+                    batch_size=int(props.get("BatchSize", 100)),
+                    maximum_batching_window_seconds=float(
+                        props.get("MaximumBatchingWindowInSeconds", 0)
+                    ),
+                    report_batch_item_failures="ReportBatchItemFailures" in response_types,
+                )
+            )
+    return sources
+
+
+def _stream_table(where: str, stream: Any) -> str:
+    """The logical id of the table whose stream `!GetAtt Table.StreamArn` names."""
+    reference = stream.get("Fn::GetAtt") if isinstance(stream, dict) else None
+    if not reference or reference[1] != "StreamArn":
+        raise ValueError(
+            f"{where}: the local stack reads a stream named by !GetAtt <Table>.StreamArn"
+        )
+    return str(reference[0])
+
+
+def _refuse_what_is_not_run_locally(where: str, props: dict[str, Any]) -> None:
+    unknown = sorted(set(props) - _STREAM_PROPERTIES)
+    if unknown:
+        raise ValueError(f"{where}: the local stack does not run {', '.join(unknown)}")
+    for setting, default in _STREAM_DEFAULTS_ONLY.items():
+        if setting in props and props[setting] != default:
+            raise ValueError(
+                f"{where}: the local stack runs only {setting}: {default!r} (a failed batch is "
+                "retried until it succeeds, one batch at a time per shard)"
+            )
+
+
 def default_authorizer(template: dict[str, Any]) -> str | None:
     """The function behind the HTTP API's default authorizer, if there is one."""
     for resource in resources_of_type(template, "AWS::Serverless::HttpApi").values():

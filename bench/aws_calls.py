@@ -42,6 +42,16 @@ TO_NUMBER = "+13125551234"  # a Chicago mobile: geomatched to the demo pool's Ch
 ESM = "sqs event source mapping"
 PIPE = "handoff pipe"
 AUTHORIZER, SEND, HANDOFF = "authorizer", "send", "handoff"
+USAGE = "usage"
+USAGE_ESM = "usage event source mapping"
+# The limits a workspace is given for the lives that measure what limits add to a send: a send
+# rate, a quota that never runs out during the run (so every send spends from it) and a wallet.
+LIMITS: dict[str, Any] = {
+    "monthly_segments": 10**9,
+    "sends_per_second": "1000",
+    "burst": 1000,
+    "wallet": "100",
+}
 
 
 # -- counting ------------------------------------------------------------------------------------
@@ -132,6 +142,8 @@ class CallCounter:
         elif op == "Query":
             size = sum(item_size(i) for i in parsed.get("Items", []))
             record.read_units = read_units(size, consistent=consistent)
+        elif op == "TransactWriteItems":
+            record.write_units = self._transaction_units(params)
         elif op in ("PutItem", "UpdateItem", "DeleteItem"):
             if not record.ok:
                 record.write_units = 1.0  # a failed condition still costs a write
@@ -144,6 +156,26 @@ class CallCounter:
             record.write_units = float(
                 write_units(record.item_bytes) + self._index_units(record.table, item, op)
             )
+
+    def _transaction_units(self, params: dict[str, Any]) -> float:
+        """A transactional write costs two units per KB of each item it writes or checks (and
+        a canceled one as much); its index writes cost as a plain write's. An Update's item is
+        not in the request: these are small items (limits, counters, markers; under 1 KB) the
+        transaction's own key and values bound, counted at one KB."""
+        units = 0.0
+        for action in params["TransactItems"]:
+            ((kind, request),) = action.items()
+            table = request.get("TableName")
+            if kind == "Put":
+                size = item_size(request["Item"])
+                units += 2 * write_units(size) + self._index_units(
+                    table, request["Item"], "PutItem"
+                )
+            else:
+                units += 2 * write_units(
+                    item_size({**request["Key"], **request.get("ExpressionAttributeValues", {})})
+                )
+        return units
 
 
 def usage_of(
@@ -221,6 +253,10 @@ class _ReceiverHandler(BaseHTTPRequestHandler):
 
 
 def measure(lives: int) -> dict[str, Any]:
+    from decimal import Decimal
+
+    from sms_gateway.domain.limits import SendRate
+    from sms_gateway.logic import limits_admin
     from sms_gateway.store import aws_clients, secrets, use_case_store
     from sms_local import http_events
     from sms_local.aws_emulator import start_local_aws
@@ -234,6 +270,7 @@ def measure(lives: int) -> dict[str, Any]:
     )
     from sms_local.pipe_runner import PipeRunner
     from sms_local.sqs_poller import sqs_event
+    from sms_local.stream_poller import StreamPoller
     from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
 
     warnings.filterwarnings("ignore", "No application metrics to publish")
@@ -304,11 +341,34 @@ def measure(lives: int) -> dict[str, Any]:
         queue_url = stack.refs[source.queue]
         queue_arn = stack.attributes[source.queue]["Arn"]
         messages_table = os.environ["MESSAGES_TABLE"]
+        # The usage counters' event source mapping on the same stream, run by AWS.
+        [usage_source] = tpl.stream_sources(template)
+        usage_function = usage_source.function
         handlers = {
             name: load_handler(functions[name])
-            for name in (authorizer_function, send_function, handoff_function, callback_function)
+            for name in (
+                authorizer_function,
+                send_function,
+                handoff_function,
+                callback_function,
+                usage_function,
+            )
             if name is not None
         }
+        usage_ms: list[float] = []
+
+        def invoke_usage(spec: Any, event: dict[str, Any]) -> Any:
+            answer, ms = invoke(USAGE, usage_function, event)
+            counter.phase = USAGE_ESM
+            usage_ms.append(ms)
+            return answer
+
+        usage_poller = StreamPoller(
+            stack, usage_source, functions[usage_function], invoke=invoke_usage
+        )
+        for client in usage_poller.clients:
+            counter.attach(client)
+        usage_poller.pump()  # the demo data's records: not a message's
 
         def invoke(phase: str, function: str, event: dict[str, Any]) -> tuple[Any, float]:
             context = LambdaContext(
@@ -404,7 +464,19 @@ def measure(lives: int) -> dict[str, Any]:
                 answer, ms = invoke(phase, callback_function, callback_event)
                 assert answer["statusCode"] == 204, answer
                 usages.append(usage_of(phase, counter.records, callback_function, ms, True))
+
+            # The message's stream records, in one batch here (at volume a batch of
+            # BatchSize records carries several messages': the report weighs that).
+            usage_ms.clear()
+            counter.phase = USAGE_ESM
+            taken = usage_poller.pump()
+            counter.phase = None
+            records_per_message.append(taken)
+            usages.append(usage_of(USAGE_ESM, counter.records, None, 0.0, False))
+            usages.append(usage_of(USAGE, counter.records, usage_function, sum(usage_ms), False))
             return usages, message_id
+
+        records_per_message: list[int] = []
 
         first, _ = life(cold=True)
         life(cold=False)  # the caches the cold run emptied fill again: not yet the steady state
@@ -416,15 +488,36 @@ def measure(lives: int) -> dict[str, Any]:
         final = observer.get_item(
             TableName=messages_table, Key={"id": {"S": steady_runs[-1][1]}}, ConsistentRead=True
         )["Item"]
+
+        # The same lives for a workspace with a send rate, a monthly quota and a wallet.
+        limits_admin.set_monthly_segments(demo.workspace_id, int(LIMITS["monthly_segments"]))
+        limits_admin.set_send_rate(
+            demo.workspace_id,
+            SendRate(Decimal(str(LIMITS["sends_per_second"])), int(LIMITS["burst"])),
+        )
+        limits_admin.top_up(demo.workspace_id, Decimal(str(LIMITS["wallet"])), "USD")
+        life(cold=False)  # the first send of the month starts the quota's period
+        limited_runs = []
+        for number in range(lives):
+            limited_runs.append(life(cold=False))
+            progress(f"aws calls: message with limits {number + 1}/{lives}")
         assert final["status"]["S"] == "delivered", final["status"]
         call_sets = [[p.calls for p in usages] for usages, _ in steady_runs]
-        steady = []
-        for index, usage in enumerate(steady_runs[0][0]):
-            durations = [usages[index].duration_ms for usages, _ in steady_runs]
-            steady.append({**asdict(usage), "duration_ms": median(durations)})
+
+        def medians(runs: list[tuple[list[PhaseUsage], str]]) -> list[dict[str, Any]]:
+            phases = []
+            for index, usage in enumerate(runs[0][0]):
+                durations = [usages[index].duration_ms for usages, _ in runs]
+                phases.append({**asdict(usage), "duration_ms": median(durations)})
+            return phases
+
         return {
             "first_message": [asdict(u) for u in first],
-            "steady_state": steady,
+            "steady_state": medians(steady_runs),
+            "with_limits": medians(limited_runs),
+            "limits": LIMITS,
+            "usage_batch_size": usage_source.batch_size,
+            "usage_records_per_message": median([float(n) for n in records_per_message[2:]]),
             "steady_lives": lives,
             "steady_counts_identical": all(c == call_sets[0] for c in call_sets),
             "final_status": final["status"]["S"],
@@ -434,6 +527,7 @@ def measure(lives: int) -> dict[str, Any]:
                 "send": send_function,
                 "handoff": handoff_function,
                 "status_callback": callback_function,
+                "usage": usage_function,
             },
             "handoff_batch_size": source.batch_size,
         }

@@ -12,8 +12,15 @@ from bench.pricing import CostLine, PhaseUsage, Prices, cost_lines, total
 FLOOR = "floor"
 ESM_PHASE = "sqs event source mapping"
 PIPE_PHASE = "handoff pipe"
+USAGE_PHASE = "usage"
+USAGE_ESM_PHASE = "usage event source mapping"
+SEND_PHASE = "send"
 # Who does a step that is not one of our functions.
-AWS_RUN_PHASES = {ESM_PHASE: "(Lambda's SQS poller)", PIPE_PHASE: "(EventBridge Pipes)"}
+AWS_RUN_PHASES = {
+    ESM_PHASE: "(Lambda's SQS poller)",
+    PIPE_PHASE: "(EventBridge Pipes)",
+    USAGE_ESM_PHASE: "(Lambda's DynamoDB stream poller)",
+}
 
 
 # -- formatting ----------------------------------------------------------------------------------
@@ -102,7 +109,13 @@ def busy_weights(aws: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, fl
     source mapping hands full batches to the handoff (one receive, one delete, one invocation
     per batch). Returns (phase weights, invocation-only weights)."""
     batch = float(aws.get("handoff_batch_size") or 10)
-    return {"authorizer": 0.0, ESM_PHASE: 1 / batch}, {"handoff": 1 / batch}
+    weights = {"authorizer": 0.0, ESM_PHASE: 1 / batch}
+    if "usage_batch_size" in aws:
+        # A full batch of the stream carries several messages' records: its invocation and its
+        # one transaction (a marker and one counter item for one busy workspace) are shared.
+        share = min(1.0, aws["usage_records_per_message"] / aws["usage_batch_size"])
+        weights.update({USAGE_PHASE: share, USAGE_ESM_PHASE: share})
+    return weights, {"handoff": 1 / batch}
 
 
 def cost_model(aws: Mapping[str, Any], prices: Prices) -> dict[str, Any]:
@@ -183,6 +196,7 @@ def _summary(results: Mapping[str, Any], prices: Prices) -> str:
             f"{usd(model['total'])} as measured; {usd(model['busy_total'])} for a busy key "
             f"({prices.region}, list prices as of {prices.as_of})",
         ],
+        *([_limits_summary(aws, prices)] if "with_limits" in aws else []),
         [
             f"End to end, {e2e['messages']:,} messages on the local stack",
             f"{e2e['messages_per_second']:.1f} messages/s; lost {e2e['lost']}, "
@@ -196,6 +210,15 @@ def _summary(results: Mapping[str, Any], prices: Prices) -> str:
         ],
     ]
     return "## Summary\n\n" + table(["Figure", "Value"], rows, align="ll")
+
+
+def _limits_summary(aws: Mapping[str, Any], prices: Prices) -> list[str]:
+    figures = limits_cost(aws, prices)
+    added_wru = figures["limited"].dynamodb_write_units - figures["plain"].dynamodb_write_units
+    return [
+        "Limits (send rate, quota, wallet) add to a message",
+        f"{count(added_wru)} DynamoDB WRU, {usd(figures['added_total'])} per million messages",
+    ]
 
 
 def _ratio(kind: Mapping[str, Any]) -> float:
@@ -400,6 +423,65 @@ def _aws_calls(aws: Mapping[str, Any], prices: Prices) -> str:
     )
 
 
+def limits_cost(aws: Mapping[str, Any], prices: Prices) -> dict[str, Any]:
+    """What a send rate, a quota and a wallet add to a message: the send step with limits
+    against the same step without, measured in one run."""
+    plain = next(p for p in phases(aws) if p.phase == SEND_PHASE)
+    limited = next(p for p in phases(aws, "with_limits") if p.phase == SEND_PHASE)
+    added = [
+        CostLine(
+            a.item,
+            b.quantity - a.quantity,
+            a.unit,
+            b.usd_per_million_messages - a.usd_per_million_messages,
+        )
+        for a, b in zip(cost_lines([plain], prices), cost_lines([limited], prices), strict=True)
+    ]
+    return {"plain": plain, "limited": limited, "added": added, "added_total": total(added)}
+
+
+def _limits(aws: Mapping[str, Any], prices: Prices) -> str:
+    figures = limits_cost(aws, prices)
+    plain, limited = figures["plain"], figures["limited"]
+    limits = aws["limits"]
+
+    def calls(p: PhaseUsage) -> str:
+        return ", ".join(f"{op} x {n}" for op, n in sorted(p.calls.items()))
+
+    rows = [
+        ["Calls", calls(plain), calls(limited)],
+        ["DynamoDB WRU", count(plain.dynamodb_write_units), count(limited.dynamodb_write_units)],
+        ["DynamoDB RRU", count(plain.dynamodb_read_units), count(limited.dynamodb_read_units)],
+        ["Duration", ms(plain.duration_ms), ms(limited.duration_ms)],
+    ]
+    added = [
+        [line.item, quantity(line.quantity), usd(line.usd_per_million_messages)]
+        for line in figures["added"]
+        if line.quantity
+    ]
+    added.append(["**total**", "", f"**{usd(figures['added_total'])}**"])
+    return (
+        "### What limits add per message\n\n"
+        "The same steady-state lives, measured again in this run after the demo workspace was "
+        f"given a send rate ({limits['sends_per_second']} a second, burst {limits['burst']}), a "
+        f"monthly quota ({limits['monthly_segments']:,} segments, which every send spends "
+        f"from) and a wallet ({limits['wallet']} USD). Only the send changes: without limits it "
+        "reads the workspace's (absent) limits item in the opt-outs' BatchGetItem and puts the "
+        "message; with them the put becomes a TransactWriteItems with the limits item's "
+        "conditional update, and a transaction writes each item at two units per KB. Usage "
+        "counters are kept for every workspace, limited or not (the *usage* step above).\n\n"
+        + table(["Send step", "Without limits", "With limits"], rows, align="lll")
+        + "\n\nAdded per message and per million messages:\n\n"
+        + table(["Item", "Per message", "Per million messages"], added)
+        + "\n\nEvery send of a limited workspace writes its one limits item. DynamoDB serves at "
+        "most 1,000 write units a second on one partition, and the transactional write of that "
+        "small item costs 2: one workspace and mode can make about 500 limited sends a second, "
+        "whatever the table's capacity (other workspaces are not slowed). A tenant that needs "
+        "more would be given N limits items, each with 1/N of its rate, burst and quota, a send "
+        "picking one at random (docs/architecture.md, *The hot item*)."
+    )
+
+
 def _end_to_end(e2e: Mapping[str, Any]) -> str:
     errors = ", ".join(f"{code} x {n}" for code, n in sorted(e2e["send_errors"].items())) or "none"
     statuses = ", ".join(f"{s} {n:,}" for s, n in sorted(e2e["statuses"].items())) or "none"
@@ -492,6 +574,7 @@ def render(results: Mapping[str, Any], prices: Prices | None = None) -> str:
         _cold_start(results["cold_start"]),
         _warm_cost(results["warm_cost"]),
         _aws_calls(results["aws_calls"], prices),
+        *([_limits(results["aws_calls"], prices)] if "with_limits" in results["aws_calls"] else []),
         _end_to_end(results["end_to_end"]),
         *(
             [_atomicity(results["end_to_end"], results["end_to_end_unserialized"])]

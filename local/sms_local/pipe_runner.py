@@ -51,7 +51,7 @@ def render_input(template: str | None, event: dict[str, Any]) -> str:
     return _VARIABLE.sub(value_at, template)
 
 
-def _as_event(record: dict[str, Any]) -> dict[str, Any]:
+def as_stream_event(record: dict[str, Any]) -> dict[str, Any]:
     """A record as the pipe's event carries it: boto3 parsed ApproximateCreationDateTime into a
     datetime; in the event it is epoch seconds."""
     dynamodb = dict(record.get("dynamodb", {}))
@@ -139,7 +139,11 @@ class PipeRunner:
             more = more or len(page.get("Records", [])) == _PAGE
             for record in page.get("Records", []):
                 records.append(
-                    {**_as_event(record), "eventSourceARN": self._stream_arn, "awsRegion": REGION}
+                    {
+                        **as_stream_event(record),
+                        "eventSourceARN": self._stream_arn,
+                        "awsRegion": REGION,
+                    }
                 )
         return records, more
 

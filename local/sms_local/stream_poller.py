@@ -23,7 +23,7 @@ from typing import Any
 
 from sms_local.aws_resources import REGION, LocalStack
 from sms_local.lambda_runtime import invoke as invoke_in_process
-from sms_local.pipe_runner import _as_event as record_as_event
+from sms_local.pipe_runner import as_stream_event as record_as_event
 from sms_local.template import FunctionSpec, StreamSource
 
 log = logging.getLogger("sms_local.streams")
@@ -99,6 +99,11 @@ class StreamPoller:
         self._thread = threading.Thread(
             target=self._run, name=f"stream-{source.function}", daemon=True
         )
+
+    @property
+    def clients(self) -> tuple[Any, ...]:
+        """The mapping's own client (stream reads): AWS's calls, not the function's."""
+        return (self._streams,)
 
     def start(self) -> None:
         self._thread.start()

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -129,3 +130,67 @@ def test_a_missing_info_file_is_an_error_not_a_traceback(tmp_path: Path) -> None
     done = admin(tmp_path / "no-stack.json", "workspace", "create", "--name", "x")
     assert done.returncode == 2
     assert "cannot read the info file" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_operator_limits_a_workspace_and_its_callers_see_it(
+    stack: Stack, info_file: Path, tmp_path: Path
+) -> None:
+    """Limits set with the CLI apply to the running stack's next sends: the send rate (429 and
+    the RateLimit headers), the monthly quota (402), and a refund of a message that never
+    reached the carrier (its subaccount has no auth token: it fails 99002), seen in usage."""
+    account = "AC" + uuid.uuid4().hex
+    service = "MG" + uuid.uuid4().hex
+    workspace = ok(info_file, "workspace", "create", "--name", "limited")["workspace_id"]
+    live = ok(info_file, "key", "create", "--workspace", workspace)["key"]
+    test = ok(info_file, "key", "create", "--workspace", workspace, "--mode", "test")["key"]
+    prefix = stack.info["aws"]["settings"]["TWILIO_SECRET_PREFIX"]
+    spec = {
+        "name": "Limited codes",
+        "twilio_account_sid": account,
+        "twilio_auth_token_secret": prefix + account,  # never stored: the handoff fails
+        "messaging_service_sid": service,
+        "sender_pool": [{"sender": "+12025550100", "kind": "long_code"}],
+        "a2p_campaign_status": "verified",
+        "allowed_countries": ["US"],
+    }
+    (tmp_path / "use-case.json").write_text(json.dumps(spec))
+    use_case = ok(
+        info_file,
+        "use-case", "create", "--workspace", workspace, "--file", str(tmp_path / "use-case.json"),
+    )["id"]  # fmt: skip
+    limits = ok(
+        info_file, "workspace", "set-limits", "--workspace", workspace,
+        "--monthly-segments", "1", "--sends-per-second", "0.001", "--burst", "2",
+    )  # fmt: skip
+    assert limits["quota"] == {"monthly_segments": 1, "remaining_segments": 1}
+    body = {"use_case_id": use_case, "to_phone_number": RECIPIENT, "message": "hi"}
+
+    # The test key's bucket holds 2 sends: the third is 429, and nothing is charged for quota
+    tester = Client(stack.api_url, test)
+    answers = [tester.request("POST", "/v1/sms/", body) for _ in range(3)]
+    assert [a.status for a in answers] == [201, 201, 429]
+    headers = [{k.lower(): v for k, v in a.headers.items()} for a in answers]
+    assert [h["ratelimit-remaining"] for h in headers] == ["1", "0", "0"]
+    assert {h["ratelimit-limit"] for h in headers} == {"2"}
+    assert answers[2].json()["error"]["code"] == "rate_limit_exceeded"
+    assert int(headers[2]["retry-after"]) >= 1
+
+    # The live key: the quota pays one, then 402
+    caller = Client(stack.api_url, live)
+    first = caller.request("POST", "/v1/sms/", body)
+    assert first.status == 201, first.body
+    refused = caller.request("POST", "/v1/sms/", {**body, "message": "again"})
+    assert (refused.status, refused.json()["error"]["code"]) == (402, "sms_quota_exceeded")
+    # The first never reaches a carrier (no auth token): its segment comes back
+    failed = caller.wait_for(first.json()["id"], {"failed", "delivered", "sent"})
+    assert (failed["status"], failed["message_sid"]) == ("failed", None)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        usage = caller.request("GET", "/v1/usage").json()
+        if usage["quota"]["remaining_segments"] == 1:
+            break
+        time.sleep(0.1)
+    assert usage["quota"] == {"monthly_segments": 1, "remaining_segments": 1}
+    assert usage["by_status"]["failed"] == 1 and usage["segments"] == 0
+    assert ok(info_file, "usage", "--workspace", workspace)["quota"]["remaining_segments"] == 1
+    assert ok(info_file, "usage", "--workspace", workspace, "--mode", "test")["messages"] == 2

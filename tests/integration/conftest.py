@@ -28,6 +28,7 @@ from sms_local.gateway import HttpApiGateway, HttpResult
 from sms_local.http_server import ApiServer
 from sms_local.lambda_runtime import merged_environment, reset_cached_state, use_local_aws
 from sms_local.pipe_runner import start_pipes, stop_pipes
+from sms_local.stream_poller import start_stream_pollers, stop_stream_pollers
 
 # What the status callback verifies signatures against (the deployed stack's PublicBaseUrl).
 PUBLIC_BASE_URL = "https://sms.example.test"
@@ -59,7 +60,14 @@ def aws() -> Iterator[LocalStack]:
     use_local_aws(endpoint, merged_environment(tpl.functions(template), stack.environment))
     # The table's stream queues handoffs, as HandoffPipe does on AWS.
     pipes = start_pipes(stack, tpl.stream_pipes(template))
+    # And feeds the functions that read it directly (usage counters and refunds), only when a
+    # test pumps them (stream_poller.pump_all): a consumer running in the background would make
+    # its calls during whichever test is running.
+    stream_pollers = start_stream_pollers(
+        stack, tpl.stream_sources(template), tpl.functions(template), background=False
+    )
     yield stack
+    stop_stream_pollers(stream_pollers)
     stop_pipes(stack, pipes)
     server.stop()
 

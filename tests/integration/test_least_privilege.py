@@ -62,6 +62,14 @@ AWS_USES: dict[tuple[str, Grant], str] = {
     ("ScheduledDispatchFunction", ("sqs:SendMessage", "ScheduleDeadLetterQueue")): (
         "Lambda's asynchronous DLQ, after the function failed"
     ),
+    ("UsageFunction", ("logs:CreateLogStream", "UsageLogGroup")): "Lambda's own logging",
+    ("UsageFunction", ("logs:PutLogEvents", "UsageLogGroup")): "Lambda's own logging",
+    **{
+        ("UsageFunction", (f"dynamodb:{action}", "MessagesTable/stream")): (
+            "the event source mapping"
+        )
+        for action in ("DescribeStream", "GetRecords", "GetShardIterator", "ListStreams")
+    },
 }
 
 

@@ -24,7 +24,7 @@ import pytest
 from sms_gateway.domain.limits import SendRate
 from sms_gateway.domain.use_cases import UseCase
 from sms_gateway.logic import limits_admin, usage
-from sms_gateway.store import api_keys, aws_clients, limits_store
+from sms_gateway.store import api_keys, aws_clients, limits_store, opt_out_store
 from sms_local.sqs_poller import SqsPoller
 from sms_local.stream_poller import pump_all as pump_streams
 from tests.integration.conftest import Api, Response, Tenant
@@ -87,10 +87,8 @@ def test_concurrent_sends_spend_exactly_the_wallet(tenant: Tenant, use_case: Use
     # Then 5 are paid and accepted, 7 refused, and the wallet is exactly empty
     assert statuses(answers) == {201: 5, 402: 7}
     assert live_limits(tenant.workspace_id).quota.balance == 0
-    charged = [m["charge"] for m in stored_messages(tenant.workspace_id)]
-    assert {(c["source"], c["amount"], c["currency"]) for c in charged} == {
-        ("wallet", str(US_PRICE), "USD")
-    }
+    charged = [(m["charge"], m["cost"]["amount"]) for m in stored_messages(tenant.workspace_id)]
+    assert set(charged) == {("wallet", str(US_PRICE))}
 
 
 def test_the_quota_is_used_first_then_the_wallet_pays(tenant: Tenant, use_case: UseCase) -> None:
@@ -98,10 +96,11 @@ def test_the_quota_is_used_first_then_the_wallet_pays(tenant: Tenant, use_case: 
     limits_admin.top_up(tenant.workspace_id, US_PRICE, "USD")
     answers = [tenant.api.send(send_body(use_case, message=f"code {i}")) for i in range(4)]
     assert [r.status for r in answers] == [201, 201, 201, 402]
-    sources = sorted(m["charge"]["source"] for m in stored_messages(tenant.workspace_id))
+    sources = sorted(m["charge"] for m in stored_messages(tenant.workspace_id))
     assert sources == ["quota", "quota", "wallet"]
     limits = live_limits(tenant.workspace_id)
-    assert (limits.quota.remaining, limits.quota.balance) == (0, 0)
+    assert limits.quota.remaining == 0
+    assert limits.quota.balance == Decimal(0)
 
 
 def test_a_wallet_in_another_currency_does_not_pay(tenant: Tenant, use_case: UseCase) -> None:
@@ -296,3 +295,43 @@ def test_a_message_the_provider_refused_gives_its_money_back_and_a_taken_one_doe
     assert balance == (Decimal(1) if refunded else Decimal(1) - US_PRICE)
     pump_streams()  # reading the stream again refunds nothing more
     assert live_limits(tenant.workspace_id).quota.balance == balance
+
+
+def test_a_new_month_starts_from_the_whole_quota(tenant: Tenant, use_case: UseCase) -> None:
+    limits_admin.set_monthly_segments(tenant.workspace_id, 2)
+    assert [tenant.api.send(send_body(use_case)).status for _ in range(3)] == [201, 201, 402]
+    # When the month the quota was used in is over
+    table, key = limits_store.limits_item_key(tenant.workspace_id, "live")
+    aws_clients.dynamodb().update_item(
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET #p = :last",
+        ExpressionAttributeNames={"#p": "period"},
+        ExpressionAttributeValues={":last": {"S": "2020-01"}},
+    )
+    # Then the next send is paid from the new month's quota
+    assert tenant.api.send(send_body(use_case)).status == 201
+    quota = live_limits(tenant.workspace_id).quota
+    assert (quota.period, quota.remaining) == (usage.current_period(), 1)
+
+
+def test_a_refusal_is_decided_on_the_limits_as_they_are_not_on_a_stale_read(
+    tenant: Tenant, use_case: UseCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The send reads the limits eventually consistently; a read from before a top-up must not
+    refuse a send the wallet now pays."""
+    limits_admin.set_monthly_segments(tenant.workspace_id, 0)
+    limits_admin.top_up(tenant.workspace_id, US_PRICE, "USD")
+    assert tenant.api.send(send_body(use_case)).status == 201
+    table, key = limits_store.limits_item_key(tenant.workspace_id, "live")
+    empty_wallet = aws_clients.dynamodb().get_item(TableName=table, Key=key)["Item"]
+    limits_admin.top_up(tenant.workspace_id, US_PRICE, "USD")
+    read = opt_out_store.read_opt_outs
+
+    def stale(*args: Any, **kwargs: Any) -> opt_out_store.OptOutRead:
+        return opt_out_store.OptOutRead(read(*args, **kwargs).opted_out, empty_wallet)
+
+    monkeypatch.setattr(opt_out_store, "read_opt_outs", stale)
+    assert tenant.api.send(send_body(use_case)).status == 201
+    assert live_limits(tenant.workspace_id).quota.balance == 0
+    assert tenant.api.send(send_body(use_case)).status == 402

@@ -109,16 +109,8 @@ def test_a_usage_batch_killed_around_its_write_counts_and_refunds_once(
     limits_admin.set_monthly_segments(tenant.workspace_id, 10)
     limits_admin.top_up(tenant.workspace_id, Decimal(1), "USD")
     period = usage.current_period()
-    quota_charge = {"source": "quota", "period": period, "segments": 1}
-    wallet_charge = {
-        "source": "wallet",
-        "period": period,
-        "segments": 1,
-        "amount": str(US_PRICE),
-        "currency": "USD",
-    }
-    pending_q = _message(tenant.workspace_id, "pending", charge=quota_charge)
-    pending_w = _message(tenant.workspace_id, "pending", charge=wallet_charge)
+    pending_q = _message(tenant.workspace_id, "pending", charge="quota")
+    pending_w = _message(tenant.workspace_id, "pending", charge="wallet")
     failed_q = {**pending_q, "status": "failed", "error_code": 99003}
     canceled_w = {**pending_w, "status": "canceled"}
     batch = [

@@ -278,9 +278,52 @@ def test_a_report_without_the_comparison_run_says_nothing_of_it() -> None:
 
 
 def test_steps_run_by_aws_are_named_by_who_runs_them() -> None:
-    from bench.aws_calls import ESM, PIPE
+    from bench.aws_calls import ESM, PIPE, USAGE_ESM
     from bench.report import AWS_RUN_PHASES
 
     # The phase names the measurement writes are the ones the report knows.
-    assert set(AWS_RUN_PHASES) == {ESM, PIPE}
+    assert set(AWS_RUN_PHASES) == {ESM, PIPE, USAGE_ESM}
     assert AWS_RUN_PHASES[PIPE] == "(EventBridge Pipes)"
+
+
+def with_limits(data: dict[str, Any]) -> dict[str, Any]:
+    """The measurement's limits lives: the send writes a transaction instead of a put."""
+    aws = data["aws_calls"]
+    limited = [dict(p) for p in aws["steady_state"]]
+    for phase in limited:
+        if phase["phase"] == "send":
+            phase |= {
+                "dynamodb_write_units": phase["dynamodb_write_units"] * 2 + 2,
+                "calls": {"dynamodb.BatchGetItem": 1, "dynamodb.TransactWriteItems": 1},
+            }
+    aws |= {
+        "with_limits": limited,
+        "limits": {"monthly_segments": 10**9, "sends_per_second": "1000", "burst": 1000,
+                   "wallet": "100"},
+    }  # fmt: skip
+    return data
+
+
+def test_what_limits_add_is_the_send_with_them_less_the_send_without() -> None:
+    data = with_limits(results())
+    figures = report.limits_cost(data["aws_calls"], Prices())
+    plain = figures["plain"].dynamodb_write_units
+    assert figures["limited"].dynamodb_write_units == plain * 2 + 2
+    by_item = {line.item.split(" (")[0]: line for line in figures["added"]}
+    assert by_item["DynamoDB writes"].quantity == plain + 2
+    assert by_item["DynamoDB writes"].usd_per_million_messages == pytest.approx((plain + 2) * 0.625)
+    assert figures["added_total"] == pytest.approx(
+        sum(line.usd_per_million_messages for line in figures["added"])
+    )
+    text = report.render(data)
+    assert "### What limits add per message" in text
+    assert "dynamodb.TransactWriteItems x 1" in text
+    assert f"{plain + 2:g} DynamoDB WRU" in text  # the summary's row
+    # A report from a run without the limits lives says nothing of them
+    assert "What limits add" not in report.render(results())
+
+
+def test_a_busy_workspace_shares_a_usage_batch_between_its_messages() -> None:
+    aws = results()["aws_calls"] | {"usage_batch_size": 30, "usage_records_per_message": 6.0}
+    weights, _ = report.busy_weights(aws)
+    assert weights["usage"] == weights["usage event source mapping"] == pytest.approx(0.2)

@@ -165,7 +165,7 @@ def test_a_new_message_counts_once_in_its_month_and_status() -> None:
 
 
 def test_a_failure_before_the_carrier_is_refunded_and_a_carrier_failure_is_not() -> None:
-    charge = {"source": "quota", "period": "2026-11", "segments": 2}
+    charge = "quota"
     before = image(status="failed", error_code=99003, charge=charge)
     assert never_reached_carrier(before)
     assert not never_reached_carrier(image(status="failed", message_sid="SM1", charge=charge))
@@ -187,4 +187,11 @@ def test_a_change_that_keeps_the_status_counts_nothing() -> None:
     effects = Effects()
     effects.add_record("MODIFY", image(), image(claimed_at="2026-11-26T10:00:01.000Z"))
     effects.add_record("REMOVE", image(), None)
+    assert effects.usage == {} and effects.refunds == {}
+
+
+def test_an_item_that_is_not_a_whole_message_counts_nothing() -> None:
+    effects = Effects()
+    effects.add_record("INSERT", None, {"id": "x"})
+    effects.add_record("MODIFY", {"id": "x"}, image(status="failed"))
     assert effects.usage == {} and effects.refunds == {}

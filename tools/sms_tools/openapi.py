@@ -182,6 +182,7 @@ def build_document() -> dict[str, Any]:
         for operation in path_item.values():
             _merge_parameters(operation)
             _add_response_model(operation, schemas)
+            _add_response_headers(operation)
             model_name = operation.get("x-request-model")
             if not model_name:
                 continue
@@ -220,6 +221,21 @@ def _add_response_model(operation: dict[str, Any], schemas: dict[str, Any]) -> N
     operation["responses"][success]["content"] = {
         "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}
     }
+
+
+def _add_response_headers(operation: dict[str, Any]) -> None:
+    """The headers route_doc names go on each of the route's answers to a known caller (not
+    on a 401 or 403: the caller's workspace is not known then); a 429 and a 503 also say when
+    to retry."""
+    headers = operation.pop(docs.RESPONSE_HEADERS_KEY, None)
+    for status, response in operation["responses"].items():
+        if headers and status not in ("401", "403"):
+            response["headers"] = dict(headers)
+        if status in ("429", "503"):
+            response.setdefault("headers", {})["Retry-After"] = {
+                "description": "Seconds to wait before retrying",
+                "schema": {"type": "integer"},
+            }
 
 
 def _merge_parameters(operation: dict[str, Any]) -> None:

@@ -44,6 +44,7 @@ TAGS = {
 PARAMETERS_KEY = "x-parameters"
 PARTIAL_KEY = "x-request-partial"
 RESPONSE_MODEL_KEY = "x-response-model"
+RESPONSE_HEADERS_KEY = "x-response-headers"
 MEDIA_TYPE_KEY = "x-request-media-type"
 
 
@@ -135,6 +136,21 @@ USAGE_PARAMETERS = (
         {"type": "string", "pattern": r"^[0-9]{4}-(0[1-9]|1[0-2])$", "examples": ["2026-11"]},
     ),
 )
+# The send rate's bucket, on every answer of a send for a workspace with a send rate.
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": {
+        "description": "The bucket's size (burst); only for a workspace with a send rate",
+        "schema": {"type": "integer"},
+    },
+    "RateLimit-Remaining": {
+        "description": "Sends the bucket would take now (after this one, if it was accepted)",
+        "schema": {"type": "integer"},
+    },
+    "RateLimit-Reset": {
+        "description": "Seconds until the bucket is full again",
+        "schema": {"type": "integer"},
+    },
+}
 IDEMPOTENCY_KEY_PARAMETER = parameter(
     "Idempotency-Key",
     "header",
@@ -169,8 +185,10 @@ def route_doc(
     request_media_type: str = "application/json",
     parameters: tuple[dict[str, Any], ...] = (),
     links: dict[str, Any] | None = None,
+    response_headers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments for a Powertools route decorator."""
+    """Keyword arguments for a Powertools route decorator. `response_headers`: headers every
+    answer of the route may carry (the document puts them on each response)."""
     all_errors: tuple[type[GatewayError], ...] = (
         (*AUTH_ERRORS, *errors, ServiceUnavailableError) if scope else errors
     )
@@ -208,6 +226,8 @@ def route_doc(
         extensions[MEDIA_TYPE_KEY] = request_media_type
     if parameters:
         extensions[PARAMETERS_KEY] = list(parameters)
+    if response_headers:
+        extensions[RESPONSE_HEADERS_KEY] = response_headers
     return {
         "summary": summary,
         "operation_id": operation_id,

@@ -9,6 +9,7 @@ from sms_gateway.api.caller import SCOPE_SEND, require_scope
 from sms_gateway.api.docs import (
     IDEMPOTENCY_KEY_PARAMETER,
     MESSAGES_TAG,
+    RATE_LIMIT_HEADERS,
     links_by_id,
     route_doc,
 )
@@ -45,6 +46,7 @@ router = APIGatewayHttpRouter()
         request_model=sending.SendRequest,
         parameters=(IDEMPOTENCY_KEY_PARAMETER,),
         links=links_by_id("getMessage", "cancelMessage"),
+        response_headers=RATE_LIMIT_HEADERS,
     ),
 )
 def handle_send() -> Response[str]:

@@ -133,6 +133,11 @@ def rate_limit_headers(rate: SendRate, tat_us: int | None, now_us: int) -> RateL
     return RateLimitHeaders(rate.burst, remaining, reset)
 
 
+def charged_segments(segments: int | None) -> int:
+    """The segments a message takes from a quota (and gives back): its count, at least one."""
+    return max(1, segments or 0)
+
+
 class ChargeSource(StrEnum):
     QUOTA = "quota"
     WALLET = "wallet"

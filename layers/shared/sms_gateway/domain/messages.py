@@ -108,18 +108,6 @@ class HistoryEntry(BaseModel):
     applied: bool = True
 
 
-class Charge(BaseModel):
-    """What a live message took from its workspace's limits when it was accepted, kept on the
-    message so that a refund gives exactly that back: segments of the quota of `period`, or
-    `amount` from the wallet."""
-
-    source: str  # "quota" or "wallet" (domain.limits.ChargeSource)
-    period: str
-    segments: int
-    amount: str | None = None
-    currency: str | None = None
-
-
 class Message(BaseModel):
     """A message as stored. API_FIELDS are what a caller sees of it, described here once (the
     API reference's Message schema is built from these fields)."""
@@ -187,8 +175,10 @@ class Message(BaseModel):
     # worker's claim (set before the provider is called).
     account_sid: str | None = None
     claimed_at: str | None = None
-    # Internal: what the send took from the workspace's quota or wallet (None: nothing).
-    charge: Charge | None = None
+    # Internal: what paid for the message when it was accepted, so that a refund gives exactly
+    # that back: "quota" (its segments, of the month of created_at) or "wallet" (its cost);
+    # None: nothing was charged (no quota, or test mode). A short string: it is in every write.
+    charge: str | None = None
     created_at: str
     updated_at: str
     history: list[HistoryEntry] = Field(default_factory=list)

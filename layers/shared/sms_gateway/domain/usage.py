@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from sms_gateway.domain.error_codes import OUTCOME_UNKNOWN
-from sms_gateway.domain.limits import ChargeSource, period_of_iso
+from sms_gateway.domain.limits import ChargeSource, charged_segments, period_of_iso
 from sms_gateway.domain.messages import MessageStatus
 
 S = MessageStatus
@@ -48,6 +48,12 @@ def never_reached_carrier(image: dict[str, Any]) -> bool:
     )
 
 
+def _is_message(image: dict[str, Any] | None) -> bool:
+    return image is not None and all(
+        isinstance(image.get(name), str) for name in ("workspace_id", "created_at", "status")
+    )
+
+
 @dataclass
 class UsageDelta:
     """Additions to one usage item (workspace, mode, period): counter -> amount."""
@@ -71,6 +77,11 @@ class Refund:
     currency: str | None = None
 
 
+def _add_cost(delta: UsageDelta, cost: Any, sign: int) -> None:
+    if isinstance(cost, dict) and cost.get("amount") is not None and cost.get("currency"):
+        delta.add(cost_counter(str(cost["currency"])), sign * Decimal(str(cost["amount"])))
+
+
 UsageKey = tuple[str, str, str]  # workspace, mode, period
 LimitsKey = tuple[str, str]  # workspace, mode
 
@@ -87,9 +98,15 @@ class Effects:
     def add_record(
         self, event_name: str, old: dict[str, Any] | None, new: dict[str, Any] | None
     ) -> None:
-        if event_name == "INSERT" and new is not None:
+        if not _is_message(new):
+            # Not a whole message (an item of keys only): nothing to count, and a batch must
+            # never fail on it, or the stream would stop behind it.
+            return
+        assert new is not None
+        if event_name == "INSERT":
             self._inserted(new)
-        elif event_name == "MODIFY" and old is not None and new is not None:
+        elif event_name == "MODIFY" and _is_message(old):
+            assert old is not None
             self._modified(old, new)
         # REMOVE (an expired message) changes no counter: it was counted when it lived.
 
@@ -97,9 +114,7 @@ class Effects:
         delta = self._usage(new)
         delta.add("messages", 1)
         delta.add("segments", int(new.get("segments") or 0))
-        cost = new.get("cost")
-        if cost:
-            delta.add(cost_counter(cost["currency"]), Decimal(str(cost["amount"])))
+        _add_cost(delta, new.get("cost"), 1)
         delta.add(status_counter(new["status"]), 1)
 
     def _modified(self, old: dict[str, Any], new: dict[str, Any]) -> None:
@@ -113,15 +128,20 @@ class Effects:
 
     def _refund(self, new: dict[str, Any], delta: UsageDelta) -> None:
         delta.add("segments", -int(new.get("segments") or 0))
-        cost = new.get("cost")
-        if cost:
-            delta.add(cost_counter(cost["currency"]), -Decimal(str(cost["amount"])))
+        _add_cost(delta, new.get("cost"), -1)
         charge = new.get("charge")
-        if not charge:
+        if charge not in (ChargeSource.QUOTA.value, ChargeSource.WALLET.value):
             return
         refund = self.refunds.setdefault((str(new["workspace_id"]), mode_of(new)), Refund())
-        if charge["source"] == ChargeSource.QUOTA.value:
-            refund.segments_by_period[str(charge["period"])] += int(charge["segments"])
-        elif charge.get("amount") is not None:
-            refund.amount += Decimal(str(charge["amount"]))
-            refund.currency = str(charge["currency"])
+        if charge == ChargeSource.QUOTA.value:
+            period = period_of_iso(new["created_at"])
+            refund.segments_by_period[period] += charged_segments(_whole(new.get("segments")))
+            return
+        cost = new.get("cost")
+        if isinstance(cost, dict) and cost.get("amount") is not None:
+            refund.amount += Decimal(str(cost["amount"]))
+            refund.currency = str(cost["currency"])
+
+
+def _whole(value: Any) -> int | None:
+    return int(value) if value is not None else None

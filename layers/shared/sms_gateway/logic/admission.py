@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 import time
 from contextvars import ContextVar
+from dataclasses import dataclass
 from decimal import Decimal
 
 from aws_lambda_powertools import Logger
@@ -16,19 +17,20 @@ from botocore.exceptions import ClientError
 
 from sms_gateway.domain.clock import now_micros
 from sms_gateway.domain.errors import (
+    GatewayError,
     QuotaExceededError,
     RateLimitExceededError,
     ServiceUnavailableError,
 )
 from sms_gateway.domain.limits import (
-    ChargeSource,
     RateLimitHeaders,
+    charged_segments,
     decide_bucket,
     decide_charge,
     period_of_iso,
     rate_limit_headers,
 )
-from sms_gateway.domain.messages import Charge, Message
+from sms_gateway.domain.messages import Message
 from sms_gateway.store import limits_store, message_store
 
 logger = Logger(child=True)
@@ -51,6 +53,42 @@ def _mode(message: Message) -> str:
     return "test" if message.test else "live"
 
 
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    """A send decided against the limits as seen: what to spend, or why it is refused."""
+
+    spend: limits_store.Spend
+    refusal: GatewayError | None
+
+
+def _decide(message: Message, mode: str, limits: limits_store.Limits) -> _Decision:
+    now_us = now_micros()
+    bucket = None
+    refusal: GatewayError | None = None
+    if limits.rate is not None:
+        bucket = decide_bucket(limits.rate, limits.tat_us, now_us)
+        headers = rate_limit_headers(limits.rate, limits.tat_us, now_us).as_headers()
+        answer_headers.set(headers)
+        if not bucket.allowed:
+            refusal = RateLimitExceededError(
+                "the workspace's send rate is used up; retry after the Retry-After seconds",
+                retry_after=bucket.retry_after_seconds,
+            )
+            refusal.headers = {**headers, "Retry-After": str(bucket.retry_after_seconds)}
+    period = period_of_iso(message.created_at)
+    segments = charged_segments(message.segments)
+    amount = Decimal(message.cost.amount) if message.cost else None
+    charge = None
+    if mode == "live" and refusal is None:
+        currency = message.cost.currency if message.cost else None
+        charge = decide_charge(limits.quota, period, segments, amount, currency)
+        if charge.refused:
+            refusal = QuotaExceededError(charge.reason)
+            refusal.headers = dict(answer_headers.get() or {})
+    spend = limits_store.Spend(now_us, period, segments, amount, bucket, charge)
+    return _Decision(spend, refusal)
+
+
 def store_admitted(message: Message, limits: limits_store.Limits | None) -> None:
     """Store a new message if its workspace's limits (as read before, None: it has none) admit
     it, spending from them in the same write. Raises RateLimitExceededError (429),
@@ -59,73 +97,45 @@ def store_admitted(message: Message, limits: limits_store.Limits | None) -> None
     mode = _mode(message)
     # The answer's headers are known from here on: none without a send rate.
     answer_headers.set({})
+    # The limits given were read eventually consistently: a refusal is only answered from a
+    # view that is certainly current (a consistent read, or a canceled transaction's answer),
+    # so that a top-up, a refund or a raised limit of the last second is never missed.
+    current = False
     for attempt in range(MAX_ATTEMPTS):
         if limits is None:
             message.charge = None
             message_store.put_new_message(message)
             return
-        now_us = now_micros()
-        bucket = None
-        if limits.rate is not None:
-            bucket = decide_bucket(limits.rate, limits.tat_us, now_us)
-            headers = rate_limit_headers(limits.rate, limits.tat_us, now_us)
-            answer_headers.set(headers.as_headers())
-            if not bucket.allowed:
-                error = RateLimitExceededError(
-                    "the workspace's send rate is used up; retry after the Retry-After seconds",
-                    retry_after=bucket.retry_after_seconds,
-                )
-                error.headers = {
-                    **headers.as_headers(),
-                    "Retry-After": str(bucket.retry_after_seconds),
-                }
-                raise error
-        period = period_of_iso(message.created_at)
-        segments = message.segments or 1
-        amount = Decimal(message.cost.amount) if message.cost else None
-        charge = None
-        if mode == "live":
-            currency = message.cost.currency if message.cost else None
-            charge = decide_charge(limits.quota, period, segments, amount, currency)
-            if charge.refused:
-                error_402 = QuotaExceededError(charge.reason)
-                error_402.headers = dict(answer_headers.get() or {})
-                raise error_402
-        message.charge = _charge_record(charge.source if charge else None, period, message)
-        spend = limits_store.Spend(now_us, period, segments, amount, bucket, charge)
-        write = limits_store.spend_write(message.workspace_id, mode, limits, spend)
+        decision = _decide(message, mode, limits)
+        if decision.refusal is not None:
+            if current:
+                raise decision.refusal
+            limits = limits_store.read_limits(message.workspace_id, mode, consistent=True)
+            current = True
+            continue
+        charge = decision.spend.charge
+        message.charge = charge.source.value if charge and charge.source else None
+        write = limits_store.spend_write(message.workspace_id, mode, limits, decision.spend)
         try:
             limits_store.put_message_spending(message, write)
         except limits_store.LimitsChangedError as changed:
-            limits = changed.current
+            limits, current = changed.current, True
             continue
         except limits_store.TransactionConflictError:
             time.sleep(random.uniform(0, CONFLICT_BACKOFF_SECONDS * 2**attempt))  # noqa: S311
             limits = limits_store.read_limits(message.workspace_id, mode, consistent=True)
+            current = True
             continue
+        bucket = decision.spend.bucket
         if limits.rate is not None and bucket is not None:
             answer_headers.set(
-                rate_limit_headers(limits.rate, bucket.new_tat_us, now_us).as_headers()
+                rate_limit_headers(
+                    limits.rate, bucket.new_tat_us, decision.spend.now_us
+                ).as_headers()
             )
         return
     logger.warning("limits kept changing under the send", extra={"attempts": MAX_ATTEMPTS})
     raise ServiceUnavailableError("the workspace's limits are busy; retry later")
-
-
-def _charge_record(source: ChargeSource | None, period: str, message: Message) -> Charge | None:
-    if source is None:
-        return None
-    segments = message.segments or 1
-    if source is ChargeSource.QUOTA:
-        return Charge(source=source.value, period=period, segments=segments)
-    assert message.cost is not None
-    return Charge(
-        source=source.value,
-        period=period,
-        segments=segments,
-        amount=message.cost.amount,
-        currency=message.cost.currency,
-    )
 
 
 def headers_now(workspace_id: str, mode: str) -> dict[str, str]:

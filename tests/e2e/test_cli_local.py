@@ -50,6 +50,29 @@ def ok(info_file: Path, *args: str) -> Any:
     return json.loads(done.stdout)
 
 
+def use_case_spec(stack: Stack, name: str, account: str, service: str) -> dict[str, Any]:
+    prefix = stack.info["aws"]["settings"]["TWILIO_SECRET_PREFIX"]
+    return {
+        "name": name,
+        "twilio_account_sid": account,
+        "twilio_auth_token_secret": prefix + account,
+        "messaging_service_sid": service,
+        "sender_pool": [{"sender": "+12025550100", "kind": "long_code"}],
+        "a2p_campaign_status": "verified",
+        "allowed_countries": ["US"],
+    }
+
+
+def create_use_case(info_file: Path, folder: Path, workspace: str, spec: dict[str, Any]) -> str:
+    """`use-case create` from a file, as an operator does it; the new use case's id."""
+    (folder / "use-case.json").write_text(json.dumps(spec))
+    created = ok(
+        info_file,
+        "use-case", "create", "--workspace", workspace, "--file", str(folder / "use-case.json"),
+    )  # fmt: skip
+    return str(created["id"])
+
+
 def test_the_info_file_names_the_demo_workspace(stack: Stack, info_file: Path) -> None:
     keys = ok(info_file, "key", "list", "--workspace", stack.info["workspace_id"])
     assert sorted(k["name"] for k in keys) == ["demo admin", "demo live", "demo test"]
@@ -72,21 +95,8 @@ def test_an_operator_sets_up_a_second_workspace_on_the_local_stack(
     )
     assert bound == {"twilio_account_sid": account, "messaging_service_sid": service}
     # and a use case, and a number that opted out of the service
-    prefix = stack.info["aws"]["settings"]["TWILIO_SECRET_PREFIX"]
-    spec = {
-        "name": "Second workspace's codes",
-        "twilio_account_sid": account,
-        "twilio_auth_token_secret": prefix + account,
-        "messaging_service_sid": service,
-        "sender_pool": [{"sender": "+12025550100", "kind": "long_code"}],
-        "a2p_campaign_status": "verified",
-        "allowed_countries": ["US"],
-    }
-    (tmp_path / "use-case.json").write_text(json.dumps(spec))
-    use_case = ok(
-        info_file,
-        "use-case", "create", "--workspace", workspace, "--file", str(tmp_path / "use-case.json"),
-    )["id"]  # fmt: skip
+    spec = use_case_spec(stack, "Second workspace's codes", account, service)
+    use_case = create_use_case(info_file, tmp_path, workspace, spec)
     ok(info_file, "opt-out", "add", "--service", service, "--number", OPTED_OUT)
 
     # Then the stack's API knows the new key, and it is the second workspace's
@@ -143,21 +153,9 @@ def test_an_operator_limits_a_workspace_and_its_callers_see_it(
     workspace = ok(info_file, "workspace", "create", "--name", "limited")["workspace_id"]
     live = ok(info_file, "key", "create", "--workspace", workspace)["key"]
     test = ok(info_file, "key", "create", "--workspace", workspace, "--mode", "test")["key"]
-    prefix = stack.info["aws"]["settings"]["TWILIO_SECRET_PREFIX"]
-    spec = {
-        "name": "Limited codes",
-        "twilio_account_sid": account,
-        "twilio_auth_token_secret": prefix + account,  # never stored: the handoff fails
-        "messaging_service_sid": service,
-        "sender_pool": [{"sender": "+12025550100", "kind": "long_code"}],
-        "a2p_campaign_status": "verified",
-        "allowed_countries": ["US"],
-    }
-    (tmp_path / "use-case.json").write_text(json.dumps(spec))
-    use_case = ok(
-        info_file,
-        "use-case", "create", "--workspace", workspace, "--file", str(tmp_path / "use-case.json"),
-    )["id"]  # fmt: skip
+    # The subaccount's auth token is never stored: the handoff fails 99002
+    spec = use_case_spec(stack, "Limited codes", account, service)
+    use_case = create_use_case(info_file, tmp_path, workspace, spec)
     limits = ok(
         info_file, "workspace", "set-limits", "--workspace", workspace,
         "--monthly-segments", "1", "--sends-per-second", "0.001", "--burst", "2",

@@ -356,7 +356,7 @@ def test_limits_are_set_topped_up_and_reported_by_the_operator(
         capsys, "wallet", "top-up", "--workspace", workspace, "--amount", "0.0083",
         "--currency", "USD",
     )  # fmt: skip
-    assert topped == {"workspace_id": workspace, "balance": "0.0083", "currency": "USD"}
+    assert topped == {"workspace_id": workspace, "balance": "0.0083", "currency": "USD"}  # no note
     # Two sends from the quota, one from the wallet, then nothing pays
     answers = [tenant.api.send(send_body(use_case, message=f"code {i}")) for i in range(4)]
     assert [a.status for a in answers] == [201, 201, 201, 402]
@@ -404,7 +404,11 @@ def test_a_wallet_keeps_its_currency_and_limits_need_a_workspace(
     aws: LocalStack, tenant: Tenant, capsys: pytest.CaptureFixture[str]
 ) -> None:
     workspace = tenant.workspace_id
-    run(capsys, "wallet", "top-up", "--workspace", workspace, "--amount", "5", "--currency", "EUR")
+    first = run(
+        capsys, "wallet", "top-up", "--workspace", workspace, "--amount", "5", "--currency", "EUR"
+    )
+    # Without a quota the wallet pays nothing: the operator is told
+    assert "--monthly-segments 0" in first["note"]
     assert (
         cli.main(
             ["wallet", "top-up", "--workspace", workspace, "--amount", "5", "--currency", "USD"]

@@ -335,3 +335,47 @@ def test_a_refusal_is_decided_on_the_limits_as_they_are_not_on_a_stale_read(
     assert tenant.api.send(send_body(use_case)).status == 201
     assert live_limits(tenant.workspace_id).quota.balance == 0
     assert tenant.api.send(send_body(use_case)).status == 402
+
+
+@pytest.mark.parametrize("scheduled", [False, True], ids=["now", "scheduled"])
+def test_a_keyed_retry_of_a_send_that_spent_the_last_of_the_quota_gets_its_message(
+    tenant: Tenant, use_case: UseCase, scheduled: bool
+) -> None:
+    """The first attempt was stored and paid, its answer lost; by the retry the quota is used
+    up. The retry is the same send: 201 with its message, not 402 (and its schedule stays)."""
+    limits_admin.set_monthly_segments(tenant.workspace_id, 1)
+    send_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat() if scheduled else None
+    body = send_body(use_case, **({"send_at": send_at} if send_at else {}))
+    key = {"Idempotency-Key": f"last-{uuid.uuid4()}"}
+    first = tenant.api.send(body, headers=key)
+    assert first.status == 201
+    forget_idempotency_records()  # the first answer never reached the caller
+    again = tenant.api.send(body, headers=key)
+    assert (again.status, again.json()["id"]) == (201, first.json()["id"])
+    assert live_limits(tenant.workspace_id).quota.remaining == 0
+    if scheduled:
+        group = aws_clients.scheduler().list_schedules(GroupName=_schedule_group())
+        assert f"msg-{first.json()['id']}" in {s["Name"] for s in group["Schedules"]}
+    # Another send is refused as before
+    assert tenant.api.send(send_body(use_case, message="another")).status == 402
+
+
+def test_a_month_the_quota_has_moved_past_never_comes_back(
+    tenant: Tenant, use_case: UseCase
+) -> None:
+    """A send created before midnight UTC and written after another started the new month is
+    charged to the new month: it never takes the quota back to the month that is over."""
+    limits_admin.set_monthly_segments(tenant.workspace_id, 5)
+    table, key = limits_store.limits_item_key(tenant.workspace_id, "live")
+    later = "2999-01"  # a month the item already counts, after this send's own
+    aws_clients.dynamodb().update_item(
+        TableName=table,
+        Key=key,
+        UpdateExpression="SET #p = :later, #r = :one",
+        ExpressionAttributeNames={"#p": "period", "#r": "remaining"},
+        ExpressionAttributeValues={":later": {"S": later}, ":one": {"N": "1"}},
+    )
+    assert tenant.api.send(send_body(use_case)).status == 201
+    assert tenant.api.send(send_body(use_case)).status == 402
+    quota = live_limits(tenant.workspace_id).quota
+    assert (quota.period, quota.remaining) == (later, 0)

@@ -203,7 +203,13 @@ def cmd_workspace_set_limits(args: argparse.Namespace) -> Any:
 def cmd_wallet_top_up(args: argparse.Namespace) -> Any:
     amount, currency = limits_admin.parse_top_up(args.amount, args.currency)
     workspace_id = _known_workspace(args.workspace)
-    return {"workspace_id": workspace_id, **limits_admin.top_up(workspace_id, amount, currency)}
+    wallet = {"workspace_id": workspace_id, **limits_admin.top_up(workspace_id, amount, currency)}
+    if _limits_view(workspace_id)["quota"]["monthly_segments"] is None:
+        wallet["note"] = (
+            "no monthly quota is set, so live sends are not limited and the wallet pays none; "
+            "`workspace set-limits --monthly-segments 0` makes it pay every live send"
+        )
+    return wallet
 
 
 def _period(value: str) -> str:

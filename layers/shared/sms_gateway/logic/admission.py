@@ -75,7 +75,10 @@ def _decide(message: Message, mode: str, limits: limits_store.Limits) -> _Decisi
                 retry_after=bucket.retry_after_seconds,
             )
             refusal.headers = {**headers, "Retry-After": str(bucket.retry_after_seconds)}
-    period = period_of_iso(message.created_at)
+    # The month the send is charged in: its own, or a later one the item already counts (a
+    # send created just before midnight UTC and written after another started the new month
+    # must not take the item back to the month that is over).
+    period = max(period_of_iso(message.created_at), limits.quota.period or "")
     segments = charged_segments(message.segments)
     amount = Decimal(message.cost.amount) if message.cost else None
     charge = None
@@ -89,11 +92,14 @@ def _decide(message: Message, mode: str, limits: limits_store.Limits) -> _Decisi
     return _Decision(spend, refusal)
 
 
-def store_admitted(message: Message, limits: limits_store.Limits | None) -> None:
+def store_admitted(
+    message: Message, limits: limits_store.Limits | None, *, keyed: bool = False
+) -> None:
     """Store a new message if its workspace's limits (as read before, None: it has none) admit
     it, spending from them in the same write. Raises RateLimitExceededError (429),
     QuotaExceededError (402), MessageAlreadyExistsError (a replay: nothing spent) or
-    ServiceUnavailableError."""
+    ServiceUnavailableError. `keyed`: the message's id comes from an Idempotency-Key, so it may
+    be stored already (by an attempt whose answer was lost)."""
     mode = _mode(message)
     # The answer's headers are known from here on: none without a send rate.
     answer_headers.set({})
@@ -109,6 +115,7 @@ def store_admitted(message: Message, limits: limits_store.Limits | None) -> None
         decision = _decide(message, mode, limits)
         if decision.refusal is not None:
             if current:
+                _raise_if_stored(message, keyed)
                 raise decision.refusal
             limits = limits_store.read_limits(message.workspace_id, mode, consistent=True)
             current = True
@@ -136,6 +143,16 @@ def store_admitted(message: Message, limits: limits_store.Limits | None) -> None
         return
     logger.warning("limits kept changing under the send", extra={"attempts": MAX_ATTEMPTS})
     raise ServiceUnavailableError("the workspace's limits are busy; retry later")
+
+
+def _raise_if_stored(message: Message, keyed: bool) -> None:
+    """A retry of a keyed send whose first attempt was stored (and paid) is answered with that
+    message, never refused: the first attempt may have spent the last of the limits."""
+    if not keyed:
+        return
+    existing = message_store.get_message(message.id)
+    if existing is not None:
+        raise message_store.MessageAlreadyExistsError(existing)
 
 
 def headers_now(workspace_id: str, mode: str) -> dict[str, str]:

@@ -228,7 +228,7 @@ def send_message(
     if prepared.scheduled_for is not None:
         _schedule(message.id, prepared.scheduled_for, keyed=idempotency_key is not None)
     try:
-        admission.store_admitted(message, prepared.limits)
+        admission.store_admitted(message, prepared.limits, keyed=idempotency_key is not None)
     except (QuotaExceededError, RateLimitExceededError):
         if prepared.scheduled_for is not None:
             _unschedule(message.id)

@@ -10,6 +10,8 @@ number (a retry may carry more) are applied.
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
@@ -30,6 +32,8 @@ logger = Logger(child=True)
 # Attempts at one batch's transaction: a refund whose quota month has ended meanwhile is dropped
 # and the batch tried again; a TransactionConflict is tried again as well.
 MAX_ATTEMPTS = 5
+# Back-off after a TransactionConflict, in seconds: doubled at each, with full jitter.
+CONFLICT_BACKOFF_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +69,7 @@ def apply_batch(raw_records: list[dict[str, Any]]) -> int:
     """Apply a batch of the messages stream (one shard, in order); how many records were new."""
     records = [parse_record(r) for r in raw_records]
     dropped = DroppedRefunds()
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
         if not records:
             return 0
         effects = Effects()
@@ -77,6 +81,9 @@ def apply_batch(raw_records: list[dict[str, Any]]) -> int:
         reasons = usage_store.write_batch(items)
         if reasons is None:
             return len(records)
+        if any(reason.get("Code") == "TransactionConflict" for reason in reasons):
+            # A send's transaction held a limits item: a moment later it is free.
+            time.sleep(random.uniform(0, CONFLICT_BACKOFF_SECONDS * 2**attempt))  # noqa: S311
         records = _after_cancellation(records, items, reasons, dropped)
     raise RuntimeError("the usage batch could not be applied; Lambda retries it")
 

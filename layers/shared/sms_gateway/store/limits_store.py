@@ -209,8 +209,9 @@ def _charge_write(expression: Expression, quota: QuotaView, spend: Spend) -> Non
         # The first send of a month starts the month's quota afresh, from what was configured
         # when it was read (a concurrent change of the quota makes this write fail, and retry).
         assert quota.monthly_segments is not None
+        # Only forward: a month that is over never comes back (periods sort as strings).
         expression.conditions.append(
-            f"(attribute_not_exists({period}) OR {period} <> {p}) "
+            f"(attribute_not_exists({period}) OR {period} < {p}) "
             f"AND {monthly} = {expression.value(quota.monthly_segments)}"
         )
         expression.sets.append(f"{period} = {p}")
@@ -372,6 +373,13 @@ def set_monthly_segments(
             expression.conditions.append(f"{p} = {expression.value(period)}")
             expression.sets.append(f"{remaining} = {remaining} + {delta}")
         else:
+            # From the month as read: a send that started a new month meanwhile makes this
+            # fail, and the change is decided again on the new month's count.
+            read_period = current.quota.period if current else None
+            if read_period is None:
+                expression.conditions.append(f"attribute_not_exists({p})")
+            else:
+                expression.conditions.append(f"{p} = {expression.value(read_period)}")
             expression.sets.append(f"{p} = {expression.value(period)}")
             expression.sets.append(f"{remaining} = {expression.value(monthly_segments)}")
     nothing_to_change = monthly_segments is None and current is None

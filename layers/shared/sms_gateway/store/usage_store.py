@@ -37,7 +37,8 @@ def _marker(first_event_id: str, last_sequence: int) -> TransactWriteItemTypeDef
             "Item": {
                 "pk": {"S": MARKER_PREFIX + first_event_id},
                 "sk": {"S": "batch"},
-                "last_sequence": {"N": str(last_sequence)},
+                # A string: a sequence number may have up to 40 digits, a Number holds 38.
+                "last_sequence": {"S": str(last_sequence)},
                 "expiration": {"N": str(expires)},
             },
             "ConditionExpression": "attribute_not_exists(pk)",

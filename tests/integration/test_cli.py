@@ -370,6 +370,11 @@ def test_limits_are_set_topped_up_and_reported_by_the_operator(
     )  # fmt: skip
     assert (cleared["quota"]["monthly_segments"], cleared["rate_limit"]) == (None, None)
     assert tenant.api.send(send_body(use_case)).status == 201
+    # `--burst none` removes a send rate as well
+    run(capsys, "workspace", "set-limits", "--workspace", workspace, "--sends-per-second", "1",
+        "--burst", "1")  # fmt: skip
+    removed = run(capsys, "workspace", "set-limits", "--workspace", workspace, "--burst", "none")
+    assert removed["rate_limit"] is None
 
 
 @pytest.mark.parametrize(
@@ -378,6 +383,7 @@ def test_limits_are_set_topped_up_and_reported_by_the_operator(
         ["workspace", "set-limits", "--monthly-segments", "-1"],
         ["workspace", "set-limits", "--monthly-segments", "lots"],
         ["workspace", "set-limits", "--sends-per-second", "5"],
+        ["workspace", "set-limits", "--burst", "5"],
         ["workspace", "set-limits", "--sends-per-second", "0", "--burst", "5"],
         ["workspace", "set-limits", "--sends-per-second", "5", "--burst", "0"],
         ["workspace", "set-limits"],

@@ -180,20 +180,22 @@ def _limits_view(workspace_id: str) -> dict[str, Any]:
 
 
 def cmd_workspace_set_limits(args: argparse.Namespace) -> Any:
-    if args.monthly_segments is None and args.sends_per_second is None:
+    # The send rate is the pair --sends-per-second R --burst B; `none` for either removes it.
+    per_second, burst = args.sends_per_second, args.burst
+    rate_given = per_second is not None or burst is not None
+    if args.monthly_segments is None and not rate_given:
         raise UsageError("give --monthly-segments, or --sends-per-second and --burst")
+    remove_rate = "none" in (per_second, burst)
     rate = None
-    if args.sends_per_second is not None and args.sends_per_second != "none":
-        if args.burst is None or args.burst == "none":
-            raise UsageError("--sends-per-second needs --burst (how many sends at once)")
-        rate = limits_admin.parse_send_rate(args.sends_per_second, args.burst)
-    elif args.burst is not None and args.sends_per_second is None:
-        raise UsageError("--burst goes with --sends-per-second")
+    if rate_given and not remove_rate:
+        if per_second is None or burst is None:
+            raise UsageError("give --sends-per-second and --burst together (or 'none')")
+        rate = limits_admin.parse_send_rate(per_second, burst)
     monthly: int | None = None
     if args.monthly_segments not in (None, "none"):
         monthly = limits_admin.parse_monthly_segments(args.monthly_segments)
     workspace_id = _known_workspace(args.workspace)
-    if args.sends_per_second is not None:
+    if rate_given:
         limits_admin.set_send_rate(workspace_id, rate)
     if args.monthly_segments is not None:
         limits_admin.set_monthly_segments(workspace_id, monthly)
@@ -379,7 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     set_limits.add_argument(
         "--sends-per-second", metavar="R|none", help="the send rate, per workspace and mode"
     )
-    set_limits.add_argument("--burst", metavar="B", help="sends the bucket holds at once")
+    set_limits.add_argument(
+        "--burst", metavar="B|none", help="sends the bucket holds at once (with the rate)"
+    )
     set_limits.set_defaults(func=cmd_workspace_set_limits)
 
     wallet = groups.add_parser("wallet").add_subparsers(dest="action", required=True)

@@ -58,6 +58,7 @@ MODULES = (
     "logic/admission.py",
     "logic/usage.py",
     "store/limits_store.py",
+    "store/expressions.py",
     "store/usage_store.py",
 )
 

@@ -24,10 +24,18 @@ import pytest
 from sms_gateway.domain.limits import SendRate
 from sms_gateway.domain.use_cases import UseCase
 from sms_gateway.logic import limits_admin, usage
+from sms_gateway.logic.use_case_admin import create_use_case
 from sms_gateway.store import api_keys, aws_clients, limits_store, opt_out_store
 from sms_local.sqs_poller import SqsPoller
 from sms_local.stream_poller import pump_all as pump_streams
-from tests.integration.conftest import Api, Response, Tenant
+from tests.integration.conftest import (
+    Api,
+    Response,
+    Tenant,
+    create_twilio_secret,
+    make_tenant,
+    use_case_spec,
+)
 from tests.integration.test_handoff import poller as poller  # a fixture
 from tests.integration.test_handoff import simulator as simulator  # a fixture, for `wired`
 from tests.integration.test_handoff import wired as wired  # a fixture
@@ -37,6 +45,7 @@ from tests.integration.test_send_api import (
     send_body,
     stored_messages,
 )
+from tests.integration.test_send_crashes import schedule_names
 
 ONE_A_DAY = "0.0000116"  # sends a second: about one a day, so nothing refills during a test
 US_PRICE = Decimal("0.0083")  # the bundled price of one segment to the US
@@ -189,17 +198,12 @@ def test_one_workspace_at_its_limit_does_not_slow_another(
 def test_a_refused_scheduled_send_leaves_no_schedule(tenant: Tenant, use_case: UseCase) -> None:
     limits_admin.set_monthly_segments(tenant.workspace_id, 0)
     send_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    before = schedule_names()
     answer = tenant.api.send(send_body(use_case, send_at=send_at))
     assert answer.status == 402
-    schedules = aws_clients.scheduler().list_schedules(GroupName=_schedule_group())
-    assert [s["Name"] for s in schedules["Schedules"] if tenant.workspace_id in s["Name"]] == []
+    # The schedule the send made before it was refused is gone again
+    assert schedule_names() == before
     assert stored_messages(tenant.workspace_id) == []
-
-
-def _schedule_group() -> str:
-    from sms_gateway.config import get_settings
-
-    return get_settings().schedule_group_name
 
 
 def test_a_canceled_scheduled_message_gives_its_segments_back_once(
@@ -262,9 +266,6 @@ def test_usage_needs_the_read_scope(gateway: Any, tenant: Tenant) -> None:
 
 @pytest.fixture
 def other_tenant(gateway: Any) -> tuple[Tenant, UseCase]:
-    from sms_gateway.logic.use_case_admin import create_use_case
-    from tests.integration.conftest import create_twilio_secret, make_tenant, use_case_spec
-
     other = make_tenant(gateway)
     created = create_use_case(other.workspace_id, use_case_spec())
     create_twilio_secret(created.twilio_account_sid)
@@ -354,8 +355,7 @@ def test_a_keyed_retry_of_a_send_that_spent_the_last_of_the_quota_gets_its_messa
     assert (again.status, again.json()["id"]) == (201, first.json()["id"])
     assert live_limits(tenant.workspace_id).quota.remaining == 0
     if scheduled:
-        group = aws_clients.scheduler().list_schedules(GroupName=_schedule_group())
-        assert f"msg-{first.json()['id']}" in {s["Name"] for s in group["Schedules"]}
+        assert f"msg-{first.json()['id']}" in schedule_names()
     # Another send is refused as before
     assert tenant.api.send(send_body(use_case, message="another")).status == 402
 

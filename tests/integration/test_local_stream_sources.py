@@ -378,15 +378,21 @@ def transaction(table: Table, *, condition_holds: bool) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def test_a_canceled_transaction_changes_nothing_and_no_stream_reader_sees_it(
-    aws: LocalStack, table: Table
-) -> None:
-    # Given three items, and a stream reader that has taken their records
+def reader_past_three_items(aws: LocalStack, table: Table) -> tuple[Consumer, StreamPoller]:
+    """Items a, b and e, and a stream reader that has taken their records."""
     for key in ("a", "b", "e"):
         table.put(key, n=1)
     consumer = Consumer()
     stream = poller(aws, table, consumer)
     stream.pump()
+    return consumer, stream
+
+
+def test_a_canceled_transaction_changes_nothing_and_no_stream_reader_sees_it(
+    aws: LocalStack, table: Table
+) -> None:
+    # Given three items, and a stream reader that has taken their records
+    consumer, stream = reader_past_three_items(aws, table)
     before = {key: table.get(key) for key in "abce"}
 
     # When a transaction's condition fails
@@ -408,11 +414,7 @@ def test_a_canceled_transaction_changes_nothing_and_no_stream_reader_sees_it(
 def test_a_committed_transaction_applies_every_action_and_streams_them_in_order(
     aws: LocalStack, table: Table
 ) -> None:
-    for key in ("a", "b", "e"):
-        table.put(key, n=1)
-    consumer = Consumer()
-    stream = poller(aws, table, consumer)
-    stream.pump()
+    consumer, stream = reader_past_three_items(aws, table)
 
     table.client.transact_write_items(TransactItems=transaction(table, condition_holds=True))
 

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from sms_gateway.domain import pricing
 from sms_gateway.domain.clock import now_iso
 from sms_gateway.domain.errors import GatewayError, ValidationError
 from sms_gateway.domain.ids import is_uuid
-from sms_gateway.domain.limits import is_period
+from sms_gateway.domain.limits import is_period, money_text
 from sms_gateway.domain.use_cases import AccountSid, MessagingServiceSid, is_country_code
 from sms_gateway.logic import limits_admin, scheduling, stuck_messages, usage, use_case_admin
 from sms_gateway.store import api_keys, aws_clients, opt_out_store, price_store, use_case_store
@@ -205,8 +206,13 @@ def cmd_workspace_set_limits(args: argparse.Namespace) -> Any:
 def cmd_wallet_top_up(args: argparse.Namespace) -> Any:
     amount, currency = limits_admin.parse_top_up(args.amount, args.currency)
     workspace_id = _known_workspace(args.workspace)
-    wallet = {"workspace_id": workspace_id, **limits_admin.top_up(workspace_id, amount, currency)}
-    if _limits_view(workspace_id)["quota"]["monthly_segments"] is None:
+    after = limits_admin.top_up(workspace_id, amount, currency)
+    wallet: dict[str, Any] = {
+        "workspace_id": workspace_id,
+        "balance": money_text(after.quota.balance or Decimal(0)),
+        "currency": currency,
+    }
+    if after.quota.monthly_segments is None:
         wallet["note"] = (
             "no monthly quota is set, so live sends are not limited and the wallet pays none; "
             "`workspace set-limits --monthly-segments 0` makes it pay every live send"

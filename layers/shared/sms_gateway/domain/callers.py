@@ -15,6 +15,11 @@ ALL_SCOPES = (SCOPE_SEND, SCOPE_READ, SCOPE_MANAGE, SCOPE_TEMPLATES)
 KeyMode = Literal["live", "test"]
 
 
+def mode_of(test: bool) -> KeyMode:
+    """The mode a message or a key's request is in."""
+    return "test" if test else "live"
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     workspace_id: str

@@ -17,15 +17,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from sms_gateway.domain.callers import mode_of
 from sms_gateway.domain.error_codes import OUTCOME_UNKNOWN
 from sms_gateway.domain.limits import ChargeSource, charged_segments, period_of_iso
 from sms_gateway.domain.messages import MessageStatus
 
 S = MessageStatus
-
-
-def mode_of(image: dict[str, Any]) -> str:
-    return "test" if image.get("test") else "live"
 
 
 def status_counter(status: str) -> str:
@@ -92,7 +89,11 @@ class Effects:
     refunds: dict[LimitsKey, Refund] = field(default_factory=dict)
 
     def _usage(self, image: dict[str, Any]) -> UsageDelta:
-        key = (str(image["workspace_id"]), mode_of(image), period_of_iso(image["created_at"]))
+        key = (
+            str(image["workspace_id"]),
+            mode_of(bool(image.get("test"))),
+            period_of_iso(image["created_at"]),
+        )
         return self.usage.setdefault(key, UsageDelta())
 
     def add_record(
@@ -132,7 +133,9 @@ class Effects:
         charge = new.get("charge")
         if charge not in (ChargeSource.QUOTA.value, ChargeSource.WALLET.value):
             return
-        refund = self.refunds.setdefault((str(new["workspace_id"]), mode_of(new)), Refund())
+        refund = self.refunds.setdefault(
+            (str(new["workspace_id"]), mode_of(bool(new.get("test")))), Refund()
+        )
         if charge == ChargeSource.QUOTA.value:
             period = period_of_iso(new["created_at"])
             refund.segments_by_period[period] += charged_segments(_whole(new.get("segments")))

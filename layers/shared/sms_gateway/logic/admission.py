@@ -15,6 +15,7 @@ from decimal import Decimal
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
+from sms_gateway.domain.callers import mode_of
 from sms_gateway.domain.clock import now_micros
 from sms_gateway.domain.errors import (
     GatewayError,
@@ -23,7 +24,6 @@ from sms_gateway.domain.errors import (
     ServiceUnavailableError,
 )
 from sms_gateway.domain.limits import (
-    RateLimitHeaders,
     charged_segments,
     decide_bucket,
     decide_charge,
@@ -47,10 +47,6 @@ CONFLICT_BACKOFF_SECONDS = 0.01
 # result, beside the message it returns (an idempotent answer is cached without them: they
 # describe the bucket now, not when the answer was first made).
 answer_headers: ContextVar[dict[str, str] | None] = ContextVar("answer_headers", default=None)
-
-
-def _mode(message: Message) -> str:
-    return "test" if message.test else "live"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +96,7 @@ def store_admitted(
     QuotaExceededError (402), MessageAlreadyExistsError (a replay: nothing spent) or
     ServiceUnavailableError. `keyed`: the message's id comes from an Idempotency-Key, so it may
     be stored already (by an attempt whose answer was lost)."""
-    mode = _mode(message)
+    mode = mode_of(message.test)
     # The answer's headers are known from here on: none without a send rate.
     answer_headers.set({})
     # The limits given were read eventually consistently: a refusal is only answered from a
@@ -166,5 +162,4 @@ def headers_now(workspace_id: str, mode: str) -> dict[str, str]:
         return {}
     if limits is None or limits.rate is None:
         return {}
-    headers: RateLimitHeaders = rate_limit_headers(limits.rate, limits.tat_us, now_micros())
-    return headers.as_headers()
+    return rate_limit_headers(limits.rate, limits.tat_us, now_micros()).as_headers()

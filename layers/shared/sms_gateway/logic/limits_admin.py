@@ -12,7 +12,6 @@ from sms_gateway.domain.limits import (
     MAX_TOP_UP,
     SendRate,
     check_send_rate,
-    money_text,
 )
 from sms_gateway.domain.pricing import is_currency
 from sms_gateway.logic import usage
@@ -73,11 +72,11 @@ def set_monthly_segments(workspace_id: str, monthly_segments: int | None) -> Non
     raise ServiceUnavailableError("the workspace's limits kept changing; try again")
 
 
-def top_up(workspace_id: str, amount: Decimal, currency: str) -> dict[str, str]:
+def top_up(workspace_id: str, amount: Decimal, currency: str) -> limits_store.Limits:
+    """The live limits after the top-up."""
     try:
-        after = limits_store.top_up(workspace_id, amount, currency)
+        return limits_store.top_up(workspace_id, amount, currency)
     except limits_store.WalletCurrencyError as exc:
         raise ValidationError(
             f"the wallet holds {exc.currency}; top it up in {exc.currency}", field="currency"
         ) from exc
-    return {"balance": money_text(after.quota.balance or Decimal(0)), "currency": currency}

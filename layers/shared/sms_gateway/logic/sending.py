@@ -15,7 +15,7 @@ from pydantic import ValidationError as PydanticValidationError
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sms_gateway.domain.callers import Caller
+from sms_gateway.domain.callers import Caller, mode_of
 from sms_gateway.domain.clock import iso, now_iso
 from sms_gateway.domain.errors import (
     A2pCampaignNotVerifiedError,
@@ -171,7 +171,7 @@ def prepare_send(workspace_id: str, request: SendRequest, *, test: bool) -> Prep
     destination = check_destination(request.to_phone_number)
     # The workspace's limits are read in the same request as the opt-outs (one round trip);
     # they are decided on last, when the message is written (logic.admission).
-    mode = "test" if test else "live"
+    mode = mode_of(test)
     read = opt_out_store.read_opt_outs(
         opt_out_store.scopes_for(use_case.id, use_case.messaging_service_sid),
         destination.e164,
@@ -216,7 +216,7 @@ def send_message(
     idempotency_key: str | None = None,
 ) -> Message:
     prepared = prepare_send(workspace_id, request, test=test)
-    mode = "test" if test else "live"
+    mode = mode_of(test)
     message = compose_message(workspace_id, prepared)
     if idempotency_key is not None:
         message.id = message_id_for_key(workspace_id, mode, idempotency_key)

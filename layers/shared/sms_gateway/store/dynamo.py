@@ -44,6 +44,11 @@ def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
 
 
+def exact_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Deserialize keeping every number a Decimal, exactly as stored (amounts of money)."""
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
 def condition_failed(exc: ClientError) -> bool:
     """Whether DynamoDB refused a write because its condition did not hold: for a conditional
     write that is an answer (a duplicate, a lost race), not an error."""

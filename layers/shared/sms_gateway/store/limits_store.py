@@ -14,12 +14,10 @@ Amounts are DynamoDB Numbers read as Decimal: a wallet's balance stays exact.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from sms_gateway.config import get_settings
@@ -33,7 +31,8 @@ from sms_gateway.domain.limits import (
 )
 from sms_gateway.domain.messages import Message
 from sms_gateway.store import aws_clients, catalog
-from sms_gateway.store.dynamo import from_item, to_value
+from sms_gateway.store.dynamo import exact_item, from_item
+from sms_gateway.store.expressions import Expression
 from sms_gateway.store.message_store import MessageAlreadyExistsError, message_to_item
 
 if TYPE_CHECKING:
@@ -41,14 +40,10 @@ if TYPE_CHECKING:
         AttributeValueTypeDef,
         ConditionCheckTypeDef,
         TransactWriteItemTypeDef,
-        UpdateTypeDef,
     )
 
 LIMITS_PREFIX = "limits#"
 USAGE_PREFIX = "usage#"
-
-_deserializer = TypeDeserializer()
-_PLACEHOLDER = re.compile(r"[#:][A-Za-z0-9_]+")
 
 
 def limits_sk(mode: str) -> str:
@@ -57,11 +52,6 @@ def limits_sk(mode: str) -> str:
 
 def usage_sk(mode: str, period: str) -> str:
     return f"{USAGE_PREFIX}{mode}#{period}"
-
-
-def decimal_fields(item: dict[str, AttributeValueTypeDef]) -> dict[str, Any]:
-    """An item with its numbers as Decimal (from_item turns fractions into floats)."""
-    return {k: _deserializer.deserialize(cast("Any", v)) for k, v in item.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +64,7 @@ class Limits:
 
     @classmethod
     def from_item(cls, item: dict[str, AttributeValueTypeDef]) -> Limits:
-        data = decimal_fields(item)
+        data = exact_item(item)
         rate = None
         if "sends_per_second" in data and "burst" in data:
             rate = SendRate(Decimal(data["sends_per_second"]), int(data["burst"]))
@@ -121,52 +111,7 @@ def read_usage(workspace_id: str, mode: str, period: str) -> dict[str, Any] | No
         TableName=catalog.table(), Key=_key(workspace_id, usage_sk(mode, period))
     )
     item = response.get("Item")
-    return decimal_fields(item) if item else None
-
-
-class Expression:
-    """One UpdateExpression with its condition, placeholder names and values."""
-
-    def __init__(self) -> None:
-        self.sets: list[str] = []
-        self.adds: list[str] = []
-        self.removes: list[str] = []
-        self.conditions: list[str] = []
-        self.names: dict[str, str] = {}
-        self.values: dict[str, AttributeValueTypeDef] = {}
-
-    def name(self, attribute: str) -> str:
-        placeholder = f"#{attribute}"
-        self.names[placeholder] = attribute
-        return placeholder
-
-    def value(self, value: Any) -> str:
-        placeholder = f":v{len(self.values)}"
-        self.values[placeholder] = to_value(value)
-        return placeholder
-
-    def update(self, table: str, key: dict[str, AttributeValueTypeDef]) -> UpdateTypeDef:
-        clauses = []
-        if self.sets:
-            clauses.append("SET " + ", ".join(self.sets))
-        if self.adds:
-            clauses.append("ADD " + ", ".join(self.adds))
-        if self.removes:
-            clauses.append("REMOVE " + ", ".join(self.removes))
-        update: UpdateTypeDef = {
-            "TableName": table,
-            "Key": key,
-            "UpdateExpression": " ".join(clauses),
-        }
-        if self.conditions:
-            update["ConditionExpression"] = " AND ".join(self.conditions)
-        # DynamoDB refuses a placeholder that no expression uses.
-        used = set(_PLACEHOLDER.findall(f"{update['UpdateExpression']} {self.conditions}"))
-        update["ExpressionAttributeNames"] = {k: v for k, v in self.names.items() if k in used}
-        values = {k: v for k, v in self.values.items() if k in used}
-        if values:
-            update["ExpressionAttributeValues"] = values
-        return update
+    return exact_item(item) if item else None
 
 
 @dataclass(frozen=True, slots=True)

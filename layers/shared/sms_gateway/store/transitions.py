@@ -12,10 +12,11 @@ from sms_gateway.domain.messages import HistoryEntry, MessageStatus
 from sms_gateway.domain.provider_events import ProviderEvent
 from sms_gateway.domain.status_table import TRANSITIONS
 from sms_gateway.store import aws_clients
-from sms_gateway.store.dynamo import to_value, write_if
+from sms_gateway.store.dynamo import write_if
+from sms_gateway.store.expressions import Expression
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+    pass
 
 S = MessageStatus
 
@@ -27,25 +28,13 @@ MAX_HISTORY_ENTRIES = 50
 DROPPED_EVENTS = "dropped_events"
 
 
-class _Update:
-    """Builds one UpdateExpression with placeholder names and values."""
+class _Update(Expression):
+    """A transition's UpdateExpression: of a message that exists."""
 
     def __init__(self) -> None:
-        self.sets: list[str] = []
-        self.removes: list[str] = []
-        self.conditions: list[str] = ["attribute_exists(#id)"]
-        self.names: dict[str, str] = {"#id": "id"}
-        self.values: dict[str, AttributeValueTypeDef] = {}
-
-    def name(self, attribute: str) -> str:
-        placeholder = f"#{attribute}"
-        self.names[placeholder] = attribute
-        return placeholder
-
-    def value(self, value: Any) -> str:
-        placeholder = f":v{len(self.values)}"
-        self.values[placeholder] = to_value(value)
-        return placeholder
+        super().__init__()
+        self.conditions.append("attribute_exists(#id)")
+        self.names["#id"] = "id"
 
     def set(self, attribute: str, value: Any) -> None:
         self.sets.append(f"{self.name(attribute)} = {self.value(value)}")
@@ -71,22 +60,9 @@ class _Update:
 
     def run(self, message_id: str) -> dict[str, Any] | None:
         """Apply the update; None when its condition does not hold."""
-        clauses = []
-        if self.sets:
-            clauses.append("SET " + ", ".join(self.sets))
-        if self.removes:
-            clauses.append("REMOVE " + ", ".join(self.removes))
-        expression = " ".join(clauses)
+        update = self.update(get_settings().messages_table, {"id": {"S": message_id}})
         response = write_if(
-            lambda: aws_clients.dynamodb().update_item(
-                TableName=get_settings().messages_table,
-                Key={"id": {"S": message_id}},
-                UpdateExpression=expression,
-                ConditionExpression=" AND ".join(self.conditions),
-                ExpressionAttributeNames=self.names,
-                ExpressionAttributeValues=self.values,
-                ReturnValues="ALL_NEW",
-            )
+            lambda: aws_clients.dynamodb().update_item(**update, ReturnValues="ALL_NEW")
         )
         if response is None:
             return None

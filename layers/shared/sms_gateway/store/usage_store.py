@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from sms_gateway.domain.clock import utc_now
 from sms_gateway.domain.usage import Effects
 from sms_gateway.store import aws_clients, catalog, limits_store
+from sms_gateway.store.dynamo import exact_item
+from sms_gateway.store.expressions import Expression
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
@@ -19,14 +20,10 @@ MARKER_PREFIX = "usage_batch#"
 # A marker outlives the stream's 24-hour retention, past which no retry can carry its batch.
 MARKER_TTL_SECONDS = 3 * 24 * 3600
 
-_deserializer = TypeDeserializer()
-
 
 def image(raw: dict[str, Any] | None) -> dict[str, Any] | None:
     """A stream image or a returned item as plain values (numbers as Decimal, exact)."""
-    if not raw:
-        return None
-    return {k: _deserializer.deserialize(v) for k, v in raw.items()}
+    return exact_item(raw) if raw else None
 
 
 def _marker(first_event_id: str, last_sequence: int) -> TransactWriteItemTypeDef:
@@ -61,7 +58,7 @@ def batch_writes(
         counters = delta.nonzero()
         if not counters:
             continue
-        expression = limits_store.Expression()
+        expression = Expression()
         for counter, amount in counters.items():
             expression.adds.append(f"{expression.name(counter)} {expression.value(amount)}")
         update = expression.update(
@@ -74,7 +71,7 @@ def batch_writes(
         sk = limits_store.limits_sk(mode)
         if (pk, sk) in no_refund:
             continue
-        expression = limits_store.Expression()
+        expression = Expression()
         expression.conditions.append(f"attribute_exists({expression.name('pk')})")
         if refund.segments_by_period and (pk, sk) not in no_quota_refund:
             # Only the latest month's segments can still be used; an older month is over.

@@ -1,10 +1,11 @@
-"""CatalogFunction: templates and sender IDs, what a workspace sends with."""
+"""CatalogFunction: templates and sender IDs, what a workspace sends with, and the secret that
+signs its status webhooks."""
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sms_gateway.api import sender_id_routes, template_routes
+from sms_gateway.api import caller_webhook_routes, sender_id_routes, template_routes
 from sms_gateway.api.http import build_resolver
 
 logger = Logger()
@@ -12,6 +13,7 @@ metrics = Metrics()
 app = build_resolver()
 app.include_router(template_routes.router)
 app.include_router(sender_id_routes.router)
+app.include_router(caller_webhook_routes.secret_router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -1,10 +1,11 @@
-"""MessagesQueryFunction: GET /v1/sms/{id}, GET /v1/sms/ and GET /v1/usage."""
+"""MessagesQueryFunction: GET /v1/sms/{id}, GET /v1/sms/, GET /v1/usage and
+GET /v1/sms/{id}/webhook-attempts."""
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sms_gateway.api import query_routes, usage_routes
+from sms_gateway.api import caller_webhook_routes, query_routes, usage_routes
 from sms_gateway.api.http import build_resolver
 
 logger = Logger()
@@ -12,6 +13,7 @@ metrics = Metrics()
 app = build_resolver()
 app.include_router(query_routes.router)
 app.include_router(usage_routes.router)
+app.include_router(caller_webhook_routes.attempts_router)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

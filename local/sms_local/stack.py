@@ -39,6 +39,14 @@ from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
 
 log = logging.getLogger("sms_local")
 
+# The retry schedule of status webhooks here: seconds (the template's default spans 28 hours).
+LOCAL_WEBHOOK_RETRY_DELAYS = "1,2,2,4,4,8,8"
+# Lambda runs several invocations of a function fed by SQS at once (a slow webhook receiver
+# must not hold up the others'). Here they share one process: only a function that keeps no
+# state of an invocation in its module may run twice at once (the handoff's batch processor
+# does; CallerWebhookFunction does not).
+CONCURRENT_POLLERS = {"CallerWebhookFunction": 4}
+
 # Keys of our handlers' structured logs worth one compact line each.
 _LOG_KEYS = ("message_id", "status", "provider_status", "applied", "result", "error_code", "code")
 
@@ -96,7 +104,13 @@ class LocalStackRunner:
         stack = create_resources(
             template,
             endpoint,
-            {"PublicBaseUrl": api.url, "TwilioApiBaseUrl": simulator.base_url},
+            {
+                "PublicBaseUrl": api.url,
+                "TwilioApiBaseUrl": simulator.base_url,
+                # Status webhooks retried within seconds, not a day: a receiver on the laptop
+                # sees its retries while one waits.
+                "CallerWebhookRetryDelays": LOCAL_WEBHOOK_RETRY_DELAYS,
+            },
         )
         environment = merged_environment(functions, stack.environment)
         use_local_aws(
@@ -105,6 +119,8 @@ class LocalStackRunner:
                 # Nowhere to ship EMF metrics to on a laptop; they would only clutter the log.
                 "POWERTOOLS_METRICS_DISABLED": "true",
                 **environment,
+                # Receivers on this machine: http:// to 127.0.0.1 may be called (only here).
+                "CALLER_WEBHOOK_ALLOW_LOOPBACK_HTTP": "true",
             },
         )
         for spec in functions.values():
@@ -127,9 +143,10 @@ class LocalStackRunner:
         self._stoppers.append(lambda: stop_stream_pollers(stream_pollers))
 
         for source in tpl.sqs_sources(template):
-            poller = SqsPoller(stack, source, functions[source.function])
-            poller.start()
-            self._stoppers.append(poller.stop)
+            for _ in range(CONCURRENT_POLLERS.get(source.function, 1)):
+                poller = SqsPoller(stack, source, functions[source.function])
+                poller.start()
+                self._stoppers.append(poller.stop)
 
         groups = [
             stack.refs[name]

@@ -62,10 +62,22 @@ AWS_USES: dict[tuple[str, Grant], str] = {
     ("ScheduledDispatchFunction", ("sqs:SendMessage", "ScheduleDeadLetterQueue")): (
         "Lambda's asynchronous DLQ, after the function failed"
     ),
-    ("UsageFunction", ("logs:CreateLogStream", "UsageLogGroup")): "Lambda's own logging",
-    ("UsageFunction", ("logs:PutLogEvents", "UsageLogGroup")): "Lambda's own logging",
     **{
-        ("UsageFunction", (f"dynamodb:{action}", "MessagesTable/stream")): (
+        (function, (f"logs:{action}", group)): "Lambda's own logging"
+        for function, group in (
+            ("MessageStreamFunction", "MessageStreamLogGroup"),
+            ("CallerWebhookFunction", "CallerWebhookLogGroup"),
+        )
+        for action in ("CreateLogStream", "PutLogEvents")
+    },
+    **{
+        ("CallerWebhookFunction", (f"sqs:{action}", "CallerWebhookQueue")): (
+            "the event source mapping"
+        )
+        for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
+    },
+    **{
+        ("MessageStreamFunction", (f"dynamodb:{action}", "MessagesTable/stream")): (
             "the event source mapping"
         )
         for action in ("DescribeStream", "GetRecords", "GetShardIterator", "ListStreams")

@@ -63,7 +63,7 @@ def test_send_documents_every_error_of_the_contract() -> None:
         "use_case_inactive", "no_sender_in_pool", "a2p_campaign_not_verified", "brand_suspended",
         "phone_invalid", "phone_landline", "recipient_opted_out", "region_not_permitted",
         "template_variable_missing", "template_variable_unknown", "validation_error",
-        "sender_id_invalid", "send_at_out_of_range", "idempotency_key_reused",
+        "sender_id_invalid", "send_at_out_of_range", "callback_url_invalid", "idempotency_key_reused",
     ]  # fmt: skip
 
 
@@ -89,6 +89,9 @@ OPERATIONS = {
     ("get", "/v1/sms/sender-ids"): ("listSenderIds", "Sender IDs"),
     ("delete", "/v1/sms/sender-ids/{sender_id}"): ("removeSenderId", "Sender IDs"),
     ("post", "/v1/webhook/twilio/sms-status"): ("receiveTwilioStatusCallback", "Webhooks"),
+    ("get", "/v1/webhook-secret"): ("getWebhookSecret", "Status webhooks"),
+    ("post", "/v1/webhook-secret/rotate"): ("rotateWebhookSecret", "Status webhooks"),
+    ("get", "/v1/sms/{id}/webhook-attempts"): ("listWebhookAttempts", "Status webhooks"),
 }
 UUID = {"type": "string", "format": "uuid"}
 
@@ -134,6 +137,7 @@ def test_every_operation_has_its_operation_id_and_tag() -> None:
         "Sender IDs",
         "Webhooks",
         "Usage",
+        "Status webhooks",
     ]
 
 

@@ -156,7 +156,11 @@ def test_every_dead_letter_queue_has_an_alarm() -> None:
         for a in alarms().values()
         if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
     }
-    assert dead_letter_queues == {"HandoffDeadLetterQueue", "ScheduleDeadLetterQueue"}
+    assert dead_letter_queues == {
+        "HandoffDeadLetterQueue",
+        "ScheduleDeadLetterQueue",
+        "CallerWebhookDeadLetterQueue",
+    }
     assert dead_letter_queues <= alarmed
     for alarm in alarms().values():
         if alarm.get("MetricName") == "ApproximateNumberOfMessagesVisible":
@@ -174,9 +178,9 @@ def test_handoff_errors_are_alarmed() -> None:
 
 def test_usage_falling_behind_the_stream_is_alarmed() -> None:
     (alarm,) = [a for a in alarms().values() if a.get("MetricName") == "IteratorAge"]
-    assert metric_dimension(alarm) == "UsageFunction"
+    assert metric_dimension(alarm) == "MessageStreamFunction"
     # Lambda retries a failing batch until it succeeds: counters wait, never skip a record.
-    (source,) = TEMPLATE["Resources"]["UsageFunction"]["Properties"]["Events"].values()
+    (source,) = TEMPLATE["Resources"]["MessageStreamFunction"]["Properties"]["Events"].values()
     assert source["Type"] == "DynamoDB"
     assert source["Properties"]["MaximumRetryAttempts"] == -1
     assert source["Properties"]["BisectBatchOnFunctionError"] is False
@@ -233,8 +237,9 @@ def test_tables_are_on_demand_recoverable_and_encrypted(table: str) -> None:
 @pytest.mark.parametrize("table", sorted(tpl.resources_of_type(TEMPLATE, "AWS::DynamoDB::Table")))
 def test_tables_holding_state_are_retained_and_protected_the_others_go(table: str) -> None:
     resource = RESOURCES[table]
-    if table == "IdempotencyTable":
-        # Deleting the stack deletes it: protection would make that fail.
+    if table in ("IdempotencyTable", "WebhookAttemptsTable"):
+        # Records that expire, not state: deleting the stack deletes them (protection would
+        # make that fail).
         assert "DeletionPolicy" not in resource
         assert "DeletionProtectionEnabled" not in props(table)
         return
@@ -301,8 +306,27 @@ def test_parameters_of_the_issue_exist() -> None:
         "Stage", "PublicBaseUrl", "TwilioApiBaseUrl", "HandoffMaximumConcurrency",
         "LogRetentionDays", "AlarmTopicArn", "TableDeletionProtection", "TwilioSecretPrefix",
         "UseCaseCacheTtlSeconds", "ApiThrottlingRateLimit", "ApiThrottlingBurstLimit",
-        "WebhookReservedConcurrency",
+        "WebhookReservedConcurrency", "CallerWebhookRetryDelays",
     } <= set(TEMPLATE["Parameters"])  # fmt: skip
+
+
+def test_status_webhooks_are_retried_for_more_than_a_day_within_what_sqs_can_hide() -> None:
+    from sms_gateway.domain.caller_webhooks import MAX_RETRY_DELAY_SECONDS, parse_retry_delays
+
+    parameter = TEMPLATE["Parameters"]["CallerWebhookRetryDelays"]
+    delays = parse_retry_delays(parameter["Default"])
+    assert sum(delays) >= 24 * 3600
+    assert max(delays) <= MAX_RETRY_DELAY_SECONDS
+    # The function moves a job to the dead-letter queue after its last attempt; the queue's
+    # own redrive is a backstop past it.
+    redrive = props("CallerWebhookQueue")["RedrivePolicy"]["maxReceiveCount"]
+    assert redrive > len(delays) + 1
+    function = props("CallerWebhookFunction")
+    assert function["Environment"]["Variables"]["CALLER_WEBHOOK_RETRY_DELAYS"] == {
+        "Ref": "CallerWebhookRetryDelays"
+    }
+    # SQS's advice for an event source mapping: 6 x the function's timeout.
+    assert props("CallerWebhookQueue")["VisibilityTimeout"] >= 6 * function["Timeout"]
 
 
 def test_outputs_name_the_urls_tables_and_queues() -> None:

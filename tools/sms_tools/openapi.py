@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Tag
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from sms_gateway.api import (
+    caller_webhook_routes,
     cancel_routes,
     docs,
     query_routes,
@@ -38,6 +39,8 @@ ROUTERS = (
     sender_id_routes.router,
     usage_routes.router,
     webhook_routes.router,
+    caller_webhook_routes.secret_router,
+    caller_webhook_routes.attempts_router,
 )
 
 

@@ -40,6 +40,17 @@ class Settings(BaseModel):
     secret_cache_seconds: int = Field(default=300, ge=0)
     use_case_cache_ttl_seconds: float = Field(default=30.0, ge=0)
     idempotency_ttl_seconds: int = Field(default=86_400, gt=0)
+    # Status webhooks to callers: the queue of their jobs, where a job goes after its last
+    # attempt, the attempts' table, and the retry schedule (seconds before each retry).
+    caller_webhook_queue_url: str = ""
+    caller_webhook_dead_letter_queue_url: str = ""
+    webhook_attempts_table: str = ""
+    caller_webhook_retry_delays: str = "5,300,1800,7200,18000,36000,36000"
+    # The whole of one attempt: connection, TLS, request and the answer's status.
+    caller_webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Only the local stack sets it: http:// and loopback addresses become callable, so that a
+    # receiver on the laptop gets its webhooks. Every other private address stays refused.
+    caller_webhook_allow_loopback_http: bool = False
 
 
 _FIELDS = tuple(Settings.model_fields)

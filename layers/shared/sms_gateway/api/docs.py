@@ -30,6 +30,7 @@ TEMPLATES_TAG = "Templates"
 SENDER_IDS_TAG = "Sender IDs"
 WEBHOOKS_TAG = "Webhooks"
 USAGE_TAG = "Usage"
+STATUS_WEBHOOKS_TAG = "Status webhooks"
 TAGS = {
     MESSAGES_TAG: "Send SMS and track their delivery",
     USE_CASES_TAG: "The use cases messages are sent through (sender pool, compliance state)",
@@ -37,6 +38,8 @@ TAGS = {
     SENDER_IDS_TAG: "Alphanumeric senders a workspace may send from",
     WEBHOOKS_TAG: "Callbacks from the SMS provider",
     USAGE_TAG: "What a workspace used in a month, and its quota, wallet and send rate",
+    STATUS_WEBHOOKS_TAG: "Signed webhooks (Standard Webhooks) to your status_callback_url "
+    "when a message's status changes: the signing secret, and each message's attempts",
 }
 
 # Where route_doc puts the parameters it documents; sms_tools.openapi merges them with the ones

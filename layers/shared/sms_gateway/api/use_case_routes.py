@@ -9,7 +9,12 @@ from pydantic import BaseModel, ConfigDict
 from sms_gateway.api.caller import SCOPE_MANAGE, require_scope
 from sms_gateway.api.docs import USE_CASES_TAG, id_parameter, links_by_id, route_doc
 from sms_gateway.api.http import json_object, json_response
-from sms_gateway.domain.errors import UseCaseNotFoundError, ValidationError, refuse_unknown_fields
+from sms_gateway.domain.errors import (
+    CallbackUrlInvalidError,
+    UseCaseNotFoundError,
+    ValidationError,
+    refuse_unknown_fields,
+)
 from sms_gateway.domain.messages import UuidStr
 from sms_gateway.domain.use_cases import UseCaseSpec
 from sms_gateway.logic import use_case_admin
@@ -37,7 +42,7 @@ class UseCaseListOut(BaseModel):
         tag=USE_CASES_TAG,
         scope=SCOPE_MANAGE,
         success=(201, "The created use case", UseCaseOut),
-        errors=(ValidationError,),
+        errors=(ValidationError, CallbackUrlInvalidError),
         request_model=UseCaseSpec,
         links=links_by_id("getUseCase", "updateUseCase", "deleteUseCase"),
     ),
@@ -92,7 +97,7 @@ def handle_get_use_case(id: str) -> Response[str]:
         tag=USE_CASES_TAG,
         scope=SCOPE_MANAGE,
         success=(200, "The changed use case", UseCaseOut),
-        errors=(UseCaseNotFoundError, ValidationError),
+        errors=(UseCaseNotFoundError, ValidationError, CallbackUrlInvalidError),
         request_model=UseCaseSpec,
         partial_request=True,
         parameters=(id_parameter("use case"),),

@@ -165,6 +165,14 @@ class SendAtOutOfRangeError(GatewayError):
     code = "send_at_out_of_range"
 
 
+class CallbackUrlInvalidError(GatewayError):
+    """A status_callback_url we will not call: not https, or a literal private, loopback,
+    link-local or cloud metadata address."""
+
+    status = 422
+    code = "callback_url_invalid"
+
+
 class QuotaExceededError(GatewayError):
     """Neither the monthly quota nor the wallet covers the send: nothing was stored or sent."""
 
@@ -205,4 +213,5 @@ SEND_ERRORS: tuple[type[GatewayError], ...] = (
     ValidationError,
     SenderIdInvalidError,
     SendAtOutOfRangeError,
+    CallbackUrlInvalidError,
 )

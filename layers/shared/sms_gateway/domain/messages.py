@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,6 +65,9 @@ API_FIELDS = (
     "country",
     "external_id",
     "validity_period",
+    "status_callback_url",
+    "status_callback_method",
+    "delivery_receipt",
 )
 
 
@@ -84,6 +87,9 @@ PREVIEW_FIELDS = (
     "validity_period",
     "send_at",
     "test",
+    "status_callback_url",
+    "status_callback_method",
+    "delivery_receipt",
 )
 
 # A caller's own id for a message: 1 to 255 characters, no control characters.
@@ -171,6 +177,19 @@ class Message(BaseModel):
         description="Seconds the message may wait to be handed to the carrier; past it, it "
         "ends failed with error_code 99005",
     )
+    status_callback_url: str | None = Field(
+        default=None,
+        description="Where the message's status changes are pushed (signed webhooks): the "
+        "send's, else its use case's",
+    )
+    status_callback_method: Literal["POST", "GET"] | None = Field(
+        default=None, description="POST (JSON body) or GET (query parameters); null: POST"
+    )
+    delivery_receipt: bool | None = Field(
+        default=None,
+        description="false: no status webhooks for this message; true (the default): they go "
+        "to status_callback_url when there is one",
+    )
     # Internal: the Twilio subaccount that must sign this message's callbacks, and the handoff
     # worker's claim (set before the provider is called).
     account_sid: str | None = None
@@ -199,6 +218,8 @@ class Message(BaseModel):
     def to_api(self, *, with_history: bool = False) -> dict[str, Any]:
         data = self.model_dump(mode="json")
         out = {name: data[name] for name in API_FIELDS}
+        # Stored only when false (an absent attribute costs no write bytes); true by default.
+        out["delivery_receipt"] = self.delivery_receipt is not False
         if with_history:
             out["history"] = [entry.model_dump(mode="json") for entry in self.history]
         return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 import phonenumbers
 from pydantic import (
@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from sms_gateway.domain.callback_urls import MAX_CALLBACK_URL_CHARS
 from sms_gateway.domain.sender_ids import is_sender_id
 
 
@@ -177,6 +178,18 @@ class UseCaseSpec(BaseModel):
     brand_status: BrandStatus = BrandStatus.ACTIVE
     allowed_countries: list[CountryCode] = Field(
         default_factory=list, max_length=250, json_schema_extra={"uniqueItems": True}
+    )
+    # The default destination of its messages' status webhooks (checked against SSRF by
+    # logic.caller_webhook_settings, with its own error code).
+    status_callback_url: str | None = Field(
+        default=None,
+        max_length=MAX_CALLBACK_URL_CHARS,
+        description="https URL that receives the status webhooks of this use case's messages "
+        "whose send names none",
+        json_schema_extra={"format": "uri"},
+    )
+    status_callback_method: Literal["POST", "GET"] = Field(
+        default="POST", description="How status_callback_url is called: POST (JSON) or GET"
     )
 
     @model_validator(mode="after")

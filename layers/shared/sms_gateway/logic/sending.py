@@ -15,6 +15,8 @@ from pydantic import ValidationError as PydanticValidationError
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from sms_gateway.domain.callback_urls import MAX_CALLBACK_URL_CHARS
+from sms_gateway.domain.caller_webhooks import CallbackMethod
 from sms_gateway.domain.callers import Caller, mode_of
 from sms_gateway.domain.clock import iso, now_iso
 from sms_gateway.domain.errors import (
@@ -43,7 +45,13 @@ from sms_gateway.domain.messages import (
 from sms_gateway.domain.phone import check_destination
 from sms_gateway.domain.sender_ids import SENDER_ID_PATTERN
 from sms_gateway.domain.use_cases import A2pCampaignStatus, BrandStatus, CountryCode, UseCase
-from sms_gateway.logic import admission, composing, scheduling, use_case_admin
+from sms_gateway.logic import (
+    admission,
+    caller_webhook_settings,
+    composing,
+    scheduling,
+    use_case_admin,
+)
 from sms_gateway.logic.composing import MAX_MESSAGE_CHARS as MAX_MESSAGE_CHARS
 from sms_gateway.store import idempotency, limits_store, message_store, opt_out_store, schedules
 
@@ -114,6 +122,20 @@ class SendRequest(BaseModel):
         description="RFC 3339 with an offset, from one hour ago to 30 days ahead; "
         "omitted or null: send now",
     )
+    status_callback_url: str | None = Field(
+        default=None,
+        description="https URL that receives the message's status changes as signed webhooks "
+        "(Standard Webhooks); omitted: the use case's, if it has one",
+        json_schema_extra={"format": "uri", "maxLength": MAX_CALLBACK_URL_CHARS},
+    )
+    status_callback_method: CallbackMethod | None = Field(
+        default=None,
+        description="POST (a JSON body, the default) or GET (the same fields as query "
+        "parameters); omitted: the use case's",
+    )
+    delivery_receipt: bool = Field(
+        default=True, description="false: no status webhooks for this message"
+    )
 
     @model_validator(mode="after")
     def _message_or_template(self) -> SendRequest:
@@ -162,6 +184,8 @@ class PreparedSend:
     test: bool
     # The workspace's limits as read with the opt-outs (None: it has none).
     limits: limits_store.Limits | None = None
+    # Where and how the message's status webhooks go.
+    receipts: caller_webhook_settings.Receipts = caller_webhook_settings.NO_RECEIPTS
 
 
 def prepare_send(workspace_id: str, request: SendRequest, *, test: bool) -> PreparedSend:
@@ -193,6 +217,12 @@ def prepare_send(workspace_id: str, request: SendRequest, *, test: bool) -> Prep
     )
     sender = composing.decide_sender(workspace_id, request.sender_id, country)
     send_time = scheduling.parse_send_at(request.send_at)
+    receipts = caller_webhook_settings.receipts_for(
+        use_case,
+        request.status_callback_url,
+        request.status_callback_method,
+        delivery_receipt=request.delivery_receipt,
+    )
     return PreparedSend(
         use_case=use_case,
         to_number=destination.e164,
@@ -205,6 +235,7 @@ def prepare_send(workspace_id: str, request: SendRequest, *, test: bool) -> Prep
         scheduled_for=send_time.scheduled_for,
         test=test,
         limits=limits_store.Limits.from_item(read.other) if read.other else None,
+        receipts=receipts,
     )
 
 
@@ -277,6 +308,9 @@ def compose_into(message: Message, prepared: PreparedSend) -> None:
     message.country = prepared.country
     message.external_id = prepared.external_id
     message.validity_period = prepared.validity_period
+    message.status_callback_url = prepared.receipts.url
+    message.status_callback_method = prepared.receipts.method
+    message.delivery_receipt = prepared.receipts.delivery_receipt
 
 
 def _schedule(message_id: str, moment: datetime, *, keyed: bool) -> None:
@@ -316,6 +350,9 @@ def _same_send(existing: Message, attempted: Message) -> bool:
         and existing.country == attempted.country
         and existing.external_id == attempted.external_id
         and existing.validity_period == attempted.validity_period
+        and existing.status_callback_url == attempted.status_callback_url
+        and existing.status_callback_method == attempted.status_callback_method
+        and existing.delivery_receipt == attempted.delivery_receipt
     )
     return same_text_to_same_person and attempted.send_at in (None, existing.send_at)
 

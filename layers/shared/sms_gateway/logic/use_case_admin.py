@@ -12,6 +12,7 @@ from sms_gateway.domain.clock import now_iso
 from sms_gateway.domain.errors import UseCaseNotFoundError, ValidationError
 from sms_gateway.domain.ids import is_uuid, new_id
 from sms_gateway.domain.use_cases import UseCase, UseCaseSpec
+from sms_gateway.logic import caller_webhook_settings
 from sms_gateway.store import api_keys, use_case_store
 
 
@@ -81,8 +82,14 @@ def check_caller_may_use(workspace_id: str, spec: UseCaseSpec) -> None:
     check_service_account(spec)
 
 
+def check_callback(spec: UseCaseSpec) -> None:
+    if spec.status_callback_url is not None:
+        caller_webhook_settings.check_callback_url(spec.status_callback_url)
+
+
 def create_use_case(workspace_id: str, spec: UseCaseSpec) -> UseCase:
     check_secret_location(spec)
+    check_callback(spec)
     now = now_iso()
     use_case = UseCase(
         **spec.model_dump(), id=new_id(), workspace_id=workspace_id, created_at=now, updated_at=now
@@ -120,6 +127,8 @@ def update_use_case(
     merged = {**current.model_dump(mode="json", include=set(UseCaseSpec.model_fields)), **changes}
     spec = parse_spec(merged)
     check_secret_location(spec)
+    if "status_callback_url" in changes:
+        check_callback(spec)
     if check_owner and {"twilio_account_sid", "messaging_service_sid"} & set(changes):
         check_caller_may_use(workspace_id, spec)
     normalized = spec.model_dump(mode="json", include=set(changes))

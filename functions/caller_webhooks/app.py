@@ -1,0 +1,97 @@
+"""CallerWebhookFunction: delivers status webhook jobs from the caller webhook queue.
+
+A batch's jobs run side by side, one thread per message (a message's own events in queue
+order): a receiver that hangs for its whole 10 seconds holds up no other receiver's webhook.
+A job the receiver did not take is hidden for the retry schedule's wait and reported failed (the
+event source mapping leaves it in the queue); after its last attempt it goes to the dead-letter
+queue. No module-level state changes per invocation, so invocations may run at once.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from sms_gateway.logic.caller_webhook_delivery import Outcome, deliver
+from sms_gateway.store import caller_webhook_queue
+
+logger = Logger()
+
+# Threads of one invocation: a batch holds at most 10 jobs.
+MAX_THREADS = 10
+
+
+def _receives(record: dict[str, Any]) -> int:
+    return int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
+
+
+def _deliver_record(record: dict[str, Any]) -> bool:
+    """Whether the record is done (deleted from the queue); False leaves it for a retry."""
+    body = str(record.get("body", ""))
+    try:
+        job = caller_webhook_queue.parse_job(body)
+    except ValidationError:
+        # Never deliverable: kept aside for the operator rather than retried for a day.
+        logger.error("unreadable webhook job", extra={"sqs_message_id": record.get("messageId")})
+        caller_webhook_queue.dead_letter(body)
+        return True
+    result = deliver(job, _receives(record))
+    if result.outcome is Outcome.RETRY:
+        assert result.retry_in_seconds is not None
+        caller_webhook_queue.delay_redelivery(record["receiptHandle"], result.retry_in_seconds)
+        return False
+    if result.outcome is Outcome.GAVE_UP:
+        logger.warning(
+            "webhook gave up after its last attempt",
+            extra={"message_id": job.message_id, "webhook_id": job.webhook_id},
+        )
+        caller_webhook_queue.dead_letter(body)
+    return True
+
+
+def _deliver_in_order(records: list[dict[str, Any]]) -> list[str]:
+    """One message's jobs, in order; the ids of those left for a retry."""
+    failed = []
+    for record in records:
+        try:
+            done = _deliver_record(record)
+        except Exception:
+            # Left in the queue: it comes back after the queue's visibility timeout.
+            logger.exception("webhook job failed", extra={"sqs_message_id": record["messageId"]})
+            done = False
+        if not done:
+            failed.append(str(record["messageId"]))
+    return failed
+
+
+def _message_of(record: dict[str, Any]) -> str:
+    try:
+        return caller_webhook_queue.parse_job(str(record.get("body", ""))).message_id
+    except ValidationError:
+        return str(record.get("messageId"))
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in event.get("Records", []):
+        groups.setdefault(_message_of(record), []).append(record)
+    failed: list[str] = []
+    if groups:
+        with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(groups))) as pool:
+            # Each thread runs in a copy of this context (the logger's keys, the local stack's
+            # notion of which function is running), as a thread of its own would not.
+            run: Callable[[list[dict[str, Any]]], list[str]] = _deliver_in_order
+            futures = [
+                pool.submit(contextvars.copy_context().run, run, records)
+                for records in groups.values()
+            ]
+            for future in futures:
+                failed.extend(future.result())
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

@@ -1,0 +1,118 @@
+"""The attempts to deliver a message's status webhooks, one item each, in their own table:
+
+    message_id  <sequence, 4 digits>#<attempted_at>#<nonce>
+
+so a message's attempts are one Query, in event order then time order. An item expires
+(TTL) long after its message stopped changing; a message has at most one event per status and
+each event a bounded number of attempts, so the list cannot grow without bound.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sms_gateway.config import get_settings
+from sms_gateway.store import aws_clients
+from sms_gateway.store.dynamo import from_item, to_item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef
+
+# How long an attempt is kept.
+RETENTION_SECONDS = 90 * 24 * 3600
+# The most attempts a listing reads: far more than a message can make (5 events, each retried
+# along the schedule), so it only bounds a read.
+MAX_LISTED = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    message_id: str
+    webhook_id: str
+    type: str
+    sequence: int
+    attempt: int
+    attempted_at: str
+    status_code: int | None
+    error: str | None
+    next_attempt_at: str | None
+    delivered: bool
+
+
+def _sequence_prefix(sequence: int) -> str:
+    return f"{sequence:04d}#"
+
+
+def record(attempt: Attempt) -> None:
+    data: dict[str, Any] = {
+        "message_id": attempt.message_id,
+        # The nonce keeps two deliveries of one job in the same millisecond apart.
+        "attempt_key": f"{_sequence_prefix(attempt.sequence)}{attempt.attempted_at}#"
+        f"{secrets.token_hex(4)}",
+        "webhook_id": attempt.webhook_id,
+        "type": attempt.type,
+        "sequence": attempt.sequence,
+        "attempt": attempt.attempt,
+        "attempted_at": attempt.attempted_at,
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "next_attempt_at": attempt.next_attempt_at,
+        "delivered": attempt.delivered,
+        "expiration": int(time.time()) + RETENTION_SECONDS,
+    }
+    aws_clients.dynamodb().put_item(
+        TableName=get_settings().webhook_attempts_table, Item=to_item(data)
+    )
+
+
+def was_delivered(message_id: str, sequence: int) -> bool:
+    """Whether an attempt at this event was taken (a duplicate job then has nothing to do)."""
+    response = aws_clients.dynamodb().query(
+        TableName=get_settings().webhook_attempts_table,
+        KeyConditionExpression="message_id = :m AND begins_with(attempt_key, :p)",
+        FilterExpression="delivered = :true",
+        ExpressionAttributeValues={
+            ":m": {"S": message_id},
+            ":p": {"S": _sequence_prefix(sequence)},
+            ":true": {"BOOL": True},
+        },
+        ProjectionExpression="message_id",
+        ConsistentRead=True,
+    )
+    return bool(response.get("Items"))
+
+
+def list_attempts(message_id: str) -> list[Attempt]:
+    request: QueryInputTypeDef = {
+        "TableName": get_settings().webhook_attempts_table,
+        "KeyConditionExpression": "message_id = :m",
+        "ExpressionAttributeValues": {":m": {"S": message_id}},
+        "ConsistentRead": True,
+    }
+    found: list[Attempt] = []
+    while len(found) < MAX_LISTED:
+        response = aws_clients.dynamodb().query(**request)
+        for raw in response.get("Items", []):
+            item = from_item(raw)
+            found.append(
+                Attempt(
+                    message_id=item["message_id"],
+                    webhook_id=item["webhook_id"],
+                    type=item["type"],
+                    sequence=int(item["sequence"]),
+                    attempt=int(item["attempt"]),
+                    attempted_at=item["attempted_at"],
+                    status_code=item.get("status_code"),
+                    error=item.get("error"),
+                    next_attempt_at=item.get("next_attempt_at"),
+                    delivered=bool(item.get("delivered")),
+                )
+            )
+        last = response.get("LastEvaluatedKey")
+        if not last:
+            break
+        request["ExclusiveStartKey"] = last
+    return found[:MAX_LISTED]

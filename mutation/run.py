@@ -60,6 +60,10 @@ MODULES = (
     "store/limits_store.py",
     "store/expressions.py",
     "store/usage_store.py",
+    "domain/caller_webhooks.py",
+    "domain/callback_urls.py",
+    "logic/caller_webhook_delivery.py",
+    "store/webhook_http.py",
 )
 
 # The unit and integration tests; mutmut runs, for each mutant, only those that reach its

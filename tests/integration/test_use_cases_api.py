@@ -57,7 +57,8 @@ def test_create_returns_the_resource_with_id_and_times(tenant: Tenant) -> None:
     uuid.UUID(body["id"])
     assert body["created_at"] == body["updated_at"]
     assert {k: v for k, v in body.items() if k not in {"id", "created_at", "updated_at"}} == (
-        resource()
+        # What a use case has when its owner names no status webhook receiver.
+        resource() | {"status_callback_url": None, "status_callback_method": "POST"}
     )
 
 

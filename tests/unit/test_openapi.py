@@ -63,7 +63,8 @@ def test_send_documents_every_error_of_the_contract() -> None:
         "use_case_inactive", "no_sender_in_pool", "a2p_campaign_not_verified", "brand_suspended",
         "phone_invalid", "phone_landline", "recipient_opted_out", "region_not_permitted",
         "template_variable_missing", "template_variable_unknown", "validation_error",
-        "sender_id_invalid", "send_at_out_of_range", "callback_url_invalid", "idempotency_key_reused",
+        "sender_id_invalid", "send_at_out_of_range", "callback_url_invalid",
+        "idempotency_key_reused",
     ]  # fmt: skip
 
 

@@ -18,17 +18,16 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from sms_gateway.config import get_settings
 from sms_gateway.logic.caller_webhook_delivery import Outcome, deliver
-from sms_gateway.store import caller_webhook_queue
+from sms_gateway.store import aws_clients, caller_webhook_queue
 
 logger = Logger()
 
 # Threads of one invocation: a batch holds at most 10 jobs.
 MAX_THREADS = 10
-
-
-def _receives(record: dict[str, Any]) -> int:
-    return int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
+# What an attempt needs besides its HTTP call: the reads and writes around it.
+MARGIN_SECONDS = 5
 
 
 def _deliver_record(record: dict[str, Any]) -> bool:
@@ -41,7 +40,7 @@ def _deliver_record(record: dict[str, Any]) -> bool:
         logger.error("unreadable webhook job", extra={"sqs_message_id": record.get("messageId")})
         caller_webhook_queue.dead_letter(body)
         return True
-    result = deliver(job, _receives(record))
+    result = deliver(job)
     if result.outcome is Outcome.RETRY:
         assert result.retry_in_seconds is not None
         caller_webhook_queue.delay_redelivery(record["receiptHandle"], result.retry_in_seconds)
@@ -55,10 +54,18 @@ def _deliver_record(record: dict[str, Any]) -> bool:
     return True
 
 
-def _deliver_in_order(records: list[dict[str, Any]]) -> list[str]:
-    """One message's jobs, in order; the ids of those left for a retry."""
+def _deliver_in_order(
+    records: list[dict[str, Any]], seconds_left: Callable[[], float]
+) -> list[str]:
+    """One message's jobs, in order; the ids of those left for a retry. A job is only started
+    while a whole attempt still fits in the invocation: one cut off by Lambda's timeout would
+    leave the batch to come back after the queue's visibility timeout."""
     failed = []
     for record in records:
+        if seconds_left() < get_settings().caller_webhook_timeout_seconds + MARGIN_SECONDS:
+            caller_webhook_queue.delay_redelivery(record["receiptHandle"], 0)
+            failed.append(str(record["messageId"]))
+            continue
         try:
             done = _deliver_record(record)
         except Exception:
@@ -79,6 +86,14 @@ def _message_of(record: dict[str, Any]) -> str:
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # The clients are made here, once: botocore makes no two clients at once safely, and the
+    # threads below would all make theirs on a cold start.
+    aws_clients.dynamodb()
+    aws_clients.sqs()
+
+    def seconds_left() -> float:
+        return context.get_remaining_time_in_millis() / 1000
+
     groups: dict[str, list[dict[str, Any]]] = {}
     for record in event.get("Records", []):
         groups.setdefault(_message_of(record), []).append(record)
@@ -87,9 +102,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(groups))) as pool:
             # Each thread runs in a copy of this context (the logger's keys, the local stack's
             # notion of which function is running), as a thread of its own would not.
-            run: Callable[[list[dict[str, Any]]], list[str]] = _deliver_in_order
+            run: Callable[..., list[str]] = _deliver_in_order
             futures = [
-                pool.submit(contextvars.copy_context().run, run, records)
+                pool.submit(contextvars.copy_context().run, run, records, seconds_left)
                 for records in groups.values()
             ]
             for future in futures:

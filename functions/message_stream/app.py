@@ -1,6 +1,6 @@
-"""MessageStreamFunction: the messages table's stream, read once for two jobs (DynamoDB Streams
-throttles more than two readers of a shard, and HandoffPipe is the other): status webhook
-events go to the caller webhook queue, then usage counters and refunds are applied."""
+"""UsageFunction (its template id since before it also queued events): the messages table's
+stream, read once for two jobs (DynamoDB Streams throttles more than two readers of a shard,
+and HandoffPipe is the other): usage counters and refunds, then status webhook events."""
 
 from typing import Any
 
@@ -16,13 +16,14 @@ logger = Logger()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
     records = event.get("Records", [])
     # Raising fails the whole batch, which the event source mapping retries from its first
-    # record. Events first: a retry queues them again (the same webhook-ids, dropped at
-    # delivery once taken), while usage recognizes a batch it applied by its marker
-    # (logic/usage.py).
-    queued = caller_webhook_events.enqueue_events(records)
+    # record. Usage first: a batch it applied before is recognized by its marker
+    # (logic/usage.py), so a retry after the events failed to queue queues them once more
+    # without counting anything twice; the events of a batch whose usage keeps failing are not
+    # queued again at every retry.
     applied = usage.apply_batch(records)
+    queued = caller_webhook_events.enqueue_events(records)
     logger.info(
         "stream batch applied",
-        extra={"records": len(records), "webhook_events": queued, "usage_new": applied},
+        extra={"records": len(records), "usage_new": applied, "webhook_events": queued},
     )
     return {"applied": applied, "webhook_events": queued}

@@ -18,6 +18,10 @@ records and nothing written after. `install_item_snapshots` makes a transaction 
 cancellation put back in place, only the items it names (and take the stream records it added off
 the same stream), with moto's own code doing everything else; see `snapshot_transaction`.
 
+SQS refuses a message body holding a character outside XML's (U+0009, U+000A, U+000D, U+0020 to
+U+D7FF, U+E000 to U+FFFD, U+10000 and up) with InvalidMessageContents; moto takes any. So does
+the emulator now (`install_sqs_body_check`), so a body that AWS would refuse fails here too.
+
 The tests, the local stack and the benchmarks all start AWS through `start_local_aws`, so none of
 them can forget this. `serialize_dynamodb=False` exists for one reader: the benchmark that
 measures what the lock costs, against the same server without it.
@@ -47,6 +51,8 @@ from moto.moto_server.werkzeug_app import (
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.sqs.exceptions import SQSException
+from moto.sqs.models import SQSBackend
 from werkzeug.serving import BaseWSGIServer, make_server
 
 # moto's backend names (the Flask app's `service`) whose data DynamoDB keeps per item.
@@ -127,6 +133,7 @@ class LocalAws:
 
     def start(self) -> LocalAws:
         install_item_snapshots()
+        install_sqs_body_check()
         # moto keeps its backends in module globals, not in the server: a server started after
         # another in the same process (mutation testing runs the suite several times in one
         # process) would find the last one's tables. A new server starts empty, as a new
@@ -289,3 +296,45 @@ def install_item_snapshots() -> None:
             return
         dynamodb_models.copy = _CopyWithoutTables()  # type: ignore[attr-defined,assignment]
         DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+
+
+class InvalidMessageContents(SQSException):
+    def __init__(self, character: str) -> None:
+        super().__init__(
+            "InvalidMessageContents",
+            f"Invalid binary character '#x{ord(character):X}' was found in the message body, "
+            "the set of allowed characters is #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to "
+            "#xFFFD | #x10000 to #x10FFFF",
+        )
+
+
+def first_character_sqs_refuses(body: str) -> str | None:
+    for character in body:
+        code = ord(character)
+        if not (
+            code in (0x9, 0xA, 0xD)
+            or 0x20 <= code <= 0xD7FF
+            or 0xE000 <= code <= 0xFFFD
+            or code >= 0x10000
+        ):
+            return character
+    return None
+
+
+_moto_validate_message = SQSBackend._validate_message
+
+
+def _validate_message(
+    self: SQSBackend, queue: Any, message_body: str, *args: Any, **kwargs: Any
+) -> None:
+    refused = first_character_sqs_refuses(message_body)
+    if refused is not None:
+        raise InvalidMessageContents(refused)
+    _moto_validate_message(self, queue, message_body, *args, **kwargs)
+
+
+def install_sqs_body_check() -> None:
+    """Make moto refuse the message bodies SQS refuses. Idempotent; for the whole process."""
+    with _install_lock:
+        if SQSBackend._validate_message is not _validate_message:
+            SQSBackend._validate_message = _validate_message  # type: ignore[method-assign]

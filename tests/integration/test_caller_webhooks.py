@@ -1,6 +1,6 @@
 """Status webhooks to callers, through the local stack's real parts: a send names a receiver on
 127.0.0.1, the status changes are written as the callbacks write them, the messages stream feeds
-MessageStreamFunction, whose jobs CallerWebhookFunction takes from its SQS queue and sends,
+UsageFunction, whose jobs CallerWebhookFunction takes from its SQS queue and sends,
 signed, to the receiver. Each receiver verifies with the Standard Webhooks reference library."""
 
 from __future__ import annotations
@@ -529,3 +529,118 @@ def test_another_workspace_s_message_has_no_attempts_to_show(
     assert response.status == 404
     assert response.json()["error"]["code"] == "message_not_found"
     assert attempts(tenant, message_id) == []
+
+
+# --- what the review found ------------------------------------------------------------------
+
+
+def test_characters_sqs_refuses_in_a_body_still_reach_the_receiver(
+    aws: LocalStack,
+    gateway: HttpApiGateway,
+    tenant: Tenant,
+    use_case: UseCase,
+    receivers: Callable[..., Receiver],
+) -> None:
+    receiver = receivers()
+    text = "code 4242 \ufffe\uffff"  # SQS takes neither as such: the job escapes them
+    message_id = send_with_receipts(tenant, use_case, receiver.url, message=text)
+    callback(gateway, message_id, use_case.twilio_account_sid, "delivered")
+    run_webhooks(aws)  # the stream is not stuck behind the message: it raised nothing
+    [event] = verified(tenant, receiver)
+    assert event["payload"]["data"]["body"] == text
+
+
+def test_a_get_receiver_gets_a_long_message_whose_parameters_outgrow_any_url_limit(
+    aws: LocalStack,
+    gateway: HttpApiGateway,
+    tenant: Tenant,
+    use_case: UseCase,
+    receivers: Callable[..., Receiver],
+) -> None:
+    receiver = receivers()
+    text = "Привет " * 200  # 1400 characters, each 12 bytes once percent-encoded
+    message_id = send_with_receipts(
+        tenant, use_case, receiver.url, message=text, status_callback_method="GET"
+    )
+    callback(gateway, message_id, use_case.twilio_account_sid, "delivered")
+    run_webhooks(aws)
+    [request] = receiver.received
+    assert len(request.query) > 2048  # more than a URL may hold
+    verified(tenant, receiver)
+    assert [a["status_code"] for a in attempts(tenant, message_id)] == [204]
+
+
+def _receive_jobs(count: int) -> list[dict[str, Any]]:
+    sqs = aws_clients.sqs()
+    url = get_settings().caller_webhook_queue_url
+    jobs: list[dict[str, Any]] = []
+    while len(jobs) < count:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])
+        jobs += [dict(m) for m in batch.get("Messages", [])]
+    return jobs
+
+
+def test_a_delivery_that_failed_before_its_attempt_uses_up_no_retry(
+    aws: LocalStack,
+    gateway: HttpApiGateway,
+    tenant: Tenant,
+    use_case: UseCase,
+    receivers: Callable[..., Receiver],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sms_gateway.logic import webhook_secrets
+
+    saved = set_settings(CALLER_WEBHOOK_RETRY_DELAYS="0")  # two attempts in all
+    try:
+        receiver = receivers(script=[500])
+        message_id = send_with_receipts(tenant, use_case, receiver.url)
+        callback(gateway, message_id, use_case.twilio_account_sid, "delivered")
+        pump_all()
+        real = webhook_secrets.signing_secrets
+
+        def unavailable(workspace_id: str) -> list[str]:
+            raise RuntimeError("DynamoDB is unavailable")
+
+        monkeypatch.setattr(webhook_secrets, "signing_secrets", unavailable)
+        [job] = _receive_jobs(1)
+        spec = tpl.functions(tpl.project_template())[FUNCTION]
+        result = invoke(spec, sqs_event([job], "arn:aws:sqs:us-east-1:123456789012:q"))
+        assert result == {"batchItemFailures": [{"itemIdentifier": job["MessageId"]}]}
+        monkeypatch.setattr(webhook_secrets, "signing_secrets", real)
+        aws_clients.sqs().change_message_visibility(
+            QueueUrl=get_settings().caller_webhook_queue_url,
+            ReceiptHandle=job["ReceiptHandle"],
+            VisibilityTimeout=0,
+        )
+        run_webhooks(aws)  # SQS has delivered it twice and will a third time: 500, then 204
+    finally:
+        restore_settings(saved)
+    assert [r.method for r in receiver.received] == ["POST", "POST"]
+    assert [(a["attempt"], a["status_code"]) for a in attempts(tenant, message_id)] == [
+        (1, 500),
+        (2, 204),
+    ]
+
+
+def test_jobs_an_invocation_has_no_time_left_for_are_handed_back_untried(
+    aws: LocalStack,
+    gateway: HttpApiGateway,
+    tenant: Tenant,
+    use_case: UseCase,
+    receivers: Callable[..., Receiver],
+) -> None:
+    from sms_local.lambda_runtime import LambdaContext, load_handler
+
+    receiver = receivers()
+    message_id = send_with_receipts(tenant, use_case, receiver.url)
+    callback(gateway, message_id, use_case.twilio_account_sid, "delivered")
+    pump_all()
+    [job] = _receive_jobs(1)
+    spec = tpl.functions(tpl.project_template())[FUNCTION]
+    # Less than one attempt (10 s) and its reads and writes left.
+    short = LambdaContext(function_name=FUNCTION, timeout_seconds=12)
+    result = load_handler(spec)(sqs_event([job], "arn:aws:sqs:us-east-1:123456789012:q"), short)
+    assert result == {"batchItemFailures": [{"itemIdentifier": job["MessageId"]}]}
+    assert receiver.received == [] and attempts(tenant, message_id) == []
+    run_webhooks(aws)  # handed back visible at once, not after the queue's visibility timeout
+    assert len(receiver.received) == 1

@@ -46,14 +46,9 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "scheduled_dispatch": {"result": {"queued": False}},
     # A message stored, then delivered: two records counted, one status webhook queued.
     "message_stream": {"result": {"applied": 2, "webhook_events": 1}},
-    # Its receiver, localhost, is refused before anything is sent; the attempt is recorded and
-    # the job handed back for a retry (the sample's receipt handle is no real one: the wait
-    # cannot be set, and the record is reported failed either way).
-    "caller_webhooks": {
-        "result": {
-            "batchItemFailures": [{"itemIdentifier": "3c8f5d1e-2a4b-4c6d-8e0f-000000000009"}]
-        }
-    },
+    # Its receiver, localhost, is refused before anything is sent: a URL we will not call is
+    # never retried, so the job goes to the dead-letter queue and the record is done.
+    "caller_webhooks": {"result": {"batchItemFailures": []}},
 }
 
 

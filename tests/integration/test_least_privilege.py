@@ -65,7 +65,7 @@ AWS_USES: dict[tuple[str, Grant], str] = {
     **{
         (function, (f"logs:{action}", group)): "Lambda's own logging"
         for function, group in (
-            ("MessageStreamFunction", "MessageStreamLogGroup"),
+            ("UsageFunction", "UsageLogGroup"),
             ("CallerWebhookFunction", "CallerWebhookLogGroup"),
         )
         for action in ("CreateLogStream", "PutLogEvents")
@@ -77,7 +77,7 @@ AWS_USES: dict[tuple[str, Grant], str] = {
         for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
     },
     **{
-        ("MessageStreamFunction", (f"dynamodb:{action}", "MessagesTable/stream")): (
+        ("UsageFunction", (f"dynamodb:{action}", "MessagesTable/stream")): (
             "the event source mapping"
         )
         for action in ("DescribeStream", "GetRecords", "GetShardIterator", "ListStreams")

@@ -31,7 +31,7 @@ def template_with(**events: dict[str, Any]) -> dict[str, Any]:
         "Resources": {
             "MessagesTable": {"Type": "AWS::DynamoDB::Table", "Properties": {}},
             "HandoffQueue": {"Type": "AWS::SQS::Queue"},
-            "MessageStreamFunction": {
+            "UsageFunction": {
                 "Type": "AWS::Serverless::Function",
                 "Properties": {
                     "CodeUri": "functions/message_stream/",
@@ -50,7 +50,7 @@ def with_properties(**properties: Any) -> dict[str, Any]:
 def test_a_dynamodb_event_is_a_stream_source_of_its_function() -> None:
     assert tpl.stream_sources(template_with(MessageStream=USAGE_EVENT)) == [
         StreamSource(
-            function="MessageStreamFunction",
+            function="UsageFunction",
             table="MessagesTable",
             starting_position="TRIM_HORIZON",
             batch_size=100,
@@ -92,7 +92,7 @@ def test_other_event_types_and_disabled_sources_are_not_stream_sources() -> None
     template = template_with(Queue=sqs, Off=with_properties(Enabled=False))
 
     assert tpl.stream_sources(template) == []
-    assert [s.function for s in tpl.sqs_sources(template)] == ["MessageStreamFunction"]
+    assert [s.function for s in tpl.sqs_sources(template)] == ["UsageFunction"]
 
 
 def test_the_project_template_s_stream_sources_are_all_runnable_here() -> None:
@@ -128,7 +128,7 @@ def test_what_the_local_stack_would_run_differently_from_aws_is_refused(
     with pytest.raises(ValueError, match=refused) as raised:
         tpl.stream_sources(template)
 
-    assert "MessageStreamFunction.Events.MessageStream" in str(raised.value)
+    assert "UsageFunction.Events.MessageStream" in str(raised.value)
 
 
 # --- partial batch responses (ReportBatchItemFailures) ------------------------------------------

@@ -178,9 +178,9 @@ def test_handoff_errors_are_alarmed() -> None:
 
 def test_usage_falling_behind_the_stream_is_alarmed() -> None:
     (alarm,) = [a for a in alarms().values() if a.get("MetricName") == "IteratorAge"]
-    assert metric_dimension(alarm) == "MessageStreamFunction"
+    assert metric_dimension(alarm) == "UsageFunction"
     # Lambda retries a failing batch until it succeeds: counters wait, never skip a record.
-    (source,) = TEMPLATE["Resources"]["MessageStreamFunction"]["Properties"]["Events"].values()
+    (source,) = TEMPLATE["Resources"]["UsageFunction"]["Properties"]["Events"].values()
     assert source["Type"] == "DynamoDB"
     assert source["Properties"]["MaximumRetryAttempts"] == -1
     assert source["Properties"]["BisectBatchOnFunctionError"] is False

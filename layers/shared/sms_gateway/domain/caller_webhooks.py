@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from standardwebhooks import Webhook
@@ -151,13 +151,6 @@ def query_string(job: WebhookJob) -> str:
     return urlencode(pairs)
 
 
-def get_url(url: str, query: str) -> str:
-    """The receiver's URL with the event's parameters after any query of its own."""
-    parts = urlsplit(url)
-    joined = f"{parts.query}&{query}" if parts.query else query
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, joined, ""))
-
-
 def signature(secret: str, webhook_id: str, timestamp: int, payload: bytes) -> str:
     moment = datetime.fromtimestamp(timestamp, UTC)
     return str(Webhook(secret).sign(webhook_id, moment, payload.decode()))
@@ -177,6 +170,8 @@ class SignedRequest:
     method: CallbackMethod
     body: bytes | None
     headers: dict[str, str]
+    # GET's parameters, encoded, to go after any query of the URL's own.
+    query: str | None = None
 
 
 def signed_request(job: WebhookJob, signing_secrets: list[str], timestamp: int) -> SignedRequest:
@@ -192,7 +187,7 @@ def signed_request(job: WebhookJob, signing_secrets: list[str], timestamp: int) 
         headers["webhook-signature"] = signature_header(
             signing_secrets, job.webhook_id, timestamp, query.encode()
         )
-        return SignedRequest(get_url(job.url, query), "GET", None, headers)
+        return SignedRequest(job.url, "GET", None, headers, query)
     body = post_body(job)
     headers["webhook-signature"] = signature_header(
         signing_secrets, job.webhook_id, timestamp, body

@@ -39,11 +39,17 @@ class Result:
     retry_in_seconds: int | None = None
 
 
-def deliver(job: WebhookJob, attempt: int) -> Result:
-    """Attempt number `attempt` (1 for the first) at `job`."""
-    if webhook_attempts.was_delivered(job.message_id, job.sequence):
-        return Result(Outcome.DUPLICATE)
+def deliver(job: WebhookJob) -> Result:
+    """The next attempt at `job`'s event. Its number is what the attempts table says was tried
+    of the event, not how often SQS delivered the job: a delivery that never got to its attempt
+    (a function timing out, a dependency failing) uses up no retry of the schedule."""
     settings = get_settings()
+    # Read first: a schedule that cannot be read fails the job before anything is sent.
+    delays = parse_retry_delays(settings.caller_webhook_retry_delays)
+    tried = webhook_attempts.attempts_at(job.message_id, job.sequence)
+    if tried.delivered:
+        return Result(Outcome.DUPLICATE)
+    attempt = tried.made + 1
     signing = webhook_secrets.signing_secrets(job.workspace_id)
     now = time.time()
     request = signed_request(job, signing, int(now))
@@ -54,10 +60,12 @@ def deliver(job: WebhookJob, attempt: int) -> Result:
         headers=request.headers,
         allow_loopback_http=settings.caller_webhook_allow_loopback_http,
         timeout_seconds=settings.caller_webhook_timeout_seconds,
+        query=request.query,
     )
     delay = None
-    if not answer.accepted:
-        delay = retry_delay(parse_retry_delays(settings.caller_webhook_retry_delays), attempt)
+    # A URL we will not call now never will be (the settings that allowed it changed): no retry.
+    if not answer.accepted and answer.error != "invalid_url":
+        delay = retry_delay(delays, attempt)
     webhook_attempts.record(
         webhook_attempts.Attempt(
             message_id=job.message_id,

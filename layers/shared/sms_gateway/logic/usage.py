@@ -1,4 +1,4 @@
-"""Usage: counters kept from the messages table's stream (MessageStreamFunction), refunds of what a
+"""Usage: counters kept from the messages table's stream (UsageFunction), refunds of what a
 message that never reached the carrier was charged, and the usage report.
 
 A batch of stream records is applied exactly once: its counter additions, its refunds and a

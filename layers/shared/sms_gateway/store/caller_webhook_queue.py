@@ -4,6 +4,7 @@ runs), so the queues are encrypted (SSE) and keep a job no longer than its retri
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from sms_gateway.config import get_settings
@@ -30,8 +31,7 @@ def enqueue(jobs: Sequence[WebhookJob]) -> None:
             response = sqs.send_message_batch(
                 QueueUrl=url,
                 Entries=[
-                    {"Id": entry_id, "MessageBody": job.model_dump_json()}
-                    for entry_id, job in pending.items()
+                    {"Id": entry_id, "MessageBody": _body(job)} for entry_id, job in pending.items()
                 ],
             )
             pending = {f["Id"]: pending[f["Id"]] for f in response.get("Failed", [])}
@@ -39,6 +39,12 @@ def enqueue(jobs: Sequence[WebhookJob]) -> None:
                 break
         if pending:
             raise EnqueueFailedError(f"{len(pending)} webhook jobs could not be queued")
+
+
+def _body(job: WebhookJob) -> str:
+    """JSON in ASCII: SQS refuses some characters a message may hold (U+FFFE, U+FFFF, lone
+    surrogates), and one refused job would stop the stream behind it."""
+    return json.dumps(job.model_dump(mode="json"), ensure_ascii=True, separators=(",", ":"))
 
 
 def parse_job(body: str) -> WebhookJob:

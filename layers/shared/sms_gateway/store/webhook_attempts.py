@@ -68,21 +68,31 @@ def record(attempt: Attempt) -> None:
     )
 
 
-def was_delivered(message_id: str, sequence: int) -> bool:
-    """Whether an attempt at this event was taken (a duplicate job then has nothing to do)."""
+@dataclass(frozen=True, slots=True)
+class EventAttempts:
+    """What was tried of one event so far, by every job that carried it."""
+
+    made: int
+    delivered: bool
+
+
+def attempts_at(message_id: str, sequence: int) -> EventAttempts:
+    """The attempts recorded for one event (a handful: the schedule bounds them)."""
     response = aws_clients.dynamodb().query(
         TableName=get_settings().webhook_attempts_table,
         KeyConditionExpression="message_id = :m AND begins_with(attempt_key, :p)",
-        FilterExpression="delivered = :true",
         ExpressionAttributeValues={
             ":m": {"S": message_id},
             ":p": {"S": _sequence_prefix(sequence)},
-            ":true": {"BOOL": True},
         },
-        ProjectionExpression="message_id",
+        ProjectionExpression="delivered",
         ConsistentRead=True,
     )
-    return bool(response.get("Items"))
+    items = response.get("Items", [])
+    return EventAttempts(
+        made=len(items),
+        delivered=any(item.get("delivered", {}).get("BOOL") for item in items),
+    )
 
 
 def list_attempts(message_id: str) -> list[Attempt]:

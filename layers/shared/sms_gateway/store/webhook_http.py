@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -71,12 +71,18 @@ def send(
     headers: Mapping[str, str],
     allow_loopback_http: bool,
     timeout_seconds: float = 10.0,
+    query: str | None = None,
 ) -> HttpAttempt:
     """One attempt, no redirect followed, at most `timeout_seconds` in all (lookup, connection,
-    TLS, request, status and headers). Never raises for a failure of the network or receiver."""
+    TLS, request, status and headers). Never raises for a failure of the network or receiver.
+    `query` (already encoded) goes after the URL's own query: the URL is what is checked, not
+    the event's parameters, whose length is the message's."""
     target = check_callback_url(url, allow_loopback_http=allow_loopback_http)
     if isinstance(target, str):
         return HttpAttempt(status=None, error="invalid_url")
+    if query:
+        joiner = "&" if "?" in target.request_target else "?"
+        target = replace(target, request_target=f"{target.request_target}{joiner}{query}")
     deadline = time.monotonic() + timeout_seconds
     try:
         resolved = _resolve(target, deadline)

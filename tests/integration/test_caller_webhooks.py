@@ -603,6 +603,8 @@ def test_a_delivery_that_failed_before_its_attempt_uses_up_no_retry(
 
         monkeypatch.setattr(webhook_secrets, "signing_secrets", unavailable)
         [job] = _receive_jobs(1)
+        # Each workspace is a tenant of the fair queue: a slow one is served after the others.
+        assert job["Attributes"]["MessageGroupId"] == tenant.workspace_id
         spec = tpl.functions(tpl.project_template())[FUNCTION]
         result = invoke(spec, sqs_event([job], "arn:aws:sqs:us-east-1:123456789012:q"))
         assert result == {"batchItemFailures": [{"itemIdentifier": job["MessageId"]}]}

@@ -31,7 +31,14 @@ def enqueue(jobs: Sequence[WebhookJob]) -> None:
             response = sqs.send_message_batch(
                 QueueUrl=url,
                 Entries=[
-                    {"Id": entry_id, "MessageBody": _body(job)} for entry_id, job in pending.items()
+                    # The tenant of an SQS fair queue: a workspace whose receivers are slow
+                    # or whose events pile up is served after the quiet ones.
+                    {
+                        "Id": entry_id,
+                        "MessageBody": _body(job),
+                        "MessageGroupId": job.workspace_id,
+                    }
+                    for entry_id, job in pending.items()
                 ],
             )
             pending = {f["Id"]: pending[f["Id"]] for f in response.get("Failed", [])}

@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from sms_gateway.config import get_settings
+from sms_gateway.domain.caller_webhooks import WebhookJob
 from sms_gateway.logic.caller_webhook_delivery import Outcome, deliver
 from sms_gateway.store import aws_clients, caller_webhook_queue
 
@@ -30,16 +31,11 @@ MAX_THREADS = 10
 MARGIN_SECONDS = 5
 
 
-def _deliver_record(record: dict[str, Any]) -> bool:
+Job = tuple[dict[str, Any], WebhookJob]  # an SQS record and the job it carries
+
+
+def _deliver_record(record: dict[str, Any], job: WebhookJob) -> bool:
     """Whether the record is done (deleted from the queue); False leaves it for a retry."""
-    body = str(record.get("body", ""))
-    try:
-        job = caller_webhook_queue.parse_job(body)
-    except ValidationError:
-        # Never deliverable: kept aside for the operator rather than retried for a day.
-        logger.error("unreadable webhook job", extra={"sqs_message_id": record.get("messageId")})
-        caller_webhook_queue.dead_letter(body)
-        return True
     result = deliver(job)
     if result.outcome is Outcome.RETRY:
         assert result.retry_in_seconds is not None
@@ -50,24 +46,22 @@ def _deliver_record(record: dict[str, Any]) -> bool:
             "webhook gave up after its last attempt",
             extra={"message_id": job.message_id, "webhook_id": job.webhook_id},
         )
-        caller_webhook_queue.dead_letter(body)
+        caller_webhook_queue.dead_letter(record["body"])
     return True
 
 
-def _deliver_in_order(
-    records: list[dict[str, Any]], seconds_left: Callable[[], float]
-) -> list[str]:
+def _deliver_in_order(jobs: list[Job], seconds_left: Callable[[], float]) -> list[str]:
     """One message's jobs, in order; the ids of those left for a retry. A job is only started
     while a whole attempt still fits in the invocation: one cut off by Lambda's timeout would
     leave the batch to come back after the queue's visibility timeout."""
     failed = []
-    for record in records:
+    for record, job in jobs:
         if seconds_left() < get_settings().caller_webhook_timeout_seconds + MARGIN_SECONDS:
             caller_webhook_queue.delay_redelivery(record["receiptHandle"], 0)
             failed.append(str(record["messageId"]))
             continue
         try:
-            done = _deliver_record(record)
+            done = _deliver_record(record, job)
         except Exception:
             # Left in the queue: it comes back after the queue's visibility timeout.
             logger.exception("webhook job failed", extra={"sqs_message_id": record["messageId"]})
@@ -77,11 +71,21 @@ def _deliver_in_order(
     return failed
 
 
-def _message_of(record: dict[str, Any]) -> str:
-    try:
-        return caller_webhook_queue.parse_job(str(record.get("body", ""))).message_id
-    except ValidationError:
-        return str(record.get("messageId"))
+def _by_message(records: list[dict[str, Any]]) -> dict[str, list[Job]]:
+    """The batch's jobs by message, in queue order. A record that holds no job is never
+    deliverable: it is kept aside for the operator, not retried for a day."""
+    groups: dict[str, list[Job]] = {}
+    for record in records:
+        try:
+            job = caller_webhook_queue.parse_job(str(record.get("body", "")))
+        except ValidationError:
+            logger.error(
+                "unreadable webhook job", extra={"sqs_message_id": record.get("messageId")}
+            )
+            caller_webhook_queue.dead_letter(str(record.get("body", "")))
+            continue
+        groups.setdefault(job.message_id, []).append((record, job))
+    return groups
 
 
 @logger.inject_lambda_context
@@ -94,9 +98,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     def seconds_left() -> float:
         return context.get_remaining_time_in_millis() / 1000
 
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for record in event.get("Records", []):
-        groups.setdefault(_message_of(record), []).append(record)
+    groups = _by_message(event.get("Records", []))
     failed: list[str] = []
     if groups:
         with ThreadPoolExecutor(max_workers=min(MAX_THREADS, len(groups))) as pool:
@@ -104,8 +106,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             # notion of which function is running), as a thread of its own would not.
             run: Callable[..., list[str]] = _deliver_in_order
             futures = [
-                pool.submit(contextvars.copy_context().run, run, records, seconds_left)
-                for records in groups.values()
+                pool.submit(contextvars.copy_context().run, run, jobs, seconds_left)
+                for jobs in groups.values()
             ]
             for future in futures:
                 failed.extend(future.result())

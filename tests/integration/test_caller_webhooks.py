@@ -18,15 +18,23 @@ from standardwebhooks import Webhook
 
 from sms_gateway.config import get_settings
 from sms_gateway.domain.use_cases import UseCase
-from sms_gateway.logic import caller_webhook_events
-from sms_gateway.store import aws_clients, caller_webhook_queue
+from sms_gateway.logic import caller_webhook_events, webhook_secrets
+from sms_gateway.logic.use_case_admin import create_use_case
+from sms_gateway.store import aws_clients, caller_webhook_queue, webhook_attempts
 from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack
 from sms_local.gateway import HttpApiGateway
-from sms_local.lambda_runtime import invoke
+from sms_local.lambda_runtime import LambdaContext, invoke, load_handler
 from sms_local.sqs_poller import SqsPoller, sqs_event
 from sms_local.stream_poller import pump_all
-from tests.integration.conftest import Tenant, make_tenant, restore_settings, set_settings
+from tests.integration.conftest import (
+    Tenant,
+    create_twilio_secret,
+    make_tenant,
+    restore_settings,
+    set_settings,
+    use_case_spec,
+)
 from tests.integration.test_send_api import drain_handoff_queue, send_body
 from tests.integration.test_send_crashes import Killed
 from tests.integration.test_status_callback import callback
@@ -137,6 +145,33 @@ def run_webhooks(aws: LocalStack, rounds: int = 10) -> None:
     for _ in range(rounds):
         if poller.poll_once(catch_up=False) == 0:
             return
+
+
+def receive_jobs(count: int) -> list[dict[str, Any]]:
+    """Take `count` jobs off the queue as the event source mapping would, leaving them in it."""
+    sqs = aws_clients.sqs()
+    url = get_settings().caller_webhook_queue_url
+    jobs: list[dict[str, Any]] = []
+    while len(jobs) < count:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])
+        jobs += [dict(m) for m in batch.get("Messages", [])]
+    return jobs
+
+
+def run_function_on(jobs: list[dict[str, Any]], context: LambdaContext | None = None) -> Any:
+    """CallerWebhookFunction on a batch of received jobs (with Lambda's context, or `context`)."""
+    spec = tpl.functions(tpl.project_template())[FUNCTION]
+    event = sqs_event(jobs, "arn:aws:sqs:us-east-1:123456789012:CallerWebhookQueue")
+    return invoke(spec, event) if context is None else load_handler(spec)(event, context)
+
+
+def show_again(job: dict[str, Any]) -> None:
+    """What the end of a job's visibility timeout does, at once."""
+    aws_clients.sqs().change_message_visibility(
+        QueueUrl=get_settings().caller_webhook_queue_url,
+        ReceiptHandle=job["ReceiptHandle"],
+        VisibilityTimeout=0,
+    )
 
 
 def drain_webhook_queue() -> list[dict[str, Any]]:
@@ -343,8 +378,6 @@ def test_a_delivery_killed_after_the_receiver_took_it_is_sent_again_with_the_sam
     receivers: Callable[..., Receiver],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from sms_gateway.store import webhook_attempts
-
     receiver = receivers()
     message_id = send_with_receipts(tenant, use_case, receiver.url)
     callback(gateway, message_id, use_case.twilio_account_sid, "delivered")
@@ -355,17 +388,11 @@ def test_a_delivery_killed_after_the_receiver_took_it_is_sent_again_with_the_sam
 
     monkeypatch.setattr(webhook_attempts, "record", killed)
     pump_all()
-    sqs = aws_clients.sqs()
-    url = get_settings().caller_webhook_queue_url
-    [job] = sqs.receive_message(QueueUrl=url, AttributeNames=["All"])["Messages"]
-    spec = tpl.functions(tpl.project_template())[FUNCTION]
+    [job] = receive_jobs(1)
     with pytest.raises(Killed):
-        invoke(spec, sqs_event([dict(job)], "arn:aws:sqs:us-east-1:123456789012:q"))
+        run_function_on([job])
     monkeypatch.setattr(webhook_attempts, "record", real_record)
-    # The job comes back once its visibility timeout ends; here, at once.
-    sqs.change_message_visibility(
-        QueueUrl=url, ReceiptHandle=job["ReceiptHandle"], VisibilityTimeout=0
-    )
+    show_again(job)
     run_webhooks(aws)
     events = verified(tenant, receiver)
     assert [e["payload"]["type"] for e in events] == ["message.delivered"] * 2
@@ -407,9 +434,6 @@ def test_a_hanging_receiver_does_not_hold_up_another_workspace_s_webhook(
     slow = receivers(hold=threading.Event())
     fast = receivers()
     other = make_tenant(gateway)
-    from sms_gateway.logic.use_case_admin import create_use_case
-    from tests.integration.conftest import create_twilio_secret, use_case_spec
-
     other_use_case = create_use_case(other.workspace_id, use_case_spec())
     create_twilio_secret(other_use_case.twilio_account_sid)
     slow_id = send_with_receipts(tenant, use_case, slow.url)
@@ -417,20 +441,11 @@ def test_a_hanging_receiver_does_not_hold_up_another_workspace_s_webhook(
     callback(gateway, slow_id, use_case.twilio_account_sid, "delivered")
     callback(gateway, fast_id, other_use_case.twilio_account_sid, "delivered")
     pump_all()
-    sqs = aws_clients.sqs()
-    url = get_settings().caller_webhook_queue_url
-    received: list[dict[str, Any]] = []
-    while len(received) < 2:
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])
-        received += [dict(m) for m in batch.get("Messages", [])]
+    received = receive_jobs(2)
     # Both jobs in one batch, the hanging receiver's first.
     received.sort(key=lambda m: json.loads(m["Body"])["message_id"] != slow_id)
-    event = sqs_event(received, "arn:aws:sqs:us-east-1:123456789012:q")
-    template = tpl.project_template()
     done: list[Any] = []
-    worker = threading.Thread(
-        target=lambda: done.append(invoke(tpl.functions(template)[FUNCTION], event)), daemon=True
-    )
+    worker = threading.Thread(target=lambda: done.append(run_function_on(received)), daemon=True)
     worker.start()
     try:
         assert fast.arrived.wait(20), "the other workspace's webhook waited for the slow one"
@@ -442,7 +457,9 @@ def test_a_hanging_receiver_does_not_hold_up_another_workspace_s_webhook(
         worker.join(30)
     assert done == [{"batchItemFailures": []}]
     for message in received:
-        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        aws_clients.sqs().delete_message(
+            QueueUrl=get_settings().caller_webhook_queue_url, ReceiptHandle=message["ReceiptHandle"]
+        )
 
 
 # --- the API --------------------------------------------------------------------------------
@@ -570,16 +587,6 @@ def test_a_get_receiver_gets_a_long_message_whose_parameters_outgrow_any_url_lim
     assert [a["status_code"] for a in attempts(tenant, message_id)] == [204]
 
 
-def _receive_jobs(count: int) -> list[dict[str, Any]]:
-    sqs = aws_clients.sqs()
-    url = get_settings().caller_webhook_queue_url
-    jobs: list[dict[str, Any]] = []
-    while len(jobs) < count:
-        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])
-        jobs += [dict(m) for m in batch.get("Messages", [])]
-    return jobs
-
-
 def test_a_delivery_that_failed_before_its_attempt_uses_up_no_retry(
     aws: LocalStack,
     gateway: HttpApiGateway,
@@ -588,8 +595,6 @@ def test_a_delivery_that_failed_before_its_attempt_uses_up_no_retry(
     receivers: Callable[..., Receiver],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from sms_gateway.logic import webhook_secrets
-
     saved = set_settings(CALLER_WEBHOOK_RETRY_DELAYS="0")  # two attempts in all
     try:
         receiver = receivers(script=[500])
@@ -602,18 +607,13 @@ def test_a_delivery_that_failed_before_its_attempt_uses_up_no_retry(
             raise RuntimeError("DynamoDB is unavailable")
 
         monkeypatch.setattr(webhook_secrets, "signing_secrets", unavailable)
-        [job] = _receive_jobs(1)
+        [job] = receive_jobs(1)
         # Each workspace is a tenant of the fair queue: a slow one is served after the others.
         assert job["Attributes"]["MessageGroupId"] == tenant.workspace_id
-        spec = tpl.functions(tpl.project_template())[FUNCTION]
-        result = invoke(spec, sqs_event([job], "arn:aws:sqs:us-east-1:123456789012:q"))
+        result = run_function_on([job])
         assert result == {"batchItemFailures": [{"itemIdentifier": job["MessageId"]}]}
         monkeypatch.setattr(webhook_secrets, "signing_secrets", real)
-        aws_clients.sqs().change_message_visibility(
-            QueueUrl=get_settings().caller_webhook_queue_url,
-            ReceiptHandle=job["ReceiptHandle"],
-            VisibilityTimeout=0,
-        )
+        show_again(job)
         run_webhooks(aws)  # SQS has delivered it twice and will a third time: 500, then 204
     finally:
         restore_settings(saved)
@@ -631,17 +631,14 @@ def test_jobs_an_invocation_has_no_time_left_for_are_handed_back_untried(
     use_case: UseCase,
     receivers: Callable[..., Receiver],
 ) -> None:
-    from sms_local.lambda_runtime import LambdaContext, load_handler
-
     receiver = receivers()
     message_id = send_with_receipts(tenant, use_case, receiver.url)
     callback(gateway, message_id, use_case.twilio_account_sid, "delivered")
     pump_all()
-    [job] = _receive_jobs(1)
-    spec = tpl.functions(tpl.project_template())[FUNCTION]
+    [job] = receive_jobs(1)
     # Less than one attempt (10 s) and its reads and writes left.
     short = LambdaContext(function_name=FUNCTION, timeout_seconds=12)
-    result = load_handler(spec)(sqs_event([job], "arn:aws:sqs:us-east-1:123456789012:q"), short)
+    result = run_function_on([job], short)
     assert result == {"batchItemFailures": [{"itemIdentifier": job["MessageId"]}]}
     assert receiver.received == [] and attempts(tenant, message_id) == []
     run_webhooks(aws)  # handed back visible at once, not after the queue's visibility timeout

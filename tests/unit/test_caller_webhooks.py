@@ -17,6 +17,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from sms_gateway.domain import caller_webhooks as cw
 from sms_gateway.domain.messages import HistoryEntry, Message, MessageStatus
+from sms_gateway.domain.queue_delays import MAX_RETRY_DELAY_SECONDS
 
 S = MessageStatus
 URL = "https://hooks.example.com/sms?tenant=7"
@@ -182,7 +183,7 @@ def test_the_default_schedule_retries_for_more_than_a_day() -> None:
 
 
 @given(
-    delays=st.lists(st.integers(0, cw.MAX_RETRY_DELAY_SECONDS), min_size=1, max_size=10),
+    delays=st.lists(st.integers(0, MAX_RETRY_DELAY_SECONDS), min_size=1, max_size=10),
     seed=st.integers(),
 )
 def test_a_retry_waits_at_least_its_scheduled_delay_and_at_most_a_fifth_more(
@@ -193,10 +194,10 @@ def test_a_retry_waits_at_least_its_scheduled_delay_and_at_most_a_fifth_more(
     for attempt, base in enumerate(schedule, start=1):
         delay = cw.retry_delay(schedule, attempt, rng)
         assert delay is not None
-        assert base <= delay <= min(cw.MAX_RETRY_DELAY_SECONDS, round(base * 1.2))
+        assert base <= delay <= min(MAX_RETRY_DELAY_SECONDS, round(base * 1.2))
     assert cw.retry_delay(schedule, len(schedule) + 1, rng) is None
 
 
 def test_a_schedule_past_what_sqs_can_hide_is_refused() -> None:
     with pytest.raises(ValueError, match="retry delay"):
-        cw.parse_retry_delays(f"5,{cw.MAX_RETRY_DELAY_SECONDS + 1}")
+        cw.parse_retry_delays(f"5,{MAX_RETRY_DELAY_SECONDS + 1}")

@@ -311,7 +311,8 @@ def test_parameters_of_the_issue_exist() -> None:
 
 
 def test_status_webhooks_are_retried_for_more_than_a_day_within_what_sqs_can_hide() -> None:
-    from sms_gateway.domain.caller_webhooks import MAX_RETRY_DELAY_SECONDS, parse_retry_delays
+    from sms_gateway.domain.caller_webhooks import parse_retry_delays
+    from sms_gateway.domain.queue_delays import MAX_RETRY_DELAY_SECONDS
 
     parameter = TEMPLATE["Parameters"]["CallerWebhookRetryDelays"]
     delays = parse_retry_delays(parameter["Default"])

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from standardwebhooks import Webhook
 
 from sms_gateway.domain.messages import Message, MessageStatus
+from sms_gateway.domain.queue_delays import MAX_RETRY_DELAY_SECONDS
 
 S = MessageStatus
 
@@ -42,8 +43,6 @@ EVENT_TYPES: dict[MessageStatus, str] = {
 CallbackMethod = Literal["POST", "GET"]
 DEFAULT_METHOD: CallbackMethod = "POST"
 
-# SQS hides a record for at most 12 hours, and an invocation has used some of that already.
-MAX_RETRY_DELAY_SECONDS = 12 * 3600 - 15 * 60
 # Each delay of the schedule is stretched by up to this fraction at random, so that the
 # retries of many events that failed together (a receiver's outage) do not come back together.
 RETRY_JITTER = 0.2
@@ -99,7 +98,7 @@ def job_for_change(
     message = _message(new)
     if message is None or message.status not in EVENT_TYPES:
         return None
-    if not message.status_callback_url or message.delivery_receipt is False:
+    if not message.status_callback_url or not message.delivery_receipt:
         return None
     if event_name == "MODIFY":
         before = _message(old)

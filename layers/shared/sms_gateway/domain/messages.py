@@ -185,8 +185,8 @@ class Message(BaseModel):
     status_callback_method: Literal["POST", "GET"] | None = Field(
         default=None, description="POST (JSON body) or GET (query parameters); null: POST"
     )
-    delivery_receipt: bool | None = Field(
-        default=None,
+    delivery_receipt: bool = Field(
+        default=True,
         description="false: no status webhooks for this message; true (the default): they go "
         "to status_callback_url when there is one",
     )
@@ -218,8 +218,6 @@ class Message(BaseModel):
     def to_api(self, *, with_history: bool = False) -> dict[str, Any]:
         data = self.model_dump(mode="json")
         out = {name: data[name] for name in API_FIELDS}
-        # Stored only when false (an absent attribute costs no write bytes); true by default.
-        out["delivery_receipt"] = self.delivery_receipt is not False
         if with_history:
             out["history"] = [entry.model_dump(mode="json") for entry in self.history]
         return out

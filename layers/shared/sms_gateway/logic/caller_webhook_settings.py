@@ -14,18 +14,18 @@ from sms_gateway.domain.use_cases import UseCase
 
 @dataclass(frozen=True, slots=True)
 class Receipts:
-    """What the message stores. POST and a true delivery_receipt are the defaults, stored as
-    absent attributes: a message that asks for nothing special pays no write bytes for them."""
+    """What the message stores. POST, the default, is stored as no method (an absent
+    attribute: no write bytes for it)."""
 
     url: str | None
     method: CallbackMethod | None
-    delivery_receipt: bool | None
+    delivery_receipt: bool
 
 
-NO_RECEIPTS = Receipts(url=None, method=None, delivery_receipt=None)
+NO_RECEIPTS = Receipts(url=None, method=None, delivery_receipt=True)
 
 
-def check_callback_url(url: str, field: str = "status_callback_url") -> None:
+def require_callable_url(url: str, field: str = "status_callback_url") -> None:
     problem = callback_url_problem(
         url, allow_loopback_http=get_settings().caller_webhook_allow_loopback_http
     )
@@ -44,7 +44,7 @@ def receipts_for(
     delivery_receipt: bool,
 ) -> Receipts:
     if url is not None:
-        check_callback_url(url)
+        require_callable_url(url)
         chosen_method = method
     else:
         # The use case's URL comes with its method, unless the send names one.
@@ -55,5 +55,5 @@ def receipts_for(
     return Receipts(
         url=url,
         method=chosen_method if chosen_method == "GET" else None,
-        delivery_receipt=None if delivery_receipt else False,
+        delivery_receipt=delivery_receipt,
     )

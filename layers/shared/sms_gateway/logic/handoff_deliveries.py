@@ -15,14 +15,11 @@ from collections.abc import Callable
 from aws_lambda_powertools import Logger
 
 from sms_gateway.config import get_settings
+from sms_gateway.domain.queue_delays import MAX_RETRY_DELAY_SECONDS
 from sms_gateway.logic import handoff
 from sms_gateway.logic.handoff import HandoffOutcome, RetryHandoffLater
 
 logger = Logger(child=True)
-
-# SQS refuses a visibility timeout reaching past 12 hours from the receive, and this invocation
-# has already used some of that (at most Lambda's 15 minutes).
-MAX_RETRY_DELAY_SECONDS = 12 * 3600 - 15 * 60
 
 
 def deliver(

@@ -84,7 +84,7 @@ def check_caller_may_use(workspace_id: str, spec: UseCaseSpec) -> None:
 
 def check_callback(spec: UseCaseSpec) -> None:
     if spec.status_callback_url is not None:
-        caller_webhook_settings.check_callback_url(spec.status_callback_url)
+        caller_webhook_settings.require_callable_url(spec.status_callback_url)
 
 
 def create_use_case(workspace_id: str, spec: UseCaseSpec) -> UseCase:

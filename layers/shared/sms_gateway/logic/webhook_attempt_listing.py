@@ -3,6 +3,7 @@ apart from the delivery, whose HTTP client the reading function never needs to l
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from sms_gateway.logic import message_access
@@ -14,16 +15,8 @@ def attempts_for(workspace_id: str, message_id: str, *, test: bool) -> list[dict
     attempts = sorted(
         webhook_attempts.list_attempts(message.id), key=lambda a: (a.attempted_at, a.sequence)
     )
+    # What a caller reads of an attempt: all of it but the table's own bookkeeping.
     return [
-        {
-            "type": a.type,
-            "webhook_id": a.webhook_id,
-            "sequence": a.sequence,
-            "attempt": a.attempt,
-            "attempted_at": a.attempted_at,
-            "status_code": a.status_code,
-            "error": a.error,
-            "next_attempt_at": a.next_attempt_at,
-        }
+        {k: v for k, v in asdict(a).items() if k not in ("message_id", "delivered")}
         for a in attempts
     ]

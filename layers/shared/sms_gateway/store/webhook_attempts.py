@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from sms_gateway.config import get_settings
@@ -42,25 +42,19 @@ class Attempt:
     delivered: bool
 
 
+_FIELDS = tuple(f.name for f in fields(Attempt))
+
+
 def _sequence_prefix(sequence: int) -> str:
     return f"{sequence:04d}#"
 
 
 def record(attempt: Attempt) -> None:
     data: dict[str, Any] = {
-        "message_id": attempt.message_id,
+        **asdict(attempt),
         # The nonce keeps two deliveries of one job in the same millisecond apart.
         "attempt_key": f"{_sequence_prefix(attempt.sequence)}{attempt.attempted_at}#"
         f"{secrets.token_hex(4)}",
-        "webhook_id": attempt.webhook_id,
-        "type": attempt.type,
-        "sequence": attempt.sequence,
-        "attempt": attempt.attempt,
-        "attempted_at": attempt.attempted_at,
-        "status_code": attempt.status_code,
-        "error": attempt.error,
-        "next_attempt_at": attempt.next_attempt_at,
-        "delivered": attempt.delivered,
         "expiration": int(time.time()) + RETENTION_SECONDS,
     }
     aws_clients.dynamodb().put_item(
@@ -107,20 +101,8 @@ def list_attempts(message_id: str) -> list[Attempt]:
         response = aws_clients.dynamodb().query(**request)
         for raw in response.get("Items", []):
             item = from_item(raw)
-            found.append(
-                Attempt(
-                    message_id=item["message_id"],
-                    webhook_id=item["webhook_id"],
-                    type=item["type"],
-                    sequence=int(item["sequence"]),
-                    attempt=int(item["attempt"]),
-                    attempted_at=item["attempted_at"],
-                    status_code=item.get("status_code"),
-                    error=item.get("error"),
-                    next_attempt_at=item.get("next_attempt_at"),
-                    delivered=bool(item.get("delivered")),
-                )
-            )
+            values: dict[str, Any] = {name: item.get(name) for name in _FIELDS}
+            found.append(Attempt(**values))
         last = response.get("LastEvaluatedKey")
         if not last:
             break

@@ -1,16 +1,17 @@
-"""MessagesQueryFunction: GET /v1/sms/{id}, GET /v1/sms/, GET /v1/usage and
-GET /v1/sms/{id}/webhook-attempts."""
+"""MessagesQueryFunction: GET /v1/sms/{id}, GET /v1/sms/, GET /v1/usage,
+GET /v1/sms/{id}/webhook-attempts, GET /v1/sms/inbound and GET /v1/sms/inbound/{id}."""
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from sms_gateway.api import caller_webhook_routes, query_routes, usage_routes
+from sms_gateway.api import caller_webhook_routes, inbound_routes, query_routes, usage_routes
 from sms_gateway.api.http import build_resolver
 
 logger = Logger()
 metrics = Metrics()
 app = build_resolver()
+app.include_router(inbound_routes.router)
 app.include_router(query_routes.router)
 app.include_router(usage_routes.router)
 app.include_router(caller_webhook_routes.attempts_router)

@@ -123,7 +123,16 @@ def create_resources(
     _create_tables(template, stack)
     _create_queues(template, stack)
     _create_schedule_groups(template, stack)
+    _verify_reply_email_sender(stack)
     return stack
+
+
+def _verify_reply_email_sender(stack: LocalStack) -> None:
+    """The operator's part of email forwarding: the ReplyEmailFrom address as an SES identity
+    (moto verifies it at once; SES would after its owner confirms)."""
+    sender = str(stack.parameters.get("ReplyEmailFrom") or "")
+    if sender:
+        stack.client("sesv2").create_email_identity(EmailIdentity=sender)
 
 
 def function_arn(logical_id: str) -> str:

@@ -206,9 +206,14 @@ _TRANSACTION_ITEM_ACTIONS = {
 }
 
 
+# botocore's endpoint prefix where it is not the service's IAM prefix.
+_IAM_PREFIXES = {"email": "ses"}
+
+
 def required_grants(service: str, operation: str, params: Mapping[str, Any]) -> list[Grant]:
     """The grants an API call needs, named the way the template's grants are (by logical id, as
     the local stack names its tables and queues). `service` is botocore's endpoint prefix."""
+    service = _IAM_PREFIXES.get(service, service)
     if service == "dynamodb" and operation in ("TransactWriteItems", "TransactGetItems"):
         return [
             (_TRANSACTION_ITEM_ACTIONS.get(kind, f"dynamodb:{kind}"), _table(request["TableName"]))
@@ -245,6 +250,9 @@ def concrete_resources(service: str, operation: str, params: Mapping[str, Any]) 
         return [str(params["QueueName"])] if "QueueName" in params else ["*"]
     if service == "secretsmanager" and "SecretId" in params:
         return [_secret(str(params["SecretId"]))]
+    if service == "ses" and "FromEmailAddress" in params:
+        # SESv2 authorizes a send against the identity of its From address.
+        return [f"identity/{params['FromEmailAddress']}"]
     if service == "scheduler" and "Name" in params:
         if operation.endswith("ScheduleGroup"):
             return [f"schedule-group/{params['Name']}"]

@@ -39,6 +39,10 @@ from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
 
 log = logging.getLogger("sms_local")
 
+# Where replies are emailed from here: an SES identity the local stack verifies in moto.
+LOCAL_REPLY_EMAIL_FROM = "replies@sms-gateway.localhost"
+# The incoming-message path the simulator's Messaging Services post to.
+INBOUND_PATH = "/v1/webhook/twilio/sms-inbound"
 # The retry schedule of status webhooks here: seconds (the template's default spans 28 hours).
 LOCAL_WEBHOOK_RETRY_DELAYS = "1,2,2,4,4,8,8"
 # Lambda runs several invocations of a function fed by SQS at once (a slow webhook receiver
@@ -110,6 +114,7 @@ class LocalStackRunner:
                 # Status webhooks retried within seconds, not a day: a receiver on the laptop
                 # sees its retries while one waits.
                 "CallerWebhookRetryDelays": LOCAL_WEBHOOK_RETRY_DELAYS,
+                "ReplyEmailFrom": LOCAL_REPLY_EMAIL_FROM,
             },
         )
         environment = merged_environment(functions, stack.environment)
@@ -133,6 +138,10 @@ class LocalStackRunner:
             services={
                 demo.use_case.messaging_service_sid: [s.sender for s in demo.use_case.sender_pool]
             },
+            service_accounts={demo.use_case.messaging_service_sid: demo.account_sid},
+            # The Messaging Service's "Inbound Request URL": a phone's answer
+            # (POST /_simulator/inbound) reaches the gateway as Twilio would post it.
+            inbound_url=api.url + INBOUND_PATH,
         )
 
         pipes = start_pipes(stack, tpl.stream_pipes(template))
@@ -193,7 +202,9 @@ def _info(
             "account_sid": demo.account_sid,
             "auth_token": demo.auth_token,
             "messaging_service_sid": demo.use_case.messaging_service_sid,
+            "inbound_url": api_url + INBOUND_PATH,
         },
+        "reply_email_from": LOCAL_REPLY_EMAIL_FROM,
         "sender_pool": [s.sender for s in demo.use_case.sender_pool],
         "aws": {
             "endpoint_url": aws_url,

@@ -49,6 +49,10 @@ EXPECTED: dict[str, dict[str, Any]] = {
     # Its receiver, localhost, is refused before anything is sent: a URL we will not call is
     # never retried, so the job goes to the dead-letter queue and the record is done.
     "caller_webhooks": {"result": {"batchItemFailures": []}},
+    # The sample's signature is a placeholder: refused, nothing stored.
+    "inbound_sms": {"status": 403, "code": "forbidden"},
+    # No such reply: nothing to forward, the record is done.
+    "reply_forwarding": {"result": {"batchItemFailures": []}},
 }
 
 

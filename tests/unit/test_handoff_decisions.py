@@ -145,7 +145,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     monkeypatch.setattr(handoff, "now_iso", lambda: iso(NOW))
     monkeypatch.setattr(message_store, "get_message", lambda _: state.message)
     monkeypatch.setattr(use_case_store, "get_use_case_cached", lambda _: state.use_case)
-    monkeypatch.setattr(opt_out_store, "scopes_for", lambda *_: [])
+    monkeypatch.setattr(opt_out_store, "scopes_for", lambda *_, **__: [])
     monkeypatch.setattr(provider_credentials, "auth_token", token)
     monkeypatch.setattr(twilio_client, "create_message", create_message)
     monkeypatch.setattr(transitions, "claim_for_handoff", claim)

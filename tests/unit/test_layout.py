@@ -23,8 +23,12 @@ MAY_IMPORT = {
     "api": {"api", "logic", "providers", "domain", "config"},
 }
 # Modules outside providers/twilio/ that may name Twilio's package: the registry of providers,
-# and the route Twilio posts its callbacks to.
-TWILIO_IMPORTERS = {"providers/__init__.py", "api/webhook_routes.py"}
+# and the routes Twilio posts its callbacks and incoming messages to.
+TWILIO_IMPORTERS = {
+    "providers/__init__.py",
+    "api/webhook_routes.py",
+    "api/inbound_webhook_routes.py",
+}
 # What makes AWS calls (catching botocore's ClientError that a store call raised is not one).
 AWS_CALLERS = (
     "boto3",

@@ -90,6 +90,9 @@ OPERATIONS = {
     ("get", "/v1/sms/sender-ids"): ("listSenderIds", "Sender IDs"),
     ("delete", "/v1/sms/sender-ids/{sender_id}"): ("removeSenderId", "Sender IDs"),
     ("post", "/v1/webhook/twilio/sms-status"): ("receiveTwilioStatusCallback", "Webhooks"),
+    ("post", "/v1/webhook/twilio/sms-inbound"): ("receiveTwilioIncomingMessage", "Webhooks"),
+    ("get", "/v1/sms/inbound"): ("listInboundMessages", "Inbound messages"),
+    ("get", "/v1/sms/inbound/{id}"): ("getInboundMessage", "Inbound messages"),
     ("get", "/v1/webhook-secret"): ("getWebhookSecret", "Status webhooks"),
     ("post", "/v1/webhook-secret/rotate"): ("rotateWebhookSecret", "Status webhooks"),
     ("get", "/v1/sms/{id}/webhook-attempts"): ("listWebhookAttempts", "Status webhooks"),
@@ -139,6 +142,7 @@ def test_every_operation_has_its_operation_id_and_tag() -> None:
         "Webhooks",
         "Usage",
         "Status webhooks",
+        "Inbound messages",
     ]
 
 

@@ -75,7 +75,9 @@ class Recorder:
         self.events.append((message_id, event))
         return True
 
-    def add_twilio_unsubscribed(self, service_sid: str, number: str) -> bool:
+    def add_twilio_unsubscribed(
+        self, service_sid: str, number: str, message_id: str | None = None
+    ) -> bool:
         if self.opt_out_error is not None:
             raise self.opt_out_error
         self.opt_outs.append((service_sid, number))

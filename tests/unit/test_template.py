@@ -112,6 +112,7 @@ def test_secrets_are_read_only_under_the_configured_prefix() -> None:
     assert secrets == {
         ("HandoffFunction", "secret:${TwilioSecretPrefix}*"),
         ("StatusCallbackFunction", "secret:${TwilioSecretPrefix}*"),
+        ("InboundSmsFunction", "secret:${TwilioSecretPrefix}*"),
     }
     assert TEMPLATE["Parameters"]["TwilioSecretPrefix"]["AllowedPattern"].endswith("/$")
 
@@ -160,6 +161,7 @@ def test_every_dead_letter_queue_has_an_alarm() -> None:
         "HandoffDeadLetterQueue",
         "ScheduleDeadLetterQueue",
         "CallerWebhookDeadLetterQueue",
+        "ReplyForwardingDeadLetterQueue",
     }
     assert dead_letter_queues <= alarmed
     for alarm in alarms().values():
@@ -283,10 +285,11 @@ def test_http_api_throttles_every_route_and_logs_json() -> None:
     assert not any("body" in key.lower() or "query" in key.lower() for key in fields)
 
 
-def test_only_the_status_callback_route_skips_the_authorizer() -> None:
+def test_only_twilios_webhooks_skip_the_authorizer() -> None:
     open_routes = [r for r in tpl.http_routes(TEMPLATE) if not r.authorized]
-    assert [(r.method, r.path, r.function) for r in open_routes] == [
-        ("POST", "/v1/webhook/twilio/sms-status", "StatusCallbackFunction")
+    assert sorted((r.method, r.path, r.function) for r in open_routes) == [
+        ("POST", "/v1/webhook/twilio/sms-inbound", "InboundSmsFunction"),
+        ("POST", "/v1/webhook/twilio/sms-status", "StatusCallbackFunction"),
     ]
 
 

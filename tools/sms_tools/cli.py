@@ -296,7 +296,7 @@ def cmd_use_case_deactivate(args: argparse.Namespace) -> Any:
 def _opt_out_scope(args: argparse.Namespace) -> str:
     if args.use_case:
         return opt_out_store.use_case_scope(args.use_case)
-    return opt_out_store.service_scope(args.service)
+    return opt_out_store.service_scope(args.service, test=getattr(args, "test", False))
 
 
 def cmd_opt_out_add(args: argparse.Namespace) -> Any:
@@ -306,6 +306,12 @@ def cmd_opt_out_add(args: argparse.Namespace) -> Any:
 
 def cmd_opt_out_remove(args: argparse.Namespace) -> Any:
     return {"removed": opt_out_store.remove_opt_out(_opt_out_scope(args), args.number)}
+
+
+def cmd_opt_out_changes(args: argparse.Namespace) -> Any:
+    """Every recorded change of a list (of one number, with --number), oldest first: who opted
+    out or back in, when, and how (keyword, twilio_21610, operator)."""
+    return opt_out_store.list_changes(_opt_out_scope(args), args.number)
 
 
 def cmd_message_requeue_stuck(args: argparse.Namespace) -> Any:
@@ -451,12 +457,21 @@ def build_parser() -> argparse.ArgumentParser:
     deactivate.set_defaults(func=cmd_use_case_deactivate)
 
     opt_out = groups.add_parser("opt-out").add_subparsers(dest="action", required=True)
-    for action, func in (("add", cmd_opt_out_add), ("remove", cmd_opt_out_remove)):
+    for action, func in (
+        ("add", cmd_opt_out_add),
+        ("remove", cmd_opt_out_remove),
+        ("changes", cmd_opt_out_changes),
+    ):
         sub = opt_out.add_parser(action)
         scope = sub.add_mutually_exclusive_group(required=True)
         scope.add_argument("--use-case", help="use case id")
         scope.add_argument("--service", help="Messaging Service SID")
-        sub.add_argument("--number", required=True, help="E.164 number")
+        sub.add_argument(
+            "--test",
+            action="store_true",
+            help="with --service: the service's test list (STOP from test inbound messages)",
+        )
+        sub.add_argument("--number", required=action != "changes", help="E.164 number")
         if action == "add":
             sub.add_argument("--reason", default="operator")
         sub.set_defaults(func=func)

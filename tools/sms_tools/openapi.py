@@ -16,6 +16,8 @@ from sms_gateway.api import (
     caller_webhook_routes,
     cancel_routes,
     docs,
+    inbound_routes,
+    inbound_webhook_routes,
     query_routes,
     send_routes,
     sender_id_routes,
@@ -24,6 +26,7 @@ from sms_gateway.api import (
     use_case_routes,
     webhook_routes,
 )
+from sms_gateway.domain.inbound import INBOUND_API_FIELDS, InboundMessage
 from sms_gateway.domain.messages import API_FIELDS, PREVIEW_FIELDS, HistoryEntry, Message
 from sms_gateway.domain.templates import TemplateSpec
 from sms_gateway.domain.use_cases import AccountSid, UseCaseSpec
@@ -41,6 +44,8 @@ ROUTERS = (
     webhook_routes.router,
     caller_webhook_routes.secret_router,
     caller_webhook_routes.attempts_router,
+    inbound_routes.router,
+    inbound_webhook_routes.router,
 )
 
 
@@ -59,6 +64,24 @@ class TwilioStatusCallback(BaseModel):
     from_: str | None = Field(default=None, alias="From")
     to: str | None = Field(default=None, alias="To")
     messaging_service_sid: str | None = Field(default=None, alias="MessagingServiceSid")
+
+
+class TwilioIncomingMessage(BaseModel):
+    """The form Twilio posts for a message a person sent: the fields read (the signature covers
+    every field)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    account_sid: AccountSid = Field(alias="AccountSid")
+    message_sid: str = Field(alias="MessageSid", description="Twilio's message id (SM… or MM…)")
+    messaging_service_sid: str = Field(
+        alias="MessagingServiceSid", description="The service whose number received it"
+    )
+    from_: str = Field(alias="From", description="The person, E.164")
+    to: str = Field(alias="To", description="Our sender that received it")
+    body: str = Field(alias="Body")
+    num_segments: str | None = Field(default=None, alias="NumSegments")
+    num_media: str | None = Field(default=None, alias="NumMedia")
 
 
 # The API's answers, built from the domain's models so that a field is declared once. Only the
@@ -82,6 +105,18 @@ MessageListOut = create_model(
     "MessageListOut",
     __config__=ConfigDict(title="MessageList"),
     items=(list[MessageOut], ...),
+    next_cursor=(str | None, Field(description="Opaque; pass as `cursor` for the next page")),
+)
+
+InboundMessageOut = create_model(
+    "InboundMessageOut",
+    __config__=ConfigDict(title="InboundMessage"),
+    **docs.required_fields(InboundMessage, INBOUND_API_FIELDS),
+)
+InboundMessageListOut = create_model(
+    "InboundMessageListOut",
+    __config__=ConfigDict(title="InboundMessageList"),
+    items=(list[InboundMessageOut], ...),
     next_cursor=(str | None, Field(description="Opaque; pass as `cursor` for the next page")),
 )
 
@@ -143,7 +178,15 @@ class UsageOut(BaseModel):
 
 RESPONSE_MODELS: dict[str, type[BaseModel]] = {
     model.__name__: model
-    for model in (MessageOut, MessageDetailOut, MessageListOut, PreviewOut, UsageOut)
+    for model in (
+        MessageOut,
+        MessageDetailOut,
+        MessageListOut,
+        PreviewOut,
+        UsageOut,
+        InboundMessageOut,
+        InboundMessageListOut,
+    )
 }
 
 REQUEST_MODELS: dict[str, type[BaseModel]] = {
@@ -154,6 +197,7 @@ REQUEST_MODELS: dict[str, type[BaseModel]] = {
         TemplateSpec,
         SenderIdRegistration,
         TwilioStatusCallback,
+        TwilioIncomingMessage,
     )
 }
 

@@ -51,6 +51,10 @@ class Settings(BaseModel):
     # Only the local stack sets it: http:// and loopback addresses become callable, so that a
     # receiver on the laptop gets its webhooks. Every other private address stays refused.
     caller_webhook_allow_loopback_http: bool = False
+    # Inbound messages, and the forwarding of replies: the address replies are emailed from
+    # (an SES identity verified for sending; empty: email forwarding is refused at send time).
+    inbound_table: str = ""
+    reply_email_from: str = ""
 
 
 _FIELDS = tuple(Settings.model_fields)

@@ -5,12 +5,18 @@ same paths, HTTP Basic auth (user = AccountSid, password = auth token), form-enc
 Twilio's Message JSON and error JSON, and status callbacks signed with X-Twilio-Signature exactly
 as Twilio signs them. It listens on loopback only.
 
-    python -m sms_local.twilio_simulator --account AC...:token --service MG...:+14155550100
+    python -m sms_local.twilio_simulator --account AC...:token --service MG...:+14155550100 \
+        --inbound-url http://127.0.0.1:3000/twilio/inbound
+
+``--service-account MG...:AC...`` names the account that owns a service (the one whose token signs
+its incoming messages); with exactly one ``--account``, every ``--service`` not named that way
+belongs to it.
 
 Modules, each importing only those after it: ``cli`` (command line) → ``server`` (HTTP handler,
-TwilioSimulator) → ``callbacks`` (signed status callbacks), ``scheduler`` (timed jobs) →
-``messages`` (message model, timeline) → ``rules`` (create-request checks, test numbers, sender
-choice) → ``config`` (SimulatorConfig).
+TwilioSimulator) → ``inbound`` (incoming-message request checks and form), ``callbacks`` (signed
+webhook POSTs, status-callback form), ``scheduler`` (timed jobs) → ``messages`` (message model,
+timeline) → ``rules`` (create-request checks, test numbers, sender choice) → ``config``
+(SimulatorConfig).
 
 Endpoints
 ---------
@@ -96,6 +102,41 @@ final status first, then ``sent``, then ``queued``. Both are read when a message
 checks of a client's synchronous 21610 handling.
 They, and the rest of the config, may be changed at runtime with ``configure(...)`` or by
 assigning to ``sim.config``'s attributes; the simulator only reads the config under its lock.
+
+Incoming messages (a contract the end-to-end tests rely on): ``POST /_simulator/inbound`` (not a
+Twilio API; no auth, like the control endpoint) makes a phone answer, as Twilio's incoming-message
+webhook would. Request, a JSON object with only these keys::
+
+    {"from": "+16465551234", "to": "+14155550100", "body": "STOP",
+     "test": false, "duplicate": false}
+
+``from`` is E.164 (``+`` then 2-15 ASCII digits, no leading zero); ``to`` is a number in a
+configured service's sender pool (the first service whose pool lists it owns it; an alphanumeric
+sender cannot be answered); ``body`` is a string of 1 to 1600 characters; ``test`` and
+``duplicate`` are optional booleans. The owning service needs an account in
+``config.service_accounts`` (MessagingServiceSid -> AccountSid) whose token is in
+``config.accounts``, and ``config.inbound_url`` (the Messaging Services' Inbound Request URL) must
+be an absolute http(s) URL. Anything else is answered 400 ``{"code": 0, "message": ...,
+"more_info": ..., "status": 400}`` and nothing is posted.
+
+The simulator then POSTs, synchronously and before it answers, Twilio's form for an incoming SMS to
+``inbound_url`` (with ``mode=test`` added as a query parameter, after ``?`` or ``&``, when ``test``
+is true): MessageSid, SmsMessageSid and SmsSid (one new ``SM`` + 32 hex sid), AccountSid,
+MessagingServiceSid, From, To, Body, NumSegments (as for a sent message: GSM-7 160 then 153 a part,
+an extension character such as ``€`` counting two; UCS-2 70 then 67), NumMedia ``0``, SmsStatus
+``received``, ApiVersion ``2010-04-01``, FromCountry and ToCountry (the number's region per
+phonenumbers, ``""`` when unknown), and FromState, FromCity, FromZip, ToState, ToCity, ToZip all
+``""``. It is signed and sent exactly like a status callback (X-Twilio-Signature over that exact
+URL with the account's token, form-encoded, User-Agent ``TwilioProxy/1.1``), once, or twice in a
+row with the same MessageSid when ``duplicate`` is true, and never retried. Every POST is appended
+to ``inbound_log``. The answer is 200::
+
+    {"message_sid": "SM...", "attempts": [{"http_status": 200, "content_type": "text/xml",
+     "body": "<Response/>", "error": null}]}
+
+one attempt per POST: the receiver's status and Content-Type header (``null`` without one), the
+first 2000 characters of its answer, and ``error`` (why no HTTP answer came, then
+``http_status`` and ``content_type`` are ``null`` and ``body`` is ``""``).
 
 Sender selection for a Messaging Service
 ----------------------------------------

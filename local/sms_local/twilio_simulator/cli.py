@@ -31,6 +31,13 @@ def _service_arg(text: str) -> tuple[str, list[str]]:
     return sid, pool
 
 
+def _service_account_arg(text: str) -> tuple[str, str]:
+    service_sid, separator, account_sid = text.partition(":")
+    if not separator or not service_sid or not account_sid:
+        raise argparse.ArgumentTypeError(f"expected MG...:AC..., got {text!r}")
+    return service_sid, account_sid
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m sms_local.twilio_simulator",
@@ -39,6 +46,21 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--account", type=_account_arg, action="append", required=True)
     parser.add_argument("--service", type=_service_arg, action="append", default=[])
+    parser.add_argument(
+        "--service-account",
+        type=_service_account_arg,
+        action="append",
+        default=[],
+        metavar="MG...:AC...",
+        help="the account that owns a service (signs its incoming messages); a service not"
+        " named here belongs to the only --account when exactly one is given",
+    )
+    parser.add_argument(
+        "--inbound-url",
+        default=None,
+        metavar="URL",
+        help="the services' Inbound Request URL, where POST /_simulator/inbound posts",
+    )
     parser.add_argument("--no-sticky-sender", action="store_true")
     parser.add_argument("--no-area-code-geomatch", action="store_true")
     parser.add_argument("--duplicate-callbacks", action="store_true")
@@ -59,15 +81,23 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    accounts = dict(args.account)
+    services = dict(args.service)
+    # With a single account every service is its own; otherwise only --service-account says.
+    only_account = next(iter(accounts)) if len(accounts) == 1 else None
+    service_accounts = {} if only_account is None else dict.fromkeys(services, only_account)
+    service_accounts.update(args.service_account)
     return SimulatorConfig(
-        accounts=dict(args.account),
-        services=dict(args.service),
+        accounts=accounts,
+        services=services,
         sticky_sender=not args.no_sticky_sender,
         area_code_geomatch=not args.no_area_code_geomatch,
         callback_delays=(args.callback_delays[0], args.callback_delays[1]),
         duplicate_callbacks=args.duplicate_callbacks,
         reorder_callbacks=args.reorder_callbacks,
         reject_unsubscribed_synchronously=args.reject_unsubscribed_synchronously,
+        inbound_url=args.inbound_url,
+        service_accounts=service_accounts,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -15,3 +15,8 @@ class SimulatorConfig:
     duplicate_callbacks: bool = False
     reorder_callbacks: bool = False
     reject_unsubscribed_synchronously: bool = False
+    # The Messaging Services' "Inbound Request URL": where POST /_simulator/inbound posts the
+    # incoming message (None: incoming messages are refused).
+    inbound_url: str | None = None
+    # MessagingServiceSid -> AccountSid that owns it; its token signs the incoming-message webhook.
+    service_accounts: dict[str, str] = field(default_factory=dict)

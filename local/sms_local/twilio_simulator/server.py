@@ -1,8 +1,9 @@
 """The HTTP server on loopback and ``TwilioSimulator``, which routes and answers its requests.
 
-``TwilioSimulator`` owns the state (messages, sticky senders, counters, the callback log), applies
-the rules to a create request, schedules each message's timeline on the worker thread and
-delivers its status callbacks; ``_Server``/``_Handler`` carry requests to it and write replies.
+``TwilioSimulator`` owns the state (messages, sticky senders, counters, the callback and inbound
+logs), applies the rules to a create request, schedules each message's timeline on the worker
+thread and delivers its status callbacks, and posts incoming messages to the Inbound Request URL;
+``_Server``/``_Handler`` carry requests to it and write replies.
 """
 
 from __future__ import annotations
@@ -29,10 +30,18 @@ from sms_local.twilio_simulator.callbacks import (
     CALLBACK_MAX_RETRIES,
     CALLBACK_RETRY_BACKOFF_SECONDS,
     _callback_params,
+    _FormAnswer,
     _post_form,
+    _post_form_answer,
     _should_retry,
 )
 from sms_local.twilio_simulator.config import SimulatorConfig
+from sms_local.twilio_simulator.inbound import (
+    INBOUND_PATH,
+    _inbound_params,
+    _InboundRequest,
+    _parse_inbound,
+)
 from sms_local.twilio_simulator.messages import (
     API_VERSION,
     _Message,
@@ -170,6 +179,7 @@ class TwilioSimulator:
         self._sticky: dict[tuple[str, str], str] = {}
         self._create_count = 0
         self._callback_log: list[dict[str, Any]] = []
+        self._inbound_log: list[dict[str, Any]] = []
         self._stopping = threading.Event()
         self._scheduler = _Scheduler("twilio-simulator-callbacks")
         # Environment proxies must not capture callbacks aimed at loopback receivers.
@@ -230,6 +240,12 @@ class TwilioSimulator:
         with self._lock:
             return [{**entry, "params": dict(entry["params"])} for entry in self._callback_log]
 
+    @property
+    def inbound_log(self) -> list[dict[str, Any]]:
+        """Every POST of an incoming message to the Inbound Request URL, in order."""
+        with self._lock:
+            return [{**entry, "params": dict(entry["params"])} for entry in self._inbound_log]
+
     def create_count(self) -> int:
         with self._lock:
             return self._create_count
@@ -272,6 +288,8 @@ class TwilioSimulator:
             return _Reply(200, self._fetch(match["account"], match["sid"]))
         if path == CONTROL_PATH:
             return self._control(method, body)
+        if method == "POST" and path == INBOUND_PATH:
+            return self._inbound(body)
         raise _not_found(path)
 
     def _control(self, method: str, body: bytes) -> _Reply:
@@ -302,6 +320,7 @@ class TwilioSimulator:
                 config,
                 accounts=dict(config.accounts),
                 services={sid: list(pool) for sid, pool in config.services.items()},
+                service_accounts=dict(config.service_accounts),
             )
 
     def _authenticate(self, authorization: str | None, path_account: str) -> None:
@@ -405,6 +424,52 @@ class TwilioSimulator:
             "next_page_uri": None,
             "previous_page_uri": None,
         }
+
+    def _inbound(self, body: bytes) -> _Reply:
+        """A phone answers (not a Twilio API): post Twilio's incoming-message webhook now, once or
+        twice, without retries, and report what the receiver answered."""
+        request = _parse_inbound(body, self._config_snapshot())
+        message_sid = "SM" + secrets.token_hex(16)
+        params = _inbound_params(request, message_sid)
+        signature = compute_signature(request.url, params, request.auth_token)
+        attempts: list[dict[str, Any]] = []
+        copies = 2 if request.duplicate else 1
+        for attempt in range(1, copies + 1):
+            answer = _post_form_answer(self._opener, request.url, params, signature)
+            self._log_inbound(request, params, signature, answer, attempt)
+            attempts.append(
+                {
+                    "http_status": answer.http_status,
+                    "content_type": answer.content_type,
+                    "body": answer.body,
+                    "error": answer.error,
+                }
+            )
+        return _Reply(200, {"message_sid": message_sid, "attempts": attempts})
+
+    def _log_inbound(
+        self,
+        request: _InboundRequest,
+        params: dict[str, str],
+        signature: str,
+        answer: _FormAnswer,
+        attempt: int,
+    ) -> None:
+        with self._lock:
+            self._inbound_log.append(
+                {
+                    "url": request.url,
+                    "params": dict(params),
+                    "signature": signature,
+                    "http_status": answer.http_status,
+                    "content_type": answer.content_type,
+                    "body": answer.body,
+                    "error": answer.error,
+                    "attempt": attempt,
+                    "message_sid": params["MessageSid"],
+                    "timestamp": time.time(),
+                }
+            )
 
     # status changes and callbacks (called on the worker thread)
 

@@ -31,6 +31,7 @@ SENDER_IDS_TAG = "Sender IDs"
 WEBHOOKS_TAG = "Webhooks"
 USAGE_TAG = "Usage"
 STATUS_WEBHOOKS_TAG = "Status webhooks"
+INBOUND_TAG = "Inbound messages"
 TAGS = {
     MESSAGES_TAG: "Send SMS and track their delivery",
     USE_CASES_TAG: "The use cases messages are sent through (sender pool, compliance state)",
@@ -40,6 +41,8 @@ TAGS = {
     USAGE_TAG: "What a workspace used in a month, and its quota, wallet and send rate",
     STATUS_WEBHOOKS_TAG: "Signed webhooks (Standard Webhooks) to your status_callback_url "
     "when a message's status changes: the signing secret, and each message's attempts",
+    INBOUND_TAG: "What people text to your senders: replies linked to the message they "
+    "answer, STOP/START/HELP keywords",
 }
 
 # Where route_doc puts the parameters it documents; sms_tools.openapi merges them with the ones
@@ -127,6 +130,20 @@ LIST_MESSAGES_PARAMETERS = (
         "query",
         "Only the messages sent with this external_id",
         {"type": "string", "minLength": 1, "maxLength": MAX_EXTERNAL_ID_CHARS},
+    ),
+    _LIMIT_PARAMETER,
+    _CURSOR_PARAMETER,
+)
+# What querying.list_inbound_for accepts.
+LIST_INBOUND_PARAMETERS = (
+    parameter(
+        "use_case_id", "query", "Only the messages received through this use case", UUID_SCHEMA
+    ),
+    parameter(
+        "from",
+        "query",
+        "Only the messages from this number (E.164)",
+        {"type": "string", "pattern": r"^\+[0-9]{8,15}$"},
     ),
     _LIMIT_PARAMETER,
     _CURSOR_PARAMETER,

@@ -41,6 +41,11 @@ class MessageNotFoundError(GatewayError):
     code = "message_not_found"
 
 
+class InboundMessageNotFoundError(GatewayError):
+    status = 404
+    code = "inbound_message_not_found"
+
+
 class TemplateNotFoundError(GatewayError):
     status = 404
     code = "template_not_found"

@@ -22,6 +22,15 @@ def message_id_for_key(workspace_id: str, mode: str, idempotency_key: str) -> st
     return str(uuid.uuid5(_KEYED_MESSAGE_NAMESPACE, f"{workspace_id}\n{mode}\n{idempotency_key}"))
 
 
+_FORWARDED_NAMESPACE = uuid.UUID("8c1d2f0a-64b3-4e8e-b0c5-7d9a1e3f5b27")
+
+
+def forwarded_message_id(inbound_id: str) -> str:
+    """The one message that forwards an inbound message by SMS: a forwarding run twice stores
+    it once. Its own namespace, so no caller's Idempotency-Key can name it."""
+    return str(uuid.uuid5(_FORWARDED_NAMESPACE, inbound_id))
+
+
 def is_uuid(value: str) -> bool:
     try:
         uuid.UUID(value)

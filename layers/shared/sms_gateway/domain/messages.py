@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sms_gateway.domain.pricing import Cost
+from sms_gateway.domain.reply_forwarding import ReplyForwarding
 from sms_gateway.domain.segments import Encoding
 
 # Schema-only: they give a string's format to the API reference and check nothing, since the
@@ -68,6 +69,8 @@ API_FIELDS = (
     "status_callback_url",
     "status_callback_method",
     "delivery_receipt",
+    "reply_forwarding",
+    "forwarded_from",
 )
 
 
@@ -90,6 +93,7 @@ PREVIEW_FIELDS = (
     "status_callback_url",
     "status_callback_method",
     "delivery_receipt",
+    "reply_forwarding",
 )
 
 # A caller's own id for a message: 1 to 255 characters, no control characters.
@@ -189,6 +193,13 @@ class Message(BaseModel):
         default=True,
         description="false: no status webhooks for this message; true (the default): they go "
         "to status_callback_url when there is one",
+    )
+    reply_forwarding: ReplyForwarding | None = Field(
+        default=None, description="Where replies to this message are forwarded"
+    )
+    forwarded_from: UuidStr | None = Field(
+        default=None,
+        description="The inbound message (GET /v1/sms/inbound/{id}) this message forwards",
     )
     # Internal: the Twilio subaccount that must sign this message's callbacks, and the handoff
     # worker's claim (set before the provider is called).

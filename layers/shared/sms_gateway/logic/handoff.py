@@ -193,7 +193,9 @@ def _still_sendable(message: Message, use_case: UseCase | None) -> tuple[int, st
     deadline = message.validity_deadline()
     if deadline is not None and utc_now() >= deadline:
         return error_codes.VALIDITY_PERIOD_EXPIRED, "validity_period_expired"
-    scopes = opt_out_store.scopes_for(use_case.id, use_case.messaging_service_sid)
+    scopes = opt_out_store.scopes_for(
+        use_case.id, use_case.messaging_service_sid, test=message.test
+    )
     if message.send_at and opt_out_store.is_opted_out(scopes, message.to_number):
         return error_codes.RECIPIENT_UNSUBSCRIBED, "recipient_opted_out"
     return None
@@ -284,7 +286,7 @@ def _record_answer(
             )  # fmt: skip
             if result.error_code == error_codes.RECIPIENT_UNSUBSCRIBED:
                 opt_out_store.add_twilio_unsubscribed(
-                    use_case.messaging_service_sid, message.to_number
+                    use_case.messaging_service_sid, message.to_number, message.id
                 )
             logger.info("provider rejected", extra={**log, "error_code": result.error_code})
             return HandoffOutcome.REJECTED

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from sms_gateway.domain.errors import ValidationError
+from sms_gateway.domain.errors import InboundMessageNotFoundError, ValidationError
 from sms_gateway.domain.ids import is_uuid
+from sms_gateway.domain.inbound import InboundMessage
 from sms_gateway.domain.messages import (
     DEFAULT_PAGE_SIZE,
     EXTERNAL_ID_PATTERN,
@@ -14,26 +15,21 @@ from sms_gateway.domain.messages import (
     MAX_PAGE_SIZE,
     MessageStatus,
 )
-from sms_gateway.store import message_store, use_case_store
+from sms_gateway.store import inbound_store, message_store, use_case_store
+from sms_gateway.store.inbound_store import InboundPage
 from sms_gateway.store.message_store import MessagePage
 
 _PAGE_SIZE = re.compile(r"[0-9]{1,3}")
 _EXTERNAL_ID = re.compile(EXTERNAL_ID_PATTERN)
 _LIST_PARAMS = frozenset({"use_case_id", "status", "limit", "cursor", "external_id"})
+_INBOUND_LIST_PARAMS = frozenset({"use_case_id", "from", "limit", "cursor"})
+_E164 = re.compile(r"\+[0-9]{8,15}")
 
 
 def list_messages_for(workspace_id: str, params: Mapping[str, str], *, test: bool) -> MessagePage:
     """The workspace's messages of one mode: a test key (`test`) lists test messages only."""
-    unknown = sorted(set(params) - _LIST_PARAMS)
-    if unknown:
-        raise ValidationError(
-            "unknown query parameter", errors=[{"field": n, "issue": "unknown"} for n in unknown]
-        )
-    use_case_id = params.get("use_case_id") or None
-    if use_case_id is not None and not is_uuid(use_case_id):
-        raise ValidationError(
-            "use_case_id must be a UUID", errors=[{"field": "use_case_id", "issue": "not a UUID"}]
-        )
+    _refuse_unknown(params, _LIST_PARAMS)
+    use_case_id = _parse_use_case_id(params.get("use_case_id"))
     status = _parse_status(params.get("status"))
     limit = _parse_limit(params.get("limit"))
     external_id = _parse_external_id(params.get("external_id"))
@@ -51,6 +47,53 @@ def list_messages_for(workspace_id: str, params: Mapping[str, str], *, test: boo
         cursor=params.get("cursor") or None,
         external_id=external_id,
     )
+
+
+def list_inbound_for(workspace_id: str, params: Mapping[str, str], *, test: bool) -> InboundPage:
+    """The workspace's inbound messages of one mode, filtered by use case and sender."""
+    _refuse_unknown(params, _INBOUND_LIST_PARAMS)
+    use_case_id = _parse_use_case_id(params.get("use_case_id"))
+    from_number = params.get("from") or None
+    if from_number is not None and not _E164.fullmatch(from_number):
+        raise ValidationError(
+            "from must be a number in E.164 format: '+' followed by 8 to 15 digits",
+            errors=[{"field": "from", "issue": "not E.164"}],
+        )
+    limit = _parse_limit(params.get("limit"))
+    if use_case_id is not None and not _is_own_use_case(workspace_id, use_case_id):
+        return InboundPage([], None)
+    return inbound_store.list_inbound(
+        workspace_id=workspace_id,
+        test=test,
+        use_case_id=use_case_id,
+        from_number=from_number,
+        limit=limit,
+        cursor=params.get("cursor") or None,
+    )
+
+
+def get_inbound_for(workspace_id: str, inbound_id: str, *, test: bool) -> InboundMessage:
+    """Another workspace's, or the other mode's, is answered exactly as a missing one."""
+    found = inbound_store.get_inbound(inbound_id) if is_uuid(inbound_id) else None
+    if found is None or found.workspace_id != workspace_id or found.test is not test:
+        raise InboundMessageNotFoundError("inbound message not found", inbound_id=inbound_id)
+    return found
+
+
+def _refuse_unknown(params: Mapping[str, str], known: frozenset[str]) -> None:
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValidationError(
+            "unknown query parameter", errors=[{"field": n, "issue": "unknown"} for n in unknown]
+        )
+
+
+def _parse_use_case_id(raw: str | None) -> str | None:
+    if raw and not is_uuid(raw):
+        raise ValidationError(
+            "use_case_id must be a UUID", errors=[{"field": "use_case_id", "issue": "not a UUID"}]
+        )
+    return raw or None
 
 
 def _parse_external_id(raw: str | None) -> str | None:
@@ -104,9 +147,5 @@ _PAGE_PARAMS = frozenset({"limit", "cursor"})
 
 def page_params(params: Mapping[str, str]) -> tuple[int, str | None]:
     """`limit` and `cursor` of a listing that takes nothing else (templates, sender IDs)."""
-    unknown = sorted(set(params) - _PAGE_PARAMS)
-    if unknown:
-        raise ValidationError(
-            "unknown query parameter", errors=[{"field": n, "issue": "unknown"} for n in unknown]
-        )
+    _refuse_unknown(params, _PAGE_PARAMS)
     return _parse_limit(params.get("limit")), params.get("cursor") or None

@@ -32,7 +32,7 @@ from sms_gateway.domain.errors import (
     UseCaseInactiveError,
     ValidationError,
 )
-from sms_gateway.domain.ids import message_id_for_key, new_id
+from sms_gateway.domain.ids import forwarded_message_id, message_id_for_key, new_id
 from sms_gateway.domain.messages import (
     EXTERNAL_ID_PATTERN,
     PREVIEW_FIELDS,
@@ -43,12 +43,14 @@ from sms_gateway.domain.messages import (
     UuidStr,
 )
 from sms_gateway.domain.phone import check_destination
+from sms_gateway.domain.reply_forwarding import ReplyForwarding
 from sms_gateway.domain.sender_ids import SENDER_ID_PATTERN
 from sms_gateway.domain.use_cases import A2pCampaignStatus, BrandStatus, CountryCode, UseCase
 from sms_gateway.logic import (
     admission,
     caller_webhook_settings,
     composing,
+    reply_forwarding_settings,
     scheduling,
     use_case_admin,
 )
@@ -136,6 +138,11 @@ class SendRequest(BaseModel):
     delivery_receipt: bool = Field(
         default=True, description="false: no status webhooks for this message"
     )
+    reply_forwarding: ReplyForwarding | None = Field(
+        default=None,
+        description="Where the replies to this message go: a signed `message.reply` webhook, "
+        "an SMS through the same use case, an email; any subset",
+    )
 
     @model_validator(mode="after")
     def _message_or_template(self) -> SendRequest:
@@ -149,9 +156,11 @@ class SendRequest(BaseModel):
 def parse_send_request(data: dict[str, Any]) -> SendRequest:
     """A missing or unknown field, or a wrong type, is a validation_error."""
     try:
-        return SendRequest.model_validate(data)
+        request = SendRequest.model_validate(data)
     except PydanticValidationError as exc:
         raise ValidationError.from_pydantic("request body is invalid", exc) from exc
+    reply_forwarding_settings.check_configured(request.reply_forwarding)
+    return request
 
 
 def check_use_case_can_send(use_case: UseCase) -> None:
@@ -186,6 +195,8 @@ class PreparedSend:
     limits: limits_store.Limits | None = None
     # Where and how the message's status webhooks go.
     receipts: caller_webhook_settings.Receipts = caller_webhook_settings.NO_RECEIPTS
+    # Where its replies go.
+    reply_forwarding: ReplyForwarding | None = None
 
 
 def prepare_send(workspace_id: str, request: SendRequest, *, test: bool) -> PreparedSend:
@@ -197,7 +208,7 @@ def prepare_send(workspace_id: str, request: SendRequest, *, test: bool) -> Prep
     # they are decided on last, when the message is written (logic.admission).
     mode = mode_of(test)
     read = opt_out_store.read_opt_outs(
-        opt_out_store.scopes_for(use_case.id, use_case.messaging_service_sid),
+        opt_out_store.scopes_for(use_case.id, use_case.messaging_service_sid, test=test),
         destination.e164,
         other=limits_store.limits_item_key(workspace_id, mode),
     )
@@ -223,6 +234,7 @@ def prepare_send(workspace_id: str, request: SendRequest, *, test: bool) -> Prep
         request.status_callback_method,
         delivery_receipt=request.delivery_receipt,
     )
+    reply_forwarding_settings.check_urls(request.reply_forwarding)
     return PreparedSend(
         use_case=use_case,
         to_number=destination.e164,
@@ -236,6 +248,7 @@ def prepare_send(workspace_id: str, request: SendRequest, *, test: bool) -> Prep
         test=test,
         limits=limits_store.Limits.from_item(read.other) if read.other else None,
         receipts=receipts,
+        reply_forwarding=request.reply_forwarding,
     )
 
 
@@ -245,12 +258,19 @@ def send_message(
     *,
     test: bool = False,
     idempotency_key: str | None = None,
+    forwarded_from: str | None = None,
 ) -> Message:
+    """Check and store one message. `forwarded_from`: the inbound message it forwards, whose id
+    gives it its own (the forwarding may run twice; the message is stored once)."""
     prepared = prepare_send(workspace_id, request, test=test)
     mode = mode_of(test)
     message = compose_message(workspace_id, prepared)
     if idempotency_key is not None:
         message.id = message_id_for_key(workspace_id, mode, idempotency_key)
+    if forwarded_from is not None:
+        message.id = forwarded_message_id(forwarded_from)
+        message.forwarded_from = forwarded_from
+        idempotency_key = forwarded_from
     # Storing the message is the commit point: the table's stream queues a pending one for
     # handoff (HandoffPipe), so nothing is left to do after the write that a crash could skip.
     # A scheduled one gets its schedule first: a schedule whose message was never stored finds
@@ -311,6 +331,7 @@ def compose_into(message: Message, prepared: PreparedSend) -> None:
     message.status_callback_url = prepared.receipts.url
     message.status_callback_method = prepared.receipts.method
     message.delivery_receipt = prepared.receipts.delivery_receipt
+    message.reply_forwarding = prepared.reply_forwarding
 
 
 def _schedule(message_id: str, moment: datetime, *, keyed: bool) -> None:
@@ -353,6 +374,8 @@ def _same_send(existing: Message, attempted: Message) -> bool:
         and existing.status_callback_url == attempted.status_callback_url
         and existing.status_callback_method == attempted.status_callback_method
         and existing.delivery_receipt == attempted.delivery_receipt
+        and existing.reply_forwarding == attempted.reply_forwarding
+        and existing.forwarded_from == attempted.forwarded_from
     )
     return same_text_to_same_person and attempted.send_at in (None, existing.send_at)
 

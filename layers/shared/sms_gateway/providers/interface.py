@@ -59,6 +59,22 @@ class StatusReport:
     recipient: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class IncomingSms:
+    """A verified incoming message, in our terms: who wrote (`from_number`), to which of our
+    senders, through which account and service. `test`: a simulated one (the URL the provider
+    was given, and signed, says so)."""
+
+    account_sid: str
+    messaging_service_sid: str | None
+    message_sid: str
+    from_number: str
+    to_number: str
+    body: str
+    num_segments: int | None
+    test: bool
+
+
 class Provider(Protocol):
     name: str
     # Where its status callbacks reach us: the route, and the URL given with each send.

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_scheduler.client import EventBridgeSchedulerClient
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
+    from mypy_boto3_sesv2.client import SESV2Client
     from mypy_boto3_sqs.client import SQSClient
 
 # Short timeouts: an API call that hangs would hold a caller's HTTP request for the whole
@@ -48,7 +49,12 @@ def scheduler() -> EventBridgeSchedulerClient:
     return _session().client("scheduler", config=_CONFIG)
 
 
+@lru_cache(maxsize=1)
+def sesv2() -> SESV2Client:
+    return _session().client("sesv2", config=_CONFIG)
+
+
 def reset_clients() -> None:
     """Drop cached clients (tests switch endpoints and credentials)."""
-    for factory in (_session, dynamodb, sqs, secretsmanager, scheduler):
+    for factory in (_session, dynamodb, sqs, secretsmanager, scheduler, sesv2):
         factory.cache_clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -63,3 +63,13 @@ def write_if[T](write: Callable[[], T]) -> T | None:
         if condition_failed(exc):
             return None
         raise
+
+
+def cancellation_reasons(exc: ClientError) -> list[str] | None:
+    """Why DynamoDB canceled a transaction, one code per item in the request's order ("None"
+    for an item that was fine, "ConditionalCheckFailed" for one whose condition did not hold);
+    None when the error is not a canceled transaction."""
+    if exc.response["Error"]["Code"] != "TransactionCanceledException":
+        return None
+    reasons = cast("dict[str, Any]", exc.response).get("CancellationReasons") or []
+    return [str(reason.get("Code", "None")) for reason in reasons]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -12,10 +9,12 @@ from typing import TYPE_CHECKING, Any, cast
 from botocore.exceptions import ClientError
 
 from sms_gateway.config import get_settings
-from sms_gateway.domain.errors import ValidationError
+from sms_gateway.domain.inbound import reply_prefix, reply_sort
 from sms_gateway.domain.messages import Message, MessageStatus
+from sms_gateway.domain.reply_forwarding import ReplyForwarding
 from sms_gateway.store import aws_clients
-from sms_gateway.store.dynamo import condition_failed, from_item, to_item, to_value
+from sms_gateway.store.dynamo import condition_failed, from_item, to_item
+from sms_gateway.store.page_cursors import decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, QueryInputTypeDef
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
 BY_WORKSPACE_INDEX = "by_workspace"
 BY_USE_CASE_INDEX = "by_use_case"
 BY_EXTERNAL_ID_INDEX = "by_external_id"
+BY_REPLY_INDEX = "by_reply"
 # Index pages read for one listing page before answering with what was found.
 MAX_QUERIES_PER_PAGE = 10
 
@@ -58,7 +58,16 @@ def message_to_item(message: Message) -> dict[str, AttributeValueTypeDef]:
     # that asks for nothing special pays no write bytes for them.
     if data["delivery_receipt"]:
         del data["delivery_receipt"]
+    if data["reply_forwarding"]:
+        data["reply_forwarding"] = {
+            k: v for k, v in data["reply_forwarding"].items() if v is not None
+        }
     data["created_sort"] = _created_sort(message)
+    # The reply index's sort key: the message enters the index (keyed by its sender) once the
+    # provider has chosen that sender, in the write that records it.
+    data["reply_sort"] = reply_sort(
+        message.workspace_id, message.test, message.to_number, message.created_at, message.id
+    )
     if message.external_id is not None:
         data["external_key"] = _external_key(
             message.workspace_id, message.test, message.external_id
@@ -96,6 +105,48 @@ def get_message(message_id: str, *, consistent: bool = True) -> Message | None:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyTarget:
+    """The message a reply answers, as the reply index holds it."""
+
+    message_id: str
+    use_case_id: str
+    reply_forwarding: ReplyForwarding | None
+
+
+def latest_sent_to(
+    *, workspace_id: str, test: bool, sender: str, person: str, since: str
+) -> ReplyTarget | None:
+    """The workspace's latest message of one mode from `sender` to `person` created at or after
+    `since`: one item read from the reply index (eventually consistent, like every index; a
+    reply comes seconds after its message at the earliest)."""
+    prefix = reply_prefix(workspace_id, test, person)
+    response = aws_clients.dynamodb().query(
+        TableName=get_settings().messages_table,
+        IndexName=BY_REPLY_INDEX,
+        KeyConditionExpression="#f = :f AND #r BETWEEN :since AND :end",
+        ExpressionAttributeNames={"#f": "from_number", "#r": "reply_sort"},
+        ExpressionAttributeValues={
+            ":f": {"S": sender},
+            ":since": {"S": prefix + since},
+            # '~' sorts after every character of a timestamp and an id.
+            ":end": {"S": prefix + "~"},
+        },
+        ScanIndexForward=False,
+        Limit=1,
+    )
+    items = response.get("Items", [])
+    if not items:
+        return None
+    item = from_item(items[0])
+    forwarding = item.get("reply_forwarding")
+    return ReplyTarget(
+        message_id=str(item["id"]),
+        use_case_id=str(item["use_case_id"]),
+        reply_forwarding=ReplyForwarding.model_validate(forwarding) if forwarding else None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class MessagePage:
     items: list[Message]
     next_cursor: str | None
@@ -122,7 +173,7 @@ def list_messages(
     else:
         index, partition_name, partition_value = BY_WORKSPACE_INDEX, "workspace_id", workspace_id
     mode = _mode_prefix(test)
-    start_key = _decode_cursor(cursor, partition_name, partition_value, mode)
+    start_key = decode_cursor(cursor, partition_name, partition_value, mode, "created_sort")
 
     names = {"#p": partition_name, "#c": "created_sort"}
     values: dict[str, AttributeValueTypeDef] = {
@@ -167,45 +218,17 @@ def list_messages(
             items.append(Message.model_validate(data))
             if len(items) == limit:
                 more = position < len(page) - 1 or last_key is not None
-                return MessagePage(items, _encode_cursor(data, partition_name) if more else None)
+                return MessagePage(
+                    items, encode_cursor(data, partition_name, "created_sort") if more else None
+                )
         if not last_key:
             return MessagePage(items, None)
         start_key = dict(last_key)
     # A sparse filter must not hold the request for long: hand back what was found so far
     # with a cursor where the reading stopped.
-    return MessagePage(items, _encode_cursor(from_item(start_key or {}), partition_name))
-
-
-def _encode_cursor(item: dict[str, Any], partition_name: str) -> str:
-    key = {"id": item["id"], partition_name: item[partition_name], "s": item["created_sort"]}
-    raw = json.dumps(key, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(
-    cursor: str | None, partition_name: str, partition_value: str, mode: str
-) -> dict[str, AttributeValueTypeDef] | None:
-    if not cursor:
-        return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        valid = (
-            isinstance(key, dict)
-            and set(key) == {"id", partition_name, "s"}
-            and all(isinstance(v, str) and v.isprintable() and v.isascii() for v in key.values())
-        )
-    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
-        valid = False
-    # A cursor only continues the listing it came from: it cannot open another partition, nor
-    # the other mode's messages.
-    if not valid or key[partition_name] != partition_value or not key["s"].startswith(mode):
-        raise ValidationError("cursor is not valid for this listing", field="cursor")
-    return {
-        "id": to_value(key["id"]),
-        partition_name: to_value(key[partition_name]),
-        "created_sort": to_value(key["s"]),
-    }
+    return MessagePage(
+        items, encode_cursor(from_item(start_key or {}), partition_name, "created_sort")
+    )
 
 
 def unclaimed_pending_ids(*, updated_before: str) -> Iterator[str]:

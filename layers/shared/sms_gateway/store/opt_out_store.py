@@ -1,18 +1,23 @@
-"""Data access for the opt-out list: numbers that must not be messaged through a use case or a
-Messaging Service (filled by the CLI, by Twilio error 21610 and by inbound STOP)."""
+"""Data access for the opt-out lists: numbers that must not be messaged through a use case or a
+Messaging Service (filled by the CLI, by Twilio error 21610 and by inbound STOP, emptied by the
+CLI and by inbound START), and the record of every change made to them."""
 
 from __future__ import annotations
 
 import random
+import secrets
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
 
 from sms_gateway.config import get_settings
 from sms_gateway.domain.clock import now_iso
 from sms_gateway.domain.errors import ServiceUnavailableError
 from sms_gateway.store import aws_clients
-from sms_gateway.store.dynamo import write_if
+from sms_gateway.store.dynamo import cancellation_reasons, from_item, to_item
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -20,6 +25,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import (
         AttributeValueTypeDef,
         KeysAndAttributesUnionTypeDef,
+        QueryInputTypeDef,
+        TransactWriteItemTypeDef,
     )
 
 
@@ -28,23 +35,37 @@ if TYPE_CHECKING:
 UNSUBSCRIBED_ERROR_CODE = 21610
 
 
-def add_twilio_unsubscribed(messaging_service_sid: str, phone_number: str) -> bool:
+def add_twilio_unsubscribed(
+    messaging_service_sid: str, phone_number: str, message_id: str | None = None
+) -> bool:
     """Record that Twilio refused the number as unsubscribed from the Messaging Service (it
     keeps STOP per service; so do we, to refuse at send time); False if it was already there."""
-    return add_opt_out(service_scope(messaging_service_sid), phone_number, "twilio_21610")
+    return add_opt_out(
+        service_scope(messaging_service_sid),
+        phone_number,
+        OptOutSource.PROVIDER.value,
+        source=OptOutSource.PROVIDER,
+        cause_id=message_id,
+    )
 
 
 def use_case_scope(use_case_id: str) -> str:
     return f"use_case#{use_case_id}"
 
 
-def service_scope(messaging_service_sid: str) -> str:
-    return f"service#{messaging_service_sid}"
+def service_scope(messaging_service_sid: str, *, test: bool = False) -> str:
+    """A Messaging Service's list. A test reply's STOP (a simulated one) goes to the service's
+    test list, which only test sends read: it never stops a live message."""
+    return f"{'test#' if test else ''}service#{messaging_service_sid}"
 
 
-def scopes_for(use_case_id: str, messaging_service_sid: str) -> list[str]:
-    """A number may opt out of one use case, or (Twilio's STOP) of the whole service."""
-    return [use_case_scope(use_case_id), service_scope(messaging_service_sid)]
+def scopes_for(use_case_id: str, messaging_service_sid: str, *, test: bool = False) -> list[str]:
+    """A number may opt out of one use case, or (STOP) of the whole service; a test send also
+    reads the service's test list."""
+    scopes = [use_case_scope(use_case_id), service_scope(messaging_service_sid)]
+    if test:
+        scopes.append(service_scope(messaging_service_sid, test=True))
+    return scopes
 
 
 # Keys DynamoDB leaves unprocessed (throttling, or a partition over its limit) are asked for
@@ -112,27 +133,165 @@ def _jittered_pause(attempt: int) -> float:
     return random.uniform(0, ceiling)  # noqa: S311 - jitter, not a secret
 
 
-def add_opt_out(scope: str, phone_number: str, reason: str) -> bool:
+# Every change of a list is recorded beside it (scope "changes#<scope>", sort key
+# "<number>#<time>#<nonce>"), and kept this long (TTL): TCPA claims can be brought for four
+# years, so the record of who opted out or back in, when and how, outlives them.
+CHANGE_RETENTION_SECONDS = 4 * 366 * 24 * 3600
+CHANGES_PREFIX = "changes#"
+
+
+class OptOutSource(StrEnum):
+    """What changed a list: a keyword the person texted, the provider refusing the number
+    (Twilio 21610), or an operator."""
+
+    KEYWORD = "keyword"
+    PROVIDER = "twilio_21610"
+    OPERATOR = "operator"
+
+
+@dataclass(frozen=True, slots=True)
+class OptOutChange:
+    """One change of one list: the number added to it (opted out) or removed (opted back in)."""
+
+    scope: str
+    phone_number: str
+    opted_out: bool
+    source: OptOutSource
+    at: str
+    # What caused it, when there is a record of it: the keyword's inbound message id, or the
+    # message Twilio refused.
+    cause_id: str | None = None
+    # The operator's reason (the CLI's --reason).
+    reason: str | None = None
+
+
+def change_writes(change: OptOutChange) -> list[TransactWriteItemTypeDef]:
+    """The two writes of a change, for one transaction: the list's item (only if the change
+    changes it, so a repeated STOP records nothing) and the change's record."""
+    table = get_settings().opt_outs_table
+    key: dict[str, AttributeValueTypeDef] = {
+        "scope": {"S": change.scope},
+        "phone_number": {"S": change.phone_number},
+    }
+    list_write: TransactWriteItemTypeDef
+    if change.opted_out:
+        list_write = {
+            "Put": {
+                "TableName": table,
+                "Item": {
+                    **key,
+                    "reason": {"S": change.reason or change.source.value},
+                    "created_at": {"S": change.at},
+                },
+                "ConditionExpression": "attribute_not_exists(phone_number)",
+            }
+        }
+    else:
+        list_write = {
+            "Delete": {
+                "TableName": table,
+                "Key": key,
+                "ConditionExpression": "attribute_exists(phone_number)",
+            }
+        }
+    record = {
+        "scope": CHANGES_PREFIX + change.scope,
+        "phone_number": f"{change.phone_number}#{change.at}#{secrets.token_hex(4)}",
+        "number": change.phone_number,
+        "action": "opted_out" if change.opted_out else "opted_in",
+        "source": change.source.value,
+        "at": change.at,
+        "cause_id": change.cause_id,
+        "reason": change.reason,
+        "expiration": int(time.time()) + CHANGE_RETENTION_SECONDS,
+    }
+    return [list_write, {"Put": {"TableName": table, "Item": to_item(record)}}]
+
+
+def record_change(change: OptOutChange) -> bool:
+    """Apply a change and record it, in one transaction; False when the list already was so
+    (the number already listed, or not listed): nothing is written then."""
+    try:
+        aws_clients.dynamodb().transact_write_items(TransactItems=change_writes(change))
+    except ClientError as exc:
+        if cancellation_reasons(exc) is None:
+            raise
+        return False
+    return True
+
+
+def add_opt_out(
+    scope: str,
+    phone_number: str,
+    reason: str = OptOutSource.OPERATOR.value,
+    *,
+    source: OptOutSource = OptOutSource.OPERATOR,
+    cause_id: str | None = None,
+) -> bool:
     """Record an opt-out; False if it was already there (the first reason is kept)."""
-    written = write_if(
-        lambda: aws_clients.dynamodb().put_item(
-            TableName=get_settings().opt_outs_table,
-            Item={
-                "scope": {"S": scope},
-                "phone_number": {"S": phone_number},
-                "reason": {"S": reason},
-                "created_at": {"S": now_iso()},
-            },
-            ConditionExpression="attribute_not_exists(phone_number)",
-        )
+    change = OptOutChange(
+        scope, phone_number, True, source, now_iso(), cause_id=cause_id, reason=reason
     )
-    return written is not None
+    return record_change(change)
 
 
-def remove_opt_out(scope: str, phone_number: str) -> bool:
-    response = aws_clients.dynamodb().delete_item(
+def remove_opt_out(
+    scope: str, phone_number: str, source: OptOutSource = OptOutSource.OPERATOR
+) -> bool:
+    """Lift an opt-out; False if the number was not listed."""
+    return record_change(OptOutChange(scope, phone_number, False, source, now_iso()))
+
+
+def is_listed(scope: str, phone_number: str) -> bool:
+    """Whether the number is on this one list now (read consistently)."""
+    response = aws_clients.dynamodb().get_item(
         TableName=get_settings().opt_outs_table,
         Key={"scope": {"S": scope}, "phone_number": {"S": phone_number}},
-        ReturnValues="ALL_OLD",
+        ConsistentRead=True,
+        ProjectionExpression="phone_number",
     )
-    return "Attributes" in response
+    return "Item" in response
+
+
+# The most changes one listing returns.
+MAX_LISTED_CHANGES = 1000
+
+
+def list_changes(scope: str, phone_number: str | None = None) -> list[dict[str, Any]]:
+    """A list's recorded changes, oldest first (of one number, when given)."""
+    condition = "#s = :s"
+    values: dict[str, AttributeValueTypeDef] = {":s": {"S": CHANGES_PREFIX + scope}}
+    if phone_number is not None:
+        condition += " AND begins_with(#n, :n)"
+        values[":n"] = {"S": f"{phone_number}#"}
+    request: QueryInputTypeDef = {
+        "TableName": get_settings().opt_outs_table,
+        "KeyConditionExpression": condition,
+        "ExpressionAttributeNames": {
+            "#s": "scope",
+            **({"#n": "phone_number"} if phone_number else {}),
+        },
+        "ExpressionAttributeValues": values,
+    }
+    found: list[dict[str, Any]] = []
+    while len(found) < MAX_LISTED_CHANGES:
+        response = aws_clients.dynamodb().query(**request)
+        for raw in response.get("Items", []):
+            item = from_item(raw)
+            found.append(
+                {
+                    "scope": scope,
+                    "phone_number": item["number"],
+                    "action": item["action"],
+                    "source": item["source"],
+                    "at": item["at"],
+                    "cause_id": item.get("cause_id"),
+                    "reason": item.get("reason"),
+                }
+            )
+        last = response.get("LastEvaluatedKey")
+        if not last:
+            break
+        request["ExclusiveStartKey"] = last
+    found.sort(key=lambda change: str(change["at"]))
+    return found[:MAX_LISTED_CHANGES]

@@ -33,8 +33,8 @@ SIGNATURE_HEADER = "x-twilio-signature"
 
 # Use cases only accept this shape (domain.use_cases), so anything else cannot be one of our
 # subaccounts; checking it first also keeps junk from becoming Secrets Manager look-ups.
-_ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
-_SERVICE_SID = re.compile(r"^MG[0-9a-f]{32}$")
+ACCOUNT_SID = re.compile(r"^AC[0-9a-f]{32}$")
+SERVICE_SID = re.compile(r"^MG[0-9a-f]{32}$")
 
 # After an auth token rotation the cached token refuses every genuine callback, and Twilio does
 # not retry a 403: a mismatch therefore reads the secret again, past the cache. At most once per
@@ -78,13 +78,14 @@ def reset() -> None:
     fresh_reads.clear()
 
 
-def _first(pairs: list[tuple[str, str]], name: str) -> str | None:
+def first(pairs: list[tuple[str, str]], name: str) -> str | None:
     """The first value of a form field (Twilio never repeats one; the signature covers all)."""
     return next((value for key, value in pairs if key == name), None)
 
 
-def signed_url(raw_query: str, domain_name: str) -> str:
-    """The URL Twilio signed: the StatusCallback URL the handoff gave it.
+def signed_url(raw_query: str, domain_name: str, path: str = CALLBACK_PATH) -> str:
+    """The URL Twilio signed: the StatusCallback URL the handoff gave it (or, for `path`, the
+    incoming-message URL the operator gave the Messaging Service).
 
     With no configured public base URL the stack is reached on its default execute-api domain
     (template.yaml gives the handoff that URL, but cannot give it to this function: the HttpApi
@@ -92,7 +93,7 @@ def signed_url(raw_query: str, domain_name: str) -> str:
     own domainName, and the $default stage adds no path prefix.
     """
     base = get_settings().public_base_url.rstrip("/") or f"https://{domain_name}"
-    url = base + CALLBACK_PATH
+    url = base + path
     return f"{url}?{raw_query}" if raw_query else url
 
 
@@ -105,8 +106,13 @@ def unreadable_body() -> ForbiddenError:
     return ForbiddenError(_REFUSED)
 
 
-def _refuse(reason: str, **details: object) -> ForbiddenError:
-    logger.warning("status callback refused", extra={"reason": reason, **details})
+def refuse(reason: str, *, incoming: bool = False, **details: object) -> ForbiddenError:
+    """The refusal, logged under its own line per webhook (an alarm counts the callbacks')."""
+    extra = {"reason": reason, **details}
+    if incoming:
+        logger.warning("incoming message refused", extra=extra)
+    else:
+        logger.warning("status callback refused", extra=extra)
     return ForbiddenError(_REFUSED)
 
 
@@ -118,33 +124,43 @@ def _auth_token(secret_name: str, *, fresh: bool = False) -> str | None:
         raise ServiceUnavailableError("cannot verify the signature now") from exc
 
 
-def _verify_signature(
-    account_sid: str, url: str, pairs: list[tuple[str, str]], signature: str | None
+def verify_signature(
+    account_sid: str,
+    url: str,
+    pairs: list[tuple[str, str]],
+    signature: str | None,
+    *,
+    incoming: bool = False,
 ) -> None:
     """Raise ForbiddenError unless the subaccount's token signed the request; a mismatch with the
     cached token is checked once more against a fresh read (the token may have been rotated)."""
     secret_name = credentials.secret_name_for_account(account_sid)
     token = _auth_token(secret_name)
     if token is None:
-        raise _refuse("unknown account", account_sid=account_sid)
+        raise refuse("unknown account", incoming=incoming, account_sid=account_sid)
     if is_valid_signature(url, pairs, signature, token):
         return
     if not signature or not fresh_reads.allow(secret_name):
-        raise _refuse("signature mismatch", account_sid=account_sid)
+        raise refuse("signature mismatch", incoming=incoming, account_sid=account_sid)
     fresh = _auth_token(secret_name, fresh=True)
     if fresh is None or fresh == token or not is_valid_signature(url, pairs, signature, fresh):
-        raise _refuse("signature mismatch", account_sid=account_sid, secret_read_again=True)
+        raise refuse(
+            "signature mismatch",
+            incoming=incoming,
+            account_sid=account_sid,
+            secret_read_again=True,
+        )
     logger.info("auth token changed; the fresh one verified", extra={"account_sid": account_sid})
 
 
 def read_status_callback(request: CallbackRequest) -> StatusReport:
     """Verify one callback and read it; see the module's docstring for what raises."""
     pairs = parse_qsl(request.body, keep_blank_values=True)
-    account_sid = _first(pairs, "AccountSid")
-    if not account_sid or not _ACCOUNT_SID.fullmatch(account_sid):
-        raise _refuse("no valid AccountSid")
+    account_sid = first(pairs, "AccountSid")
+    if not account_sid or not ACCOUNT_SID.fullmatch(account_sid):
+        raise refuse("no valid AccountSid")
     url = signed_url(request.raw_query, request.domain_name)
-    _verify_signature(account_sid, url, pairs, request.headers.get(SIGNATURE_HEADER))
+    verify_signature(account_sid, url, pairs, request.headers.get(SIGNATURE_HEADER))
 
     # Past this point the request is Twilio's: whatever it says, the answer is 204.
     ids = [v for k, v in parse_qsl(request.raw_query, keep_blank_values=True) if k == "message_id"]
@@ -152,7 +168,7 @@ def read_status_callback(request: CallbackRequest) -> StatusReport:
     if message_id is None or not is_uuid(message_id):
         logger.warning("status callback without a message id", extra={"account_sid": account_sid})
         return StatusReport(None, None)
-    status = (_first(pairs, "MessageStatus") or _first(pairs, "SmsStatus") or "").lower()
+    status = (first(pairs, "MessageStatus") or first(pairs, "SmsStatus") or "").lower()
     if not status:
         logger.warning("status callback without a status", extra={"message_id": message_id})
         return StatusReport(message_id, None)
@@ -160,16 +176,16 @@ def read_status_callback(request: CallbackRequest) -> StatusReport:
         account_sid=account_sid,
         provider_status=values.word(status),
         at=clock.now_iso(),
-        message_sid=values.identifier(_first(pairs, "MessageSid") or _first(pairs, "SmsSid")),
-        from_number=values.identifier(_first(pairs, "From")),
-        error_code=values.small_int(_first(pairs, "ErrorCode")),
-        num_segments=values.small_int(_first(pairs, "NumSegments")),
+        message_sid=values.identifier(first(pairs, "MessageSid") or first(pairs, "SmsSid")),
+        from_number=values.identifier(first(pairs, "From")),
+        error_code=values.small_int(first(pairs, "ErrorCode")),
+        num_segments=values.small_int(first(pairs, "NumSegments")),
     )
-    service_sid = _first(pairs, "MessagingServiceSid")
+    service_sid = first(pairs, "MessagingServiceSid")
     return StatusReport(
         message_id,
         event,
         # We always send through a Messaging Service, and Twilio keeps STOP per service.
-        opt_out_scope=service_sid if service_sid and _SERVICE_SID.fullmatch(service_sid) else None,
-        recipient=values.identifier(_first(pairs, "To")),
+        opt_out_scope=service_sid if service_sid and SERVICE_SID.fullmatch(service_sid) else None,
+        recipient=values.identifier(first(pairs, "To")),
     )

@@ -1,0 +1,190 @@
+"""Data access for the inbound messages table: one item per message a person sent us, stored
+once whatever the provider's redeliveries, listed newest first per workspace, use case or
+sender, and marked as each forwarding channel is carried out. The table's stream is the
+forwarding's outbox (ReplyForwardingPipe)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from sms_gateway.config import get_settings
+from sms_gateway.domain.inbound import InboundMessage
+from sms_gateway.store import aws_clients, opt_out_store
+from sms_gateway.store.dynamo import cancellation_reasons, from_item, to_item, write_if
+from sms_gateway.store.page_cursors import decode_cursor, encode_cursor
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        QueryInputTypeDef,
+        TransactWriteItemTypeDef,
+    )
+
+BY_WORKSPACE_INDEX = "by_workspace"
+BY_USE_CASE_INDEX = "by_use_case"
+BY_SENDER_INDEX = "by_sender"
+SORT_ATTRIBUTE = "received_sort"
+# Index pages read for one listing page before answering with what was found.
+MAX_QUERIES_PER_PAGE = 10
+
+
+class Stored(StrEnum):
+    NEW = "new"
+    # The provider delivered this message before: nothing was written.
+    DUPLICATE = "duplicate"
+    # The opt-out list changed between its read and this write: read it again and retry.
+    LIST_CHANGED = "list_changed"
+
+
+def _mode_prefix(test: bool) -> str:
+    return "test#" if test else "live#"
+
+
+def _sender_key(workspace_id: str, from_number: str) -> str:
+    return f"{workspace_id}#{from_number}"
+
+
+def inbound_to_item(inbound: InboundMessage) -> dict[str, AttributeValueTypeDef]:
+    data = inbound.model_dump(mode="json")
+    if data["reply_forwarding"]:
+        data["reply_forwarding"] = {
+            k: v for k, v in data["reply_forwarding"].items() if v is not None
+        }
+    data[SORT_ATTRIBUTE] = f"{_mode_prefix(inbound.test)}{inbound.received_at}#{inbound.id}"
+    data["sender_key"] = _sender_key(inbound.workspace_id, inbound.from_number)
+    if inbound.forward_channels:
+        # Each channel's outcome goes in here once it is carried out (mark_forwarded).
+        data["forwarded"] = {}
+    else:
+        data.pop("forwarded", None)
+    return to_item(data)
+
+
+def store(inbound: InboundMessage, change: opt_out_store.OptOutChange | None = None) -> Stored:
+    """Store a new inbound message and, in the same transaction, the opt-out change its keyword
+    makes (so a redelivery changes the list no more than it stores the message twice)."""
+    put: TransactWriteItemTypeDef = {
+        "Put": {
+            "TableName": get_settings().inbound_table,
+            "Item": inbound_to_item(inbound),
+            "ConditionExpression": "attribute_not_exists(id)",
+        }
+    }
+    writes = [put, *(opt_out_store.change_writes(change) if change else [])]
+    try:
+        aws_clients.dynamodb().transact_write_items(TransactItems=writes)
+    except ClientError as exc:
+        reasons = cancellation_reasons(exc)
+        if reasons is None:
+            raise
+        if reasons and reasons[0] == "ConditionalCheckFailed":
+            return Stored.DUPLICATE
+        if "ConditionalCheckFailed" in reasons:
+            return Stored.LIST_CHANGED
+        raise
+    return Stored.NEW
+
+
+def get_inbound(inbound_id: str) -> InboundMessage | None:
+    response = aws_clients.dynamodb().get_item(
+        TableName=get_settings().inbound_table,
+        Key={"id": {"S": inbound_id}},
+        ConsistentRead=True,
+    )
+    item = response.get("Item")
+    return InboundMessage.model_validate(from_item(item)) if item else None
+
+
+def mark_forwarded(inbound_id: str, channel: str, outcome: str) -> bool:
+    """Record what one channel's forwarding came to; False if it was recorded before (another
+    delivery of the same job got there first)."""
+    written = write_if(
+        lambda: aws_clients.dynamodb().update_item(
+            TableName=get_settings().inbound_table,
+            Key={"id": {"S": inbound_id}},
+            UpdateExpression="SET #f.#c = :o",
+            ConditionExpression="attribute_exists(#f) AND attribute_not_exists(#f.#c)",
+            ExpressionAttributeNames={"#f": "forwarded", "#c": channel},
+            ExpressionAttributeValues={":o": {"S": outcome}},
+        )
+    )
+    return written is not None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundPage:
+    items: list[InboundMessage]
+    next_cursor: str | None
+
+
+def list_inbound(
+    *,
+    workspace_id: str,
+    test: bool,
+    use_case_id: str | None,
+    from_number: str | None,
+    limit: int,
+    cursor: str | None,
+) -> InboundPage:
+    """Newest first from an index (never a Scan), one mode's only (the sort key begins with
+    it); a filter may leave pages short, so querying goes on until `limit` matches."""
+    if from_number is not None:
+        index, partition_name = BY_SENDER_INDEX, "sender_key"
+        partition_value = _sender_key(workspace_id, from_number)
+    elif use_case_id is not None:
+        index, partition_name, partition_value = BY_USE_CASE_INDEX, "use_case_id", use_case_id
+    else:
+        index, partition_name, partition_value = BY_WORKSPACE_INDEX, "workspace_id", workspace_id
+    mode = _mode_prefix(test)
+    start_key = decode_cursor(cursor, partition_name, partition_value, mode, SORT_ATTRIBUTE)
+    names = {"#p": partition_name, "#s": SORT_ATTRIBUTE}
+    values: dict[str, AttributeValueTypeDef] = {
+        ":p": {"S": partition_value},
+        ":mode": {"S": mode},
+    }
+    request: QueryInputTypeDef = {
+        "TableName": get_settings().inbound_table,
+        "IndexName": index,
+        "KeyConditionExpression": "#p = :p AND begins_with(#s, :mode)",
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
+        "ScanIndexForward": False,
+    }
+    filtered = False
+    if from_number is not None and use_case_id is not None:
+        request["FilterExpression"] = "#u = :u"
+        names["#u"] = "use_case_id"
+        values[":u"] = {"S": use_case_id}
+        filtered = True
+    elif use_case_id is not None:
+        # A use case id of another workspace must look empty, never leak its messages.
+        request["FilterExpression"] = "#w = :w"
+        names["#w"] = "workspace_id"
+        values[":w"] = {"S": workspace_id}
+        filtered = True
+
+    items: list[InboundMessage] = []
+    for _ in range(MAX_QUERIES_PER_PAGE):
+        request["Limit"] = max(limit, 25) if filtered else limit - len(items)
+        if start_key:
+            request["ExclusiveStartKey"] = start_key
+        response = aws_clients.dynamodb().query(**request)
+        page = response.get("Items", [])
+        last_key = response.get("LastEvaluatedKey")
+        for position, raw in enumerate(page):
+            data = from_item(raw)
+            items.append(InboundMessage.model_validate(data))
+            if len(items) == limit:
+                more = position < len(page) - 1 or last_key is not None
+                next_cursor = encode_cursor(data, partition_name, SORT_ATTRIBUTE)
+                return InboundPage(items, next_cursor if more else None)
+        if not last_key:
+            return InboundPage(items, None)
+        start_key = dict(last_key)
+    return InboundPage(
+        items, encode_cursor(from_item(start_key or {}), partition_name, SORT_ATTRIBUTE)
+    )

@@ -73,6 +73,20 @@ def test_workspace_key_and_use_case_lifecycle(
     assert opt_out_store.is_opted_out([scope], "+14155552671")
     run(capsys, "opt-out", "remove", "--use-case", created["id"], "--number", "+14155552671")
     assert not opt_out_store.is_opted_out([scope], "+14155552671")
+    # Each change is recorded, with its source; a repeated removal records nothing.
+    assert not run(
+        capsys, "opt-out", "remove", "--use-case", created["id"], "--number", "+14155552671"
+    )["removed"]
+    changes = run(capsys, "opt-out", "changes", "--use-case", created["id"])
+    assert [(c["phone_number"], c["action"], c["source"]) for c in changes] == [
+        ("+14155552671", "opted_out", "operator"),
+        ("+14155552671", "opted_in", "operator"),
+    ]
+    assert all(c["at"] for c in changes)
+    assert (
+        run(capsys, "opt-out", "changes", "--use-case", created["id"], "--number", "+14155550000")
+        == []
+    )
 
 
 def test_errors_are_reported_not_raised(

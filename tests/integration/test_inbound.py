@@ -10,6 +10,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,15 +20,24 @@ from standardwebhooks import Webhook
 from sms_gateway.domain import clock
 from sms_gateway.domain.callers import ALL_SCOPES
 from sms_gateway.domain.inbound import inbound_id_for
+from sms_gateway.domain.limits import SendRate
 from sms_gateway.domain.use_cases import UseCase
 from sms_gateway.logic import inbound as inbound_logic
-from sms_gateway.logic import reply_forwarding
+from sms_gateway.logic import limits_admin, reply_forwarding
 from sms_gateway.logic.use_case_admin import create_use_case
-from sms_gateway.store import api_keys, aws_clients, inbound_store, opt_out_store, transitions
+from sms_gateway.store import (
+    api_keys,
+    aws_clients,
+    inbound_store,
+    opt_out_store,
+    transitions,
+    use_case_store,
+)
 from sms_local import template as tpl
 from sms_local.aws_resources import LocalStack
 from sms_local.gateway import HttpApiGateway, HttpResult
-from sms_local.sqs_poller import SqsPoller
+from sms_local.lambda_runtime import invoke
+from sms_local.sqs_poller import SqsPoller, sqs_event
 from tests.integration.conftest import (
     AUTH_TOKENS,
     PUBLIC_BASE_URL,
@@ -46,6 +56,7 @@ from tests.integration.test_caller_webhooks import (  # noqa: F401 - a fixture
     secret_of,
 )
 from tests.integration.test_send_api import drain_handoff_queue, send_body
+from tests.integration.test_send_crashes import Killed
 from tests.integration.test_status_callback import sign
 
 PATH = "/v1/webhook/twilio/sms-inbound"
@@ -150,7 +161,7 @@ def listing(
     return items
 
 
-def testmode_key(tenant: Tenant) -> str:
+def key_of_test_mode(tenant: Tenant) -> str:
     return api_keys.issue_key(tenant.workspace_id, ALL_SCOPES, "test").secret
 
 
@@ -235,6 +246,49 @@ def test_a_redelivered_stop_after_a_start_changes_nothing(
     assert tenant.api.send(send_body(use_case, to_phone_number=person)).status == 201
     assert len(listing(tenant, {"from": person})) == 2
     drain_handoff_queue()
+
+
+@pytest.mark.parametrize("winner", ["operator", "person"])
+def test_a_list_changed_between_its_read_and_the_write_is_read_again(
+    gateway: HttpApiGateway, tenant: Tenant, monkeypatch: pytest.MonkeyPatch, winner: str
+) -> None:
+    """A STOP whose read of the list is overtaken by another change (an operator's opt-out, or
+    the person's own START landing first) loses its transaction, reads the list again and
+    records exactly what changes it."""
+    use_case = ready_use_case(tenant)
+    person = a_person()
+    scope = opt_out_store.service_scope(use_case.messaging_service_sid)
+    if winner == "person":
+        opt_out_store.add_opt_out(scope, person)
+    real_read = opt_out_store.is_listed
+    reads: list[bool] = []
+
+    def read_then_overtaken(read_scope: str, number: str) -> bool:
+        listed = real_read(read_scope, number)
+        reads.append(listed)
+        if len(reads) == 1:
+            # The other side wins the race: it changes the list right after this read.
+            if winner == "operator":
+                opt_out_store.add_opt_out(scope, person)
+            else:
+                opt_out_store.remove_opt_out(scope, person, opt_out_store.OptOutSource.KEYWORD)
+        return listed
+
+    monkeypatch.setattr(opt_out_store, "is_listed", read_then_overtaken)
+
+    text_in(gateway, use_case, person, "STOP")
+
+    assert reads == ([False, True] if winner == "operator" else [True, False])
+    assert opt_out_store.is_listed(scope, person)
+    actions = [(c["action"], c["source"]) for c in opt_out_store.list_changes(scope, person)]
+    if winner == "operator":
+        assert actions == [("opted_out", "operator")]
+    else:
+        assert actions == [
+            ("opted_out", "operator"),
+            ("opted_in", "keyword"),
+            ("opted_out", "keyword"),
+        ]
 
 
 @pytest.mark.parametrize(
@@ -386,7 +440,7 @@ def test_test_mode_sees_only_test_inbound_and_its_stop_stops_only_test_sends(
     gateway: HttpApiGateway, tenant: Tenant
 ) -> None:
     use_case = ready_use_case(tenant)
-    key = testmode_key(tenant)
+    key = key_of_test_mode(tenant)
     person = a_person()
     response = tenant.api.with_key(key).send(send_body(use_case, to_phone_number=person))
     assert response.status == 201
@@ -497,6 +551,104 @@ def test_a_reply_is_forwarded_by_webhook_sms_and_email(
     assert len([e for e in sent_emails(aws) if e["destinations"]["ToAddresses"] == [inbox]]) == 1
     again = tenant.api.request("GET", "/v1/sms/", query={"limit": "100"}).json()["items"]
     assert len([m for m in again if m["forwarded_from"] == reply_id]) == 1
+    drain_handoff_queue()
+
+
+def test_a_forwarding_killed_before_its_outcome_was_recorded_sends_the_sms_once(
+    aws: LocalStack,
+    gateway: HttpApiGateway,
+    tenant: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+    email_forwarding: str,
+) -> None:
+    use_case = ready_use_case(tenant)
+    person, colleague = a_person(), a_person()
+    sent_to(tenant, use_case, person, reply_forwarding={"to_sms": colleague})
+    reply_id = text_in(gateway, use_case, person, "call me")
+    real_mark = inbound_store.mark_forwarded
+
+    def killed(*args: Any) -> bool:
+        raise Killed
+
+    monkeypatch.setattr(inbound_store, "mark_forwarded", killed)
+    with pytest.raises(Killed):
+        reply_forwarding.forward(reply_id)
+    monkeypatch.setattr(inbound_store, "mark_forwarded", real_mark)
+
+    # The job comes back (the queue's redelivery).
+    outcomes = reply_forwarding.forward(reply_id)
+
+    listed = tenant.api.request("GET", "/v1/sms/", query={"limit": "100"}).json()["items"]
+    forwarded = [m for m in listed if m["forwarded_from"] == reply_id]
+    assert len(forwarded) == 1
+    assert outcomes == {"sms": f"sent:{forwarded[0]['id']}"}
+    drain_handoff_queue()
+
+
+def forward_in_function(aws: LocalStack, reply_id: str) -> dict[str, Any]:
+    """ReplyForwardingFunction on one job for `reply_id`, as its event source mapping gives it."""
+    spec = tpl.functions(tpl.project_template())["ReplyForwardingFunction"]
+    job = {
+        "MessageId": str(uuid.uuid4()),
+        "ReceiptHandle": "handle",
+        "Body": json.dumps({"inbound_id": reply_id}),
+        "Attributes": {"ApproximateReceiveCount": "1"},
+    }
+    result: dict[str, Any] = invoke(
+        spec, sqs_event([job], aws.attributes["ReplyForwardingQueue"]["Arn"])
+    )
+    return result
+
+
+def test_a_forwarded_sms_is_a_send_against_the_workspace_s_limits(
+    aws: LocalStack, gateway: HttpApiGateway, tenant: Tenant, email_forwarding: str
+) -> None:
+    use_case = ready_use_case(tenant)
+    person, colleague = a_person(), a_person()
+    # One send a day: the message itself takes it.
+    limits_admin.set_send_rate(tenant.workspace_id, SendRate(Decimal(1) / 86400, 1))
+    sent_to(tenant, use_case, person, reply_forwarding={"to_sms": colleague})
+    reply_id = text_in(gateway, use_case, person, "hello")
+    use_case_store.clear_cache()  # the function's own sandbox reads the use case itself
+
+    # Refused for the send rate: left for a retry, nothing recorded, nothing sent.
+    assert forward_in_function(aws, reply_id)["batchItemFailures"]
+    stored = inbound_store.get_inbound(reply_id)
+    assert stored is not None and stored.forwarded == {}
+
+    # The operator lifts the rate for a quota; the retry sends it, spending from the quota.
+    limits_admin.set_send_rate(tenant.workspace_id, None)
+    limits_admin.set_monthly_segments(tenant.workspace_id, 1000)
+    assert forward_in_function(aws, reply_id) == {"batchItemFailures": []}
+    stored = inbound_store.get_inbound(reply_id)
+    assert stored is not None and stored.forwarded is not None
+    assert stored.forwarded["sms"].startswith("sent:")
+    drain_handoff_queue()
+
+
+def test_a_test_reply_is_forwarded_as_a_test_message_under_a_live_quota(
+    aws: LocalStack, gateway: HttpApiGateway, tenant: Tenant, email_forwarding: str
+) -> None:
+    use_case = ready_use_case(tenant)
+    key = key_of_test_mode(tenant)
+    person, colleague = a_person(), a_person()
+    # A quota binds live sends only: a test send finds nothing to spend, and checks it stays so.
+    limits_admin.set_monthly_segments(tenant.workspace_id, 0)
+    response = tenant.api.with_key(key).send(
+        send_body(use_case, to_phone_number=person, reply_forwarding={"to_sms": colleague})
+    )
+    assert response.status == 201, response.json()
+    drain_handoff_queue()
+    transitions.record_acceptance(
+        response.json()["id"], clock.now_iso(), "SM" + uuid.uuid4().hex, 1, SENDER
+    )
+    reply_id = text_in(gateway, use_case, person, "a test answer", test=True)
+
+    assert forward_in_function(aws, reply_id) == {"batchItemFailures": []}
+
+    listed = tenant.api.with_key(key).request("GET", "/v1/sms/", query={"limit": "100"})
+    [forwarded] = [m for m in listed.json()["items"] if m["forwarded_from"] == reply_id]
+    assert forwarded["test"] is True and forwarded["to_number"] == colleague
     drain_handoff_queue()
 
 

@@ -67,12 +67,15 @@ AWS_USES: dict[tuple[str, Grant], str] = {
         for function, group in (
             ("UsageFunction", "UsageLogGroup"),
             ("CallerWebhookFunction", "CallerWebhookLogGroup"),
+            ("ReplyForwardingFunction", "ReplyForwardingLogGroup"),
         )
         for action in ("CreateLogStream", "PutLogEvents")
     },
     **{
-        ("CallerWebhookFunction", (f"sqs:{action}", "CallerWebhookQueue")): (
-            "the event source mapping"
+        (function, (f"sqs:{action}", queue)): "the event source mapping"
+        for function, queue in (
+            ("CallerWebhookFunction", "CallerWebhookQueue"),
+            ("ReplyForwardingFunction", "ReplyForwardingQueue"),
         )
         for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
     },

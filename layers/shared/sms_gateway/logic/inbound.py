@@ -8,18 +8,20 @@ workspace's latest, of the same mode, from the receiving number to the person wi
 
 The record and the keyword's opt-out change are one transaction: a redelivery of the same
 message finds the record and changes nothing; a STOP and a START racing each other apply in
-some order, each against the list as it then is.
+some order, each against the list as it then is (a list changed between its read and the write
+fails the write, and is read again).
 """
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import phonenumbers
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from sms_gateway.domain.clock import iso, utc_now
+from sms_gateway.domain.clock import iso, now_iso, utc_now
 from sms_gateway.domain.errors import ServiceUnavailableError
 from sms_gateway.domain.inbound import (
     InboundMessage,
@@ -34,6 +36,9 @@ from sms_gateway.providers.interface import IncomingSms
 from sms_gateway.store import api_keys, inbound_store, message_store, opt_out_store, use_case_store
 from sms_gateway.store.inbound_store import Stored
 from sms_gateway.store.message_store import ReplyTarget
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 logger = Logger(child=True)
 
@@ -137,28 +142,31 @@ def _receiving_use_case(
     return candidates[0]
 
 
-def _opt_out_change(inbound: InboundMessage) -> opt_out_store.OptOutChange | None:
-    """The change the keyword makes to the service's list, if it changes it (read now)."""
+def _list_writes(inbound: InboundMessage) -> list[TransactWriteItemTypeDef]:
+    """What the keyword does to the service's list, as read now: the change and its record, or,
+    when the list already is as the keyword wants, a check that it still is at the write."""
     if inbound.keyword not in (Keyword.STOP, Keyword.START):
-        return None
+        return []
     scope = opt_out_store.service_scope(inbound.messaging_service_sid, test=inbound.test)
     wants_listed = inbound.keyword is Keyword.STOP
-    if opt_out_store.is_listed(scope, inbound.from_number) == wants_listed:
-        return None
-    return opt_out_store.OptOutChange(
+    listed = opt_out_store.is_listed(scope, inbound.from_number)
+    if listed == wants_listed:
+        return [opt_out_store.state_check(scope, inbound.from_number, listed=listed)]
+    change = opt_out_store.OptOutChange(
         scope=scope,
         phone_number=inbound.from_number,
         opted_out=wants_listed,
         source=opt_out_store.OptOutSource.KEYWORD,
-        at=inbound.received_at,
+        at=now_iso(),
         cause_id=inbound.id,
     )
+    return opt_out_store.change_writes(change)
 
 
 def _store(inbound: InboundMessage) -> Stored:
     try:
         for _ in range(STORE_ATTEMPTS):
-            stored = inbound_store.store(inbound, _opt_out_change(inbound))
+            stored = inbound_store.store(inbound, _list_writes(inbound))
             if stored is not Stored.LIST_CHANGED:
                 return stored
     except ClientError as exc:

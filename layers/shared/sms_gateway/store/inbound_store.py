@@ -13,13 +13,14 @@ from botocore.exceptions import ClientError
 
 from sms_gateway.config import get_settings
 from sms_gateway.domain.inbound import InboundMessage
-from sms_gateway.store import aws_clients, opt_out_store
+from sms_gateway.store import aws_clients
 from sms_gateway.store.dynamo import cancellation_reasons, from_item, to_item, write_if
 from sms_gateway.store.page_cursors import decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import (
         AttributeValueTypeDef,
+        PutTypeDef,
         QueryInputTypeDef,
         TransactWriteItemTypeDef,
     )
@@ -64,17 +65,23 @@ def inbound_to_item(inbound: InboundMessage) -> dict[str, AttributeValueTypeDef]
     return to_item(data)
 
 
-def store(inbound: InboundMessage, change: opt_out_store.OptOutChange | None = None) -> Stored:
-    """Store a new inbound message and, in the same transaction, the opt-out change its keyword
-    makes (so a redelivery changes the list no more than it stores the message twice)."""
-    put: TransactWriteItemTypeDef = {
-        "Put": {
-            "TableName": get_settings().inbound_table,
-            "Item": inbound_to_item(inbound),
-            "ConditionExpression": "attribute_not_exists(id)",
-        }
+def store(
+    inbound: InboundMessage, list_writes: list[TransactWriteItemTypeDef] | None = None
+) -> Stored:
+    """Store a new inbound message and, in the same transaction, what its keyword does to an
+    opt-out list (opt_out_store.change_writes, or state_check when the list already is as the
+    keyword wants): a redelivery changes the list no more than it stores the message twice, and
+    a list changed since it was read fails the whole write (LIST_CHANGED). Without a keyword,
+    one conditional put (a transaction would cost twice the write units)."""
+    put: PutTypeDef = {
+        "TableName": get_settings().inbound_table,
+        "Item": inbound_to_item(inbound),
+        "ConditionExpression": "attribute_not_exists(id)",
     }
-    writes = [put, *(opt_out_store.change_writes(change) if change else [])]
+    if not list_writes:
+        written = write_if(lambda: aws_clients.dynamodb().put_item(**put))
+        return Stored.NEW if written is not None else Stored.DUPLICATE
+    writes: list[TransactWriteItemTypeDef] = [{"Put": put}, *list_writes]
     try:
         aws_clients.dynamodb().transact_write_items(TransactItems=writes)
     except ClientError as exc:

@@ -134,8 +134,8 @@ def _jittered_pause(attempt: int) -> float:
 
 
 # Every change of a list is recorded beside it (scope "changes#<scope>", sort key
-# "<number>#<time>#<nonce>"), and kept this long (TTL): TCPA claims can be brought for four
-# years, so the record of who opted out or back in, when and how, outlives them.
+# "<number>#<write time in ns>#<nonce>"), and kept this long (TTL): TCPA claims can be brought
+# for four years, so the record of who opted out or back in, when and how, outlives them.
 CHANGE_RETENTION_SECONDS = 4 * 366 * 24 * 3600
 CHANGES_PREFIX = "changes#"
 
@@ -194,9 +194,13 @@ def change_writes(change: OptOutChange) -> list[TransactWriteItemTypeDef]:
                 "ConditionExpression": "attribute_exists(phone_number)",
             }
         }
+    # The time of the write, in nanoseconds, orders the changes (two within one millisecond
+    # included): a change's `at` may be when its cause happened, earlier.
+    written_ns = time.time_ns()
     record = {
         "scope": CHANGES_PREFIX + change.scope,
-        "phone_number": f"{change.phone_number}#{change.at}#{secrets.token_hex(4)}",
+        "phone_number": f"{change.phone_number}#{written_ns:020d}#{secrets.token_hex(4)}",
+        "written_ns": written_ns,
         "number": change.phone_number,
         "action": "opted_out" if change.opted_out else "opted_in",
         "source": change.source.value,
@@ -206,6 +210,20 @@ def change_writes(change: OptOutChange) -> list[TransactWriteItemTypeDef]:
         "expiration": int(time.time()) + CHANGE_RETENTION_SECONDS,
     }
     return [list_write, {"Put": {"TableName": table, "Item": to_item(record)}}]
+
+
+def state_check(scope: str, phone_number: str, *, listed: bool) -> TransactWriteItemTypeDef:
+    """A transaction's check that the number still is (or still is not) on the list: a write
+    that changes nothing because the list already was so must fail if the list changed since."""
+    return {
+        "ConditionCheck": {
+            "TableName": get_settings().opt_outs_table,
+            "Key": {"scope": {"S": scope}, "phone_number": {"S": phone_number}},
+            "ConditionExpression": (
+                "attribute_exists(phone_number)" if listed else "attribute_not_exists(phone_number)"
+            ),
+        }
+    }
 
 
 def record_change(change: OptOutChange) -> bool:
@@ -287,11 +305,12 @@ def list_changes(scope: str, phone_number: str | None = None) -> list[dict[str, 
                     "at": item["at"],
                     "cause_id": item.get("cause_id"),
                     "reason": item.get("reason"),
+                    "written_ns": int(item.get("written_ns") or 0),
                 }
             )
         last = response.get("LastEvaluatedKey")
         if not last:
             break
         request["ExclusiveStartKey"] = last
-    found.sort(key=lambda change: str(change["at"]))
+    found.sort(key=lambda change: int(change.pop("written_ns")))
     return found[:MAX_LISTED_CHANGES]

@@ -41,7 +41,8 @@ PACKAGE = PROJECT_ROOT / "layers" / "shared" / "sms_gateway"
 STAGE = PROJECT_ROOT / "build" / "mutation"
 EQUIVALENTS = Path(__file__).resolve().parent / "equivalent.toml"
 
-# The status machine, the send, scheduling, the handoff and the status callback.
+# The status machine, the send, scheduling, the handoff, the status callback, the webhooks and
+# inbound messages.
 MODULES = (
     "store/transitions.py",
     "logic/sending.py",
@@ -64,6 +65,13 @@ MODULES = (
     "domain/callback_urls.py",
     "logic/caller_webhook_delivery.py",
     "store/webhook_http.py",
+    "domain/inbound.py",
+    "domain/reply_forwarding.py",
+    "logic/inbound.py",
+    "logic/reply_forwarding.py",
+    "store/inbound_store.py",
+    "store/opt_out_store.py",
+    "providers/twilio/inbound.py",
 )
 
 # The unit and integration tests; mutmut runs, for each mutant, only those that reach its

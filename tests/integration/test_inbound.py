@@ -574,6 +574,8 @@ def test_a_forwarding_killed_before_its_outcome_was_recorded_sends_the_sms_once(
     with pytest.raises(Killed):
         reply_forwarding.forward(reply_id)
     monkeypatch.setattr(inbound_store, "mark_forwarded", real_mark)
+    # Meanwhile the colleague opts out: the SMS went out all the same, and the record says so.
+    opt_out_store.add_opt_out(opt_out_store.use_case_scope(use_case.id), colleague)
 
     # The job comes back (the queue's redelivery).
     outcomes = reply_forwarding.forward(reply_id)
@@ -626,16 +628,20 @@ def test_a_forwarded_sms_is_a_send_against_the_workspace_s_limits(
     drain_handoff_queue()
 
 
-def test_a_test_reply_is_forwarded_as_a_test_message_under_a_live_quota(
+def test_a_test_reply_is_forwarded_as_a_test_message_and_no_real_email(
     aws: LocalStack, gateway: HttpApiGateway, tenant: Tenant, email_forwarding: str
 ) -> None:
     use_case = ready_use_case(tenant)
     key = key_of_test_mode(tenant)
     person, colleague = a_person(), a_person()
-    # A quota binds live sends only: a test send finds nothing to spend, and checks it stays so.
-    limits_admin.set_monthly_segments(tenant.workspace_id, 0)
+    inbox = f"desk-{uuid.uuid4().hex[:6]}@example.com"
+    # A send rate given and taken back leaves the workspace's limits item with nothing to
+    # spend: a send then only checks that it stays so.
+    limits_admin.set_send_rate(tenant.workspace_id, SendRate(Decimal(100), 100))
+    limits_admin.set_send_rate(tenant.workspace_id, None)
+    forwarding = {"to_sms": colleague, "to_email": inbox}
     response = tenant.api.with_key(key).send(
-        send_body(use_case, to_phone_number=person, reply_forwarding={"to_sms": colleague})
+        send_body(use_case, to_phone_number=person, reply_forwarding=forwarding)
     )
     assert response.status == 201, response.json()
     drain_handoff_queue()
@@ -649,7 +655,61 @@ def test_a_test_reply_is_forwarded_as_a_test_message_under_a_live_quota(
     listed = tenant.api.with_key(key).request("GET", "/v1/sms/", query={"limit": "100"})
     [forwarded] = [m for m in listed.json()["items"] if m["forwarded_from"] == reply_id]
     assert forwarded["test"] is True and forwarded["to_number"] == colleague
+    stored = inbound_store.get_inbound(reply_id)
+    assert stored is not None and stored.forwarded is not None
+    assert stored.forwarded["email"] == "simulated"
+    assert [e for e in sent_emails(aws) if e["destinations"]["ToAddresses"] == [inbox]] == []
     drain_handoff_queue()
+
+
+def test_a_reply_twilio_delivers_twice_is_forwarded_once(
+    aws: LocalStack,
+    gateway: HttpApiGateway,
+    tenant: Tenant,
+    receivers: Callable[..., Receiver],  # noqa: F811 - the fixture
+    email_forwarding: str,
+) -> None:
+    use_case = ready_use_case(tenant)
+    receiver = receivers()
+    person = a_person()
+    sent_to(tenant, use_case, person, reply_forwarding={"webhook_url": receiver.url})
+    form = incoming_form(use_case, person, "on my way")
+
+    assert post_incoming(gateway, form).status == 200
+    assert post_incoming(gateway, form).status == 200
+    run_forwarding(aws)
+    run_webhooks(aws)
+
+    assert len(receiver.received) == 1
+    assert len(listing(tenant, {"from": person})) == 1
+
+
+def test_the_reply_webhook_s_attempts_are_listed_for_its_workspace_only(
+    aws: LocalStack,
+    gateway: HttpApiGateway,
+    tenant: Tenant,
+    receivers: Callable[..., Receiver],  # noqa: F811 - the fixture
+    email_forwarding: str,
+) -> None:
+    use_case = ready_use_case(tenant)
+    receiver = receivers(script=[500])
+    person = a_person()
+    sent_to(tenant, use_case, person, reply_forwarding={"webhook_url": receiver.url})
+    reply_id = text_in(gateway, use_case, person, "see you")
+    run_forwarding(aws)
+    run_webhooks(aws)
+
+    response = tenant.api.request("GET", f"/v1/sms/inbound/{reply_id}/webhook-attempts")
+    assert response.status == 200
+    attempts = response.json()["items"]
+    assert [(a["type"], a["attempt"], a["status_code"]) for a in attempts] == [
+        ("message.reply", 1, 500),
+        ("message.reply", 2, 204),
+    ]
+    other = make_tenant(gateway)
+    missing = other.api.request("GET", f"/v1/sms/inbound/{reply_id}/webhook-attempts")
+    assert missing.status == 404
+    assert missing.json()["error"]["code"] == "inbound_message_not_found"
 
 
 def test_a_keyword_is_not_forwarded(

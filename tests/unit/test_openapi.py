@@ -93,6 +93,10 @@ OPERATIONS = {
     ("post", "/v1/webhook/twilio/sms-inbound"): ("receiveTwilioIncomingMessage", "Webhooks"),
     ("get", "/v1/sms/inbound"): ("listInboundMessages", "Inbound messages"),
     ("get", "/v1/sms/inbound/{id}"): ("getInboundMessage", "Inbound messages"),
+    ("get", "/v1/sms/inbound/{id}/webhook-attempts"): (
+        "listReplyWebhookAttempts",
+        "Status webhooks",
+    ),
     ("get", "/v1/webhook-secret"): ("getWebhookSecret", "Status webhooks"),
     ("post", "/v1/webhook-secret/rotate"): ("rotateWebhookSecret", "Status webhooks"),
     ("get", "/v1/sms/{id}/webhook-attempts"): ("listWebhookAttempts", "Status webhooks"),

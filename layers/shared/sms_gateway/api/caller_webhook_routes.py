@@ -1,5 +1,6 @@
 """The status webhooks' signing secret (GET /v1/webhook-secret, POST /v1/webhook-secret/rotate)
-and a message's delivery attempts (GET /v1/sms/{id}/webhook-attempts)."""
+and the delivery attempts of a message's status webhooks (GET /v1/sms/{id}/webhook-attempts) and
+of a reply's message.reply webhook (GET /v1/sms/inbound/{id}/webhook-attempts)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sms_gateway.api.caller import SCOPE_MANAGE, SCOPE_READ, require_scope
 from sms_gateway.api.docs import STATUS_WEBHOOKS_TAG, id_parameter, route_doc
 from sms_gateway.api.http import json_response
-from sms_gateway.domain.errors import MessageNotFoundError
+from sms_gateway.domain.errors import InboundMessageNotFoundError, MessageNotFoundError
 from sms_gateway.logic import webhook_attempt_listing, webhook_secrets
 
 secret_router = APIGatewayHttpRouter()
@@ -95,4 +96,22 @@ def handle_rotate_secret() -> Response[str]:
 def handle_list_attempts(id: str) -> Response[str]:
     caller = require_scope(attempts_router.current_event.raw_event, SCOPE_READ)
     items = webhook_attempt_listing.attempts_for(caller.workspace_id, id, test=caller.is_test)
+    return json_response(200, {"items": items})
+
+
+@attempts_router.get(
+    "/v1/sms/inbound/<id>/webhook-attempts",
+    **route_doc(
+        summary="Every attempt to deliver a reply's message.reply webhook",
+        operation_id="listReplyWebhookAttempts",
+        tag=STATUS_WEBHOOKS_TAG,
+        scope=SCOPE_READ,
+        success=(200, "The attempts, oldest first", WebhookAttemptListOut),
+        errors=(InboundMessageNotFoundError,),
+        parameters=(id_parameter("inbound message"),),
+    ),
+)
+def handle_list_reply_attempts(id: str) -> Response[str]:
+    caller = require_scope(attempts_router.current_event.raw_event, SCOPE_READ)
+    items = webhook_attempt_listing.reply_attempts_for(caller.workspace_id, id, test=caller.is_test)
     return json_response(200, {"items": items})

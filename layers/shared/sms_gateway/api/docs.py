@@ -206,6 +206,7 @@ def route_doc(
     parameters: tuple[dict[str, Any], ...] = (),
     links: dict[str, Any] | None = None,
     response_headers: dict[str, Any] | None = None,
+    success_content: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for a Powertools route decorator. `response_headers`: headers every
     answer of the route may carry (the document puts them on each response)."""
@@ -216,6 +217,7 @@ def route_doc(
     responses: dict[int, Any] = {
         status: {"description": description}
         | ({"content": {"application/json": {"model": model}}} if isinstance(model, type) else {})
+        | ({"content": success_content} if success_content else {})
         | ({"links": links} if links else {})
     }
     by_status: dict[int, list[str]] = defaultdict(list)

@@ -25,6 +25,11 @@ router = APIGatewayHttpRouter()
         tag=WEBHOOKS_TAG,
         scope=None,
         success=(200, "Stored, or silently ignored: an empty TwiML document", None),
+        success_content={
+            twilio_inbound.TWIML_CONTENT_TYPE: {
+                "schema": {"type": "string", "example": twilio_inbound.EMPTY_TWIML}
+            }
+        },
         # 503: the auth token could not be read, or the message could not be stored now.
         errors=(ForbiddenError, ServiceUnavailableError),
         request_model="TwilioIncomingMessage",

@@ -58,12 +58,12 @@ def reply_prefix(workspace_id: str, test: bool, to_number: str) -> str:
     return f"{workspace_id}#{mode_of(test)}#{to_number}#"
 
 
-def reply_sort(workspace_id: str, test: bool, to_number: str, created_at: str, id_: str) -> str:
+def reply_sort(workspace_id: str, test: bool, to_number: str, sent_at: str, id_: str) -> str:
     """The reply index's sort key of an outbound message. The index's partition is the sender
     (from_number, set when the provider chose it); workspace, mode and recipient come first
     here, so one sender's messages to one person of one workspace and mode are one range of the
-    partition, oldest first (created_at sorts in time order)."""
-    return f"{reply_prefix(workspace_id, test, to_number)}{created_at}#{id_}"
+    partition, oldest first (`sent_at`, ISO 8601 UTC, sorts in time order)."""
+    return f"{reply_prefix(workspace_id, test, to_number)}{sent_at}#{id_}"
 
 
 def reply_window_start(received_at: datetime) -> str:

@@ -14,7 +14,10 @@ fails the write, and is read again).
 
 from __future__ import annotations
 
+import random
 import re
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import phonenumbers
@@ -44,12 +47,23 @@ logger = Logger(child=True)
 
 _E164 = re.compile(r"^\+[0-9]{8,15}$")
 # Reads of the list before the write gives up: another change of the same number's list has to
-# land between each read and write to use them all.
-STORE_ATTEMPTS = 3
+# land between each read and write (or hold its item at the same moment) to use them all.
+STORE_ATTEMPTS = 5
+# The first pause after a contended transaction; it doubles with each attempt.
+CONTENTION_PAUSE_SECONDS = 0.05
 
 
 def receive(incoming: IncomingSms) -> InboundMessage | None:
-    """Store one incoming message (None: it is nobody's, or a redelivery)."""
+    """Store one incoming message (None: it is nobody's, or a redelivery). A dependency that
+    fails is a 503 (ServiceUnavailableError), never an error of Twilio's request."""
+    try:
+        return _receive(incoming)
+    except ClientError as exc:
+        logger.exception("incoming message not stored", extra={"account_sid": incoming.account_sid})
+        raise ServiceUnavailableError("cannot store the message now") from exc
+
+
+def _receive(incoming: IncomingSms) -> InboundMessage | None:
     log = {
         "account_sid": incoming.account_sid,
         "from_number": mask_phone(incoming.from_number),
@@ -163,15 +177,14 @@ def _list_writes(inbound: InboundMessage) -> list[TransactWriteItemTypeDef]:
     return opt_out_store.change_writes(change)
 
 
-def _store(inbound: InboundMessage) -> Stored:
-    try:
-        for _ in range(STORE_ATTEMPTS):
-            stored = inbound_store.store(inbound, _list_writes(inbound))
-            if stored is not Stored.LIST_CHANGED:
-                return stored
-    except ClientError as exc:
-        logger.exception("incoming message not stored", extra={"inbound_id": inbound.id})
-        raise ServiceUnavailableError("cannot store the message now") from exc
+def _store(inbound: InboundMessage, *, sleep: Callable[[float], None] = time.sleep) -> Stored:
+    for attempt in range(STORE_ATTEMPTS):
+        stored = inbound_store.store(inbound, _list_writes(inbound))
+        if stored is Stored.CONTENDED:
+            # Full jitter: two racing writers must not come back together.
+            sleep(random.uniform(0, CONTENTION_PAUSE_SECONDS * 2**attempt))  # noqa: S311
+        elif stored is not Stored.LIST_CHANGED:
+            return stored
     raise ServiceUnavailableError("the opt-out list kept changing; retry")
 
 

@@ -19,10 +19,11 @@ from botocore.exceptions import ClientError
 
 from sms_gateway.domain.caller_webhooks import DEFAULT_METHOD, WebhookJob, webhook_id_for
 from sms_gateway.domain.errors import GatewayError, RateLimitExceededError, ServiceUnavailableError
+from sms_gateway.domain.ids import forwarded_message_id
 from sms_gateway.domain.inbound import InboundMessage, forwarded_email, forwarded_sms_body
 from sms_gateway.logic import sending
 from sms_gateway.logic.composing import MAX_MESSAGE_CHARS
-from sms_gateway.store import caller_webhook_queue, email_sender, inbound_store
+from sms_gateway.store import caller_webhook_queue, email_sender, inbound_store, message_store
 
 logger = Logger(child=True)
 
@@ -59,6 +60,11 @@ def _to_webhook(reply: InboundMessage) -> str:
 def _to_sms(reply: InboundMessage) -> str:
     forwarding = reply.reply_forwarding
     assert forwarding is not None and forwarding.to_sms is not None
+    # A run that sent it and died before recording it: the message is there, whatever the
+    # send's checks would answer now (the colleague may have opted out since).
+    existing = message_store.get_message(forwarded_message_id(reply.id))
+    if existing is not None:
+        return f"sent:{existing.id}"
     request = sending.SendRequest(
         use_case_id=reply.use_case_id,
         to_phone_number=forwarding.to_sms,
@@ -79,6 +85,9 @@ def _to_sms(reply: InboundMessage) -> str:
 def _to_email(reply: InboundMessage) -> str:
     forwarding = reply.reply_forwarding
     assert forwarding is not None and forwarding.to_email is not None
+    if reply.test:
+        # Test mode reaches no real destination: the email is composed, never sent.
+        return "simulated"
     subject, text = forwarded_email(reply)
     try:
         return "sent:" + email_sender.send_text_email(forwarding.to_email, subject, text)

@@ -39,6 +39,11 @@ class Stored(StrEnum):
     DUPLICATE = "duplicate"
     # The opt-out list changed between its read and this write: read it again and retry.
     LIST_CHANGED = "list_changed"
+    # Another transaction held an item, or DynamoDB throttled: retry after a pause.
+    CONTENDED = "contended"
+
+
+_RETRYABLE_REASONS = frozenset({"TransactionConflict", "ThrottlingError"})
 
 
 def _mode_prefix(test: bool) -> str:
@@ -92,6 +97,10 @@ def store(
             return Stored.DUPLICATE
         if "ConditionalCheckFailed" in reasons:
             return Stored.LIST_CHANGED
+        if any(r in _RETRYABLE_REASONS for r in reasons):
+            # Another transaction on the same opt-out item at the same moment (a STOP and a
+            # START of one number, a redelivery), or throttling: try again shortly.
+            return Stored.CONTENDED
         raise
     return Stored.NEW
 

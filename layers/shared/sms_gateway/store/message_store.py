@@ -64,9 +64,14 @@ def message_to_item(message: Message) -> dict[str, AttributeValueTypeDef]:
         }
     data["created_sort"] = _created_sort(message)
     # The reply index's sort key: the message enters the index (keyed by its sender) once the
-    # provider has chosen that sender, in the write that records it.
+    # provider has chosen that sender, in the write that records it. Its time is when the
+    # message goes out: a scheduled one's send_at, not when it was accepted.
     data["reply_sort"] = reply_sort(
-        message.workspace_id, message.test, message.to_number, message.created_at, message.id
+        message.workspace_id,
+        message.test,
+        message.to_number,
+        message.send_at or message.created_at,
+        message.id,
     )
     if message.external_id is not None:
         data["external_key"] = _external_key(

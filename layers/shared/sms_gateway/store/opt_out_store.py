@@ -232,9 +232,12 @@ def record_change(change: OptOutChange) -> bool:
     try:
         aws_clients.dynamodb().transact_write_items(TransactItems=change_writes(change))
     except ClientError as exc:
-        if cancellation_reasons(exc) is None:
-            raise
-        return False
+        # Only the list's own condition means "already so"; a throttled or conflicting
+        # transaction is an error the caller must see (a 503, a retry), never a silent no-op.
+        reasons = cancellation_reasons(exc)
+        if reasons and reasons[0] == "ConditionalCheckFailed":
+            return False
+        raise
     return True
 
 
@@ -276,7 +279,8 @@ MAX_LISTED_CHANGES = 1000
 
 
 def list_changes(scope: str, phone_number: str | None = None) -> list[dict[str, Any]]:
-    """A list's recorded changes, oldest first (of one number, when given)."""
+    """A list's recorded changes, oldest first (of one number, when given). At most
+    MAX_LISTED_CHANGES: without a number, the first read in the numbers' order, then sorted."""
     condition = "#s = :s"
     values: dict[str, AttributeValueTypeDef] = {":s": {"S": CHANGES_PREFIX + scope}}
     if phone_number is not None:

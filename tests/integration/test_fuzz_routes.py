@@ -40,7 +40,7 @@ from sms_gateway.logic.use_case_admin import create_use_case
 from sms_gateway.store import api_keys, aws_clients
 from sms_local.gateway import HttpApiGateway, HttpResult
 from sms_local.http_server import ApiServer
-from tests.integration.conftest import AUTH_TOKENS, Tenant, use_case_spec
+from tests.integration.conftest import AUTH_TOKENS, PUBLIC_BASE_URL, Tenant, use_case_spec
 from tests.integration.test_send_api import drain_handoff_queue, send_body
 from tests.integration.test_status_callback import PATH as WEBHOOK
 from tests.integration.test_status_callback import callback_url, sign
@@ -71,6 +71,11 @@ ROUTES = [
     ("POST", "/v1/sms/sender-ids"),
     ("GET", "/v1/sms/sender-ids"),
     ("DELETE", "/v1/sms/sender-ids/{id}"),
+    ("POST", "/v1/webhook/twilio/sms-inbound"),
+    ("GET", "/v1/sms/inbound"),
+    ("GET", "/v1/sms/inbound/{id}"),
+    ("GET", "/v1/sms/inbound/{id}/webhook-attempts"),
+    ("GET", "/v1/sms/{id}/webhook-attempts"),
 ]
 BODY_ROUTES = [
     SEND,
@@ -87,6 +92,7 @@ LIST_ROUTES = [
     ("GET", "/v1/sms/use-cases"),
     ("GET", "/v1/sms/templates"),
     ("GET", "/v1/sms/sender-ids"),
+    ("GET", "/v1/sms/inbound"),
 ]
 # Methods no route has (API Gateway answers 404 for them, as for a path no route has).
 UNKNOWN_METHODS = ["TRACE", "OPTIONS", "HEAD", "PUT", "CONNECT", "FROB", "PROPFIND"]
@@ -927,6 +933,81 @@ def test_an_unsigned_callback_is_refused(
     result = send(target, "POST", WEBHOOK, raw_query, webhook_headers(header, content_type), raw)
     assert result.status == 403
     assert json.loads(result.body)["error"]["code"] == "forbidden"
+
+
+INBOUND = "/v1/webhook/twilio/sms-inbound"
+INBOUND_FIELDS: dict[str, st.SearchStrategy[str]] = {
+    "MessageSid": st.sampled_from(
+        ["SM" + uuid.UUID(int=9).hex, "MM" + uuid.UUID(int=10).hex, "", "x" * 3000]
+    )
+    | form_text,
+    "From": st.sampled_from(["+14155552671", "+1" + "9" * 20, "", "x" * 3000, "72345"]) | form_text,
+    "To": st.sampled_from(["+14155550100", "+12125550100", ""]) | form_text,
+    "Body": st.sampled_from(["STOP", " start ", "HELP", "x" * 5000, "", "\ufffe"]) | form_text,
+    "MessagingServiceSid": st.sampled_from(["$SERVICE", "MG" + "0" * 32]) | form_text,
+    "NumSegments": st.sampled_from(NUMBERS) | form_text,
+    "NumMedia": st.sampled_from(["0", "1", "x"]) | form_text,
+}
+inbound_forms = st.builds(
+    lambda known, extra: {**extra, **known},
+    st.fixed_dictionaries({"AccountSid": st.just("$ACCOUNT")}, optional=INBOUND_FIELDS),
+    st.dictionaries(form_text, form_text, max_size=2),
+)
+
+
+@settings(FUZZ, max_examples=30)
+@given(
+    form=inbound_forms,
+    query=st.sampled_from(["", "mode=test", "mode=live", "mode=test&mode=test"]) | raw_queries,
+    content_type=st.sampled_from(FORM_TYPES),
+)
+@example(
+    form={"AccountSid": "$ACCOUNT", "MessageSid": "SM" + uuid.UUID(int=11).hex,
+          "From": "+14155552671", "To": "+14155550100", "Body": "STOP",
+          "MessagingServiceSid": "$SERVICE"},
+    query="", content_type=FORM_TYPES[0],
+)  # fmt: skip
+def test_a_signed_incoming_message_with_any_fields_is_acknowledged(
+    target: Target, form: dict[str, str], query: str, content_type: str | None
+) -> None:
+    params = {target.fill(k): target.fill(v) for k, v in form.items()}
+    raw_query = target.fill(query)
+    url = f"{PUBLIC_BASE_URL}{INBOUND}" + (f"?{raw_query}" if raw_query else "")
+    token = AUTH_TOKENS[target.use_case.twilio_account_sid]
+    headers = webhook_headers(sign(url, params, token), content_type)
+    result = send(target, "POST", INBOUND, raw_query, headers, urlencode(params).encode())
+    # Twilio's, whatever it says: an empty TwiML answer (anything else and Twilio retries it).
+    assert (result.status, result.body) == (200, b"<Response/>"), result
+    # And whatever it stored reads back, in both modes.
+    for key in ("key", "test"):
+        listed = send(target, "GET", "/v1/sms/inbound", "", target.headers(key), b"")
+        assert listed.status == 200
+        for item in json.loads(listed.body)["items"]:
+            path = f"/v1/sms/inbound/{item['id']}"
+            assert send(target, "GET", path, "", target.headers(key), b"").status == 200
+
+
+@FUZZ
+@given(body=bodies | inbound_forms, signature=st.sampled_from(["none", "garbage", "tampered"]))
+def test_an_unsigned_incoming_message_is_refused(
+    target: Target, body: bytes | dict[str, str], signature: str
+) -> None:
+    params = {target.fill(k): target.fill(v) for k, v in body.items()} if isinstance(
+        body, dict
+    ) else {"AccountSid": target.use_case.twilio_account_sid}  # fmt: skip
+    token = AUTH_TOKENS[target.use_case.twilio_account_sid]
+    sent_params = {**params, "Body": params.get("Body", "") + "x"}
+    raw = body if isinstance(body, bytes) else urlencode(sent_params).encode()
+    header = {
+        "none": None,
+        "garbage": "bm90IGEgc2lnbmF0dXJl",
+        "tampered": sign(f"{PUBLIC_BASE_URL}{INBOUND}", params, token),
+    }[signature]
+    result = send(target, "POST", INBOUND, "", webhook_headers(header, FORM_TYPES[0]), raw)
+    assert result.status == 403
+    assert json.loads(result.body)["error"]["code"] == "forbidden"
+    listed = send(target, "GET", "/v1/sms/inbound", "", target.headers("key"), b"")
+    assert json.loads(listed.body)["items"] == []
 
 
 HOSTS = [

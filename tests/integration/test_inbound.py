@@ -635,10 +635,6 @@ def test_a_test_reply_is_forwarded_as_a_test_message_and_no_real_email(
     key = key_of_test_mode(tenant)
     person, colleague = a_person(), a_person()
     inbox = f"desk-{uuid.uuid4().hex[:6]}@example.com"
-    # A send rate given and taken back leaves the workspace's limits item with nothing to
-    # spend: a send then only checks that it stays so.
-    limits_admin.set_send_rate(tenant.workspace_id, SendRate(Decimal(100), 100))
-    limits_admin.set_send_rate(tenant.workspace_id, None)
     forwarding = {"to_sms": colleague, "to_email": inbox}
     response = tenant.api.with_key(key).send(
         send_body(use_case, to_phone_number=person, reply_forwarding=forwarding)
@@ -659,6 +655,27 @@ def test_a_test_reply_is_forwarded_as_a_test_message_and_no_real_email(
     assert stored is not None and stored.forwarded is not None
     assert stored.forwarded["email"] == "simulated"
     assert [e for e in sent_emails(aws) if e["destinations"]["ToAddresses"] == [inbox]] == []
+    drain_handoff_queue()
+
+
+def test_a_wallet_without_a_quota_pays_nothing_for_a_forwarded_sms(
+    aws: LocalStack, gateway: HttpApiGateway, tenant: Tenant, email_forwarding: str
+) -> None:
+    """A wallet pays what a quota does not cover; without a quota nothing is charged: the
+    forwarded SMS's write only checks that the workspace's limits stay so."""
+    use_case = ready_use_case(tenant)
+    person, colleague = a_person(), a_person()
+    limits_admin.top_up(tenant.workspace_id, Decimal("5"), "USD")
+    sent_to(tenant, use_case, person, reply_forwarding={"to_sms": colleague})
+    reply_id = text_in(gateway, use_case, person, "thanks")
+
+    assert forward_in_function(aws, reply_id) == {"batchItemFailures": []}
+
+    stored = inbound_store.get_inbound(reply_id)
+    assert stored is not None and stored.forwarded is not None
+    assert stored.forwarded["sms"].startswith("sent:")
+    wallet = tenant.api.request("GET", "/v1/usage").json()["wallet"]
+    assert wallet == {"balance": "5", "currency": "USD"}
     drain_handoff_queue()
 
 

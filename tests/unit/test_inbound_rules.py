@@ -18,11 +18,9 @@ from sms_gateway.domain.inbound import (
     forwarded_sms_body,
     inbound_id_for,
     keyword_of,
-    reply_prefix,
-    reply_sort,
-    reply_window_start,
 )
 from sms_gateway.domain.reply_forwarding import ReplyForwarding, is_email_address
+from sms_gateway.domain.reply_keys import reply_prefix, reply_sort, reply_window_start
 
 WHITESPACE = st.text(alphabet=" \t\n\r", max_size=3)
 

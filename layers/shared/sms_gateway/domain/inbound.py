@@ -5,14 +5,11 @@ Pure: no I/O."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sms_gateway.domain.callers import mode_of
-from sms_gateway.domain.clock import iso
 from sms_gateway.domain.messages import DateTimeStr, UuidStr
 from sms_gateway.domain.reply_forwarding import ReplyForwarding
 
@@ -34,9 +31,6 @@ KEYWORDS: dict[str, Keyword] = {
     **dict.fromkeys(("HELP", "INFO"), Keyword.HELP),
 }
 
-# A reply answers the latest message sent to that person from that number within this window.
-REPLY_WINDOW = timedelta(days=30)
-
 # A reply forwarded by SMS carries the replier's number before the text.
 FORWARDED_SMS_PREFIX = "Reply from {number}: "
 
@@ -51,24 +45,6 @@ def keyword_of(body: str) -> Keyword | None:
 def inbound_id_for(account_sid: str, message_sid: str) -> str:
     """One id per provider message: a redelivery of the same webhook names the same record."""
     return str(uuid.uuid5(_NAMESPACE, f"twilio:{account_sid}:{message_sid}"))
-
-
-def reply_prefix(workspace_id: str, test: bool, to_number: str) -> str:
-    """Where one workspace's messages of one mode to one person start in the reply index."""
-    return f"{workspace_id}#{mode_of(test)}#{to_number}#"
-
-
-def reply_sort(workspace_id: str, test: bool, to_number: str, sent_at: str, id_: str) -> str:
-    """The reply index's sort key of an outbound message. The index's partition is the sender
-    (from_number, set when the provider chose it); workspace, mode and recipient come first
-    here, so one sender's messages to one person of one workspace and mode are one range of the
-    partition, oldest first (`sent_at`, ISO 8601 UTC, sorts in time order)."""
-    return f"{reply_prefix(workspace_id, test, to_number)}{sent_at}#{id_}"
-
-
-def reply_window_start(received_at: datetime) -> str:
-    """The oldest creation time a message may have and still be answered by this reply."""
-    return iso(received_at - REPLY_WINDOW)
 
 
 # What a caller sees of an inbound message, in this order.

@@ -26,14 +26,9 @@ from botocore.exceptions import ClientError
 
 from sms_gateway.domain.clock import iso, now_iso, utc_now
 from sms_gateway.domain.errors import ServiceUnavailableError
-from sms_gateway.domain.inbound import (
-    InboundMessage,
-    Keyword,
-    inbound_id_for,
-    keyword_of,
-    reply_window_start,
-)
+from sms_gateway.domain.inbound import InboundMessage, Keyword, inbound_id_for, keyword_of
 from sms_gateway.domain.redact import mask_phone
+from sms_gateway.domain.reply_keys import reply_window_start
 from sms_gateway.domain.use_cases import UseCase
 from sms_gateway.providers.interface import IncomingSms
 from sms_gateway.store import api_keys, inbound_store, message_store, opt_out_store, use_case_store

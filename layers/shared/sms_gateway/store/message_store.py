@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any, cast
 from botocore.exceptions import ClientError
 
 from sms_gateway.config import get_settings
-from sms_gateway.domain.inbound import reply_prefix, reply_sort
 from sms_gateway.domain.messages import Message, MessageStatus
 from sms_gateway.domain.reply_forwarding import ReplyForwarding
+from sms_gateway.domain.reply_keys import reply_prefix, reply_sort
 from sms_gateway.store import aws_clients
 from sms_gateway.store.dynamo import condition_failed, from_item, to_item
 from sms_gateway.store.page_cursors import decode_cursor, encode_cursor

@@ -126,8 +126,7 @@ def current_period() -> str:
 
 def usage_report(workspace_id: str, mode: str, period: str) -> dict[str, Any]:
     """GET /v1/usage: the period's counters, the quota and wallet, and the send rate."""
-    counters = limits_store.read_usage(workspace_id, mode, period)
-    limits = limits_store.read_limits(workspace_id, mode, consistent=True)
+    counters, limits = limits_store.read_usage_and_limits(workspace_id, mode, period)
     by_status = {
         status.value: int(_number(counters, status_counter(status.value)))
         for status in MessageStatus

@@ -106,12 +106,24 @@ def read_limits(workspace_id: str, mode: str, *, consistent: bool = False) -> Li
     return Limits.from_item(item) if item else None
 
 
-def read_usage(workspace_id: str, mode: str, period: str) -> dict[str, Any] | None:
-    response = aws_clients.dynamodb().get_item(
-        TableName=catalog.table(), Key=_key(workspace_id, usage_sk(mode, period))
+def read_usage_and_limits(
+    workspace_id: str, mode: str, period: str
+) -> tuple[dict[str, Any] | None, Limits | None]:
+    """A month's counters and the limits as of one moment (TransactGetItems): UsageFunction
+    writes a batch's counters and its refunds in one transaction, and two separate reads could
+    fall on either side of it (a refund seen without the failure that caused it)."""
+    table = catalog.table()
+    response = aws_clients.dynamodb().transact_get_items(
+        TransactItems=[
+            {"Get": {"TableName": table, "Key": _key(workspace_id, usage_sk(mode, period))}},
+            {"Get": {"TableName": table, "Key": _key(workspace_id, limits_sk(mode))}},
+        ]
     )
-    item = response.get("Item")
-    return exact_item(item) if item else None
+    counters, limits = (r.get("Item") for r in response["Responses"])
+    return (
+        exact_item(counters) if counters else None,
+        Limits.from_item(limits) if limits else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,7 @@ MODULES = (
     "logic/inbound.py",
     "logic/reply_forwarding.py",
     "store/inbound_store.py",
+    "store/index_pages.py",
     "store/opt_out_store.py",
     "providers/twilio/inbound.py",
 )

@@ -143,6 +143,14 @@ def sent_to(tenant: Tenant, use_case: UseCase, person: str, **fields: Any) -> st
     return message_id
 
 
+def replying_to_webhook(tenant: Tenant, receiver: Receiver) -> tuple[UseCase, str]:
+    """A use case, and a person sent a message whose replies go to `receiver`."""
+    use_case = ready_use_case(tenant)
+    person = a_person()
+    sent_to(tenant, use_case, person, reply_forwarding={"webhook_url": receiver.url})
+    return use_case, person
+
+
 def inbound(tenant: Tenant, inbound_id: str, key: str | None = None) -> dict[str, Any]:
     api = tenant.api if key is None else tenant.api.with_key(key)
     response = api.request("GET", f"/v1/sms/inbound/{inbound_id}")
@@ -686,10 +694,8 @@ def test_a_reply_twilio_delivers_twice_is_forwarded_once(
     receivers: Callable[..., Receiver],  # noqa: F811 - the fixture
     email_forwarding: str,
 ) -> None:
-    use_case = ready_use_case(tenant)
     receiver = receivers()
-    person = a_person()
-    sent_to(tenant, use_case, person, reply_forwarding={"webhook_url": receiver.url})
+    use_case, person = replying_to_webhook(tenant, receiver)
     form = incoming_form(use_case, person, "on my way")
 
     assert post_incoming(gateway, form).status == 200
@@ -708,10 +714,8 @@ def test_the_reply_webhook_s_attempts_are_listed_for_its_workspace_only(
     receivers: Callable[..., Receiver],  # noqa: F811 - the fixture
     email_forwarding: str,
 ) -> None:
-    use_case = ready_use_case(tenant)
     receiver = receivers(script=[500])
-    person = a_person()
-    sent_to(tenant, use_case, person, reply_forwarding={"webhook_url": receiver.url})
+    use_case, person = replying_to_webhook(tenant, receiver)
     reply_id = text_in(gateway, use_case, person, "see you")
     run_forwarding(aws)
     run_webhooks(aws)
@@ -736,10 +740,8 @@ def test_a_keyword_is_not_forwarded(
     receivers: Callable[..., Receiver],  # noqa: F811 - the fixture
     email_forwarding: str,
 ) -> None:
-    use_case = ready_use_case(tenant)
     receiver = receivers()
-    person = a_person()
-    sent_to(tenant, use_case, person, reply_forwarding={"webhook_url": receiver.url})
+    use_case, person = replying_to_webhook(tenant, receiver)
 
     stop_id = text_in(gateway, use_case, person, "STOP")
     run_forwarding(aws)

@@ -13,7 +13,7 @@ from sms_gateway.domain.clock import now_iso
 from sms_gateway.domain.use_cases import UseCase
 from sms_gateway.logic.use_case_admin import create_use_case
 from sms_gateway.providers.twilio import statuses as twilio_statuses
-from sms_gateway.store import message_store, transitions
+from sms_gateway.store import index_pages, transitions
 from sms_local.gateway import HttpApiGateway
 from tests.integration.conftest import Tenant, make_tenant, use_case_spec
 from tests.integration.test_read_api import send
@@ -151,7 +151,7 @@ def test_a_sparse_filter_stops_reading_on_a_cursor_and_resumes_there(
 ) -> None:
     # Given a listing page may read only one index page (25 messages): a filter that finds fewer
     # than `limit` there ends its page on a cursor where the reading stopped, not on a match.
-    monkeypatch.setattr(message_store, "MAX_QUERIES_PER_PAGE", 1)
+    monkeypatch.setattr(index_pages, "MAX_QUERIES_PER_PAGE", 1)
     tenant, use_case, messages = workspace
     pool = messages["mine"] if use_case_filter else messages["all"]
     expected = newest_first([m for m in pool if m["status"] == "undelivered"])

@@ -12,7 +12,7 @@ from sms_gateway.domain.clock import now_iso
 from sms_gateway.domain.use_cases import UseCase
 from sms_gateway.logic.use_case_admin import create_use_case
 from sms_gateway.providers.twilio import statuses as twilio_statuses
-from sms_gateway.store import aws_clients, message_store, transitions
+from sms_gateway.store import aws_clients, index_pages, transitions
 from tests.integration.conftest import Tenant, make_tenant, use_case_spec
 from tests.integration.test_send_api import drain_handoff_queue, send_body
 
@@ -172,7 +172,7 @@ def test_another_workspaces_use_case_id_reads_nothing_and_gives_no_cursor(
 ) -> None:
     # More messages than one index page holds, and one index page per listing page: reading the
     # foreign partition would end on a cursor built from the other workspace's last item.
-    monkeypatch.setattr(message_store, "MAX_QUERIES_PER_PAGE", 1)
+    monkeypatch.setattr(index_pages, "MAX_QUERIES_PER_PAGE", 1)
     for i in range(26):
         send(tenant, use_case, message=f"message {i}")
     stranger = make_tenant(gateway)

@@ -77,17 +77,31 @@ def sim() -> Iterator[TwilioSimulator]:
 
 @dataclass(frozen=True)
 class Received:
-    url: str
-    params: dict[str, str]
+    url: str  # as the receiver was reached: scheme, host, port, path and query
+    pairs: list[tuple[str, str]]
     headers: Message
+
+    @property
+    def params(self) -> dict[str, str]:
+        return dict(self.pairs)
 
 
 class Receiver:
-    """Plays the gateway's status-callback endpoint and remembers every request, in order."""
+    """Plays one of the gateway's Twilio webhooks (the status callbacks by default, `path` and
+    the answer's fields otherwise) and remembers every request, in order."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        path: str = "/twilio/status",
+        reply_status: int = 204,
+        reply_content_type: str | None = None,
+        reply_body: bytes = b"",
+    ) -> None:
         self.received: list[Received] = []
-        self.reply_status = 204
+        self.path = path
+        self.reply_status = reply_status
+        self.reply_content_type = reply_content_type
+        self.reply_body = reply_body
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(
@@ -95,8 +109,12 @@ class Receiver:
         )
         self._thread.start()
 
-    def url(self, path: str = "/twilio/status") -> str:
-        return f"http://127.0.0.1:{self._server.server_port}{path}"
+    def url(self, path: str | None = None) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}{path or self.path}"
+
+    def requests(self) -> list[Received]:
+        with self._lock:
+            return list(self.received)
 
     def statuses(self) -> list[str]:
         with self._lock:
@@ -107,10 +125,10 @@ class Receiver:
         self._server.server_close()
         self._thread.join()
 
-    def _record(self, item: Received) -> int:
+    def _record(self, item: Received) -> tuple[int, str | None, bytes]:
         with self._lock:
             self.received.append(item)
-            return self.reply_status
+            return self.reply_status, self.reply_content_type, self.reply_body
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
@@ -119,12 +137,15 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode("utf-8")
-                params = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
+                pairs = urllib.parse.parse_qsl(body, keep_blank_values=True)
                 url = f"http://127.0.0.1:{receiver._server.server_port}{self.path}"
-                status = receiver._record(Received(url, params, self.headers))
+                status, content_type, reply = receiver._record(Received(url, pairs, self.headers))
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
+                if content_type is not None:
+                    self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
+                self.wfile.write(reply)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

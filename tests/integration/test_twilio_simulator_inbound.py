@@ -11,14 +11,10 @@ from __future__ import annotations
 import json
 import re
 import socket
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -30,6 +26,7 @@ from sms_local.twilio_simulator import (
     _build_parser,
     _config_from_args,
 )
+from tests.integration.test_twilio_simulator import Received, Receiver
 
 ACCOUNT = "AC0123456789abcdef0123456789abcdef"
 TOKEN = "token-for-account-one-0123456789"
@@ -69,78 +66,10 @@ FORM_KEYS = {
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-# --- the receiver -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Received:
-    url: str  # as the receiver was reached: scheme, host, port, path and query
-    pairs: list[tuple[str, str]]
-    headers: Message
-
-    @property
-    def params(self) -> dict[str, str]:
-        return dict(self.pairs)
-
-
-class Receiver:
-    """Plays the gateway's inbound webhook: records every POST before answering it."""
-
-    def __init__(self) -> None:
-        self.received: list[Received] = []
-        self.reply_status = 200
-        self.reply_content_type: str | None = "text/xml"
-        self.reply_body = b"<Response/>"
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-
-    def url(self, path: str = "/twilio/inbound") -> str:
-        return f"http://127.0.0.1:{self._server.server_port}{path}"
-
-    def requests(self) -> list[Received]:
-        with self._lock:
-            return list(self.received)
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-    def _record(self, item: Received) -> tuple[int, str | None, bytes]:
-        with self._lock:
-            self.received.append(item)
-            return self.reply_status, self.reply_content_type, self.reply_body
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode("utf-8")
-                pairs = urllib.parse.parse_qsl(body, keep_blank_values=True)
-                url = f"http://127.0.0.1:{receiver._server.server_port}{self.path}"
-                status, content_type, reply = receiver._record(Received(url, pairs, self.headers))
-                self.send_response(status)
-                if content_type is not None:
-                    self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    server = Receiver()
+    """Plays the gateway's inbound webhook: answers an empty TwiML document."""
+    server = Receiver("/twilio/inbound", 200, "text/xml", b"<Response/>")
     yield server
     server.close()
 

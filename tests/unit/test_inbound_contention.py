@@ -12,11 +12,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sms_gateway.domain.errors import ServiceUnavailableError
-from sms_gateway.domain.inbound import InboundMessage
+from sms_gateway.domain.inbound import InboundMessage, Keyword
 from sms_gateway.logic import inbound as inbound_logic
 from sms_gateway.store import aws_clients, inbound_store, opt_out_store
 from sms_gateway.store.inbound_store import Stored
 from tests.unit.settings import gateway_settings
+from tests.unit.test_inbound_rules import reply
 
 
 def canceled(*reasons: str) -> ClientError:
@@ -74,19 +75,7 @@ def test_a_throttled_or_contended_change_is_an_error_not_a_no_op(
 
 def stop(monkeypatch: pytest.MonkeyPatch) -> InboundMessage:
     monkeypatch.setattr(opt_out_store, "is_listed", lambda *_: False)
-    return InboundMessage(
-        id="00000000-0000-0000-0000-000000000001",
-        workspace_id="w1",
-        use_case_id="00000000-0000-0000-0000-000000000002",
-        from_number="+14155552671",
-        to_number="+14155550100",
-        body="STOP",
-        received_at="2026-11-26T12:00:00.000Z",
-        keyword="stop",
-        message_sid="SM1",
-        account_sid="AC1",
-        messaging_service_sid="MG1",
-    )
+    return reply("STOP").model_copy(update={"keyword": Keyword.STOP})
 
 
 @pytest.mark.parametrize(

@@ -23,11 +23,12 @@ MAY_IMPORT = {
     "api": {"api", "logic", "providers", "domain", "config"},
 }
 # Modules outside providers/twilio/ that may name Twilio's package: the registry of providers,
-# and the routes Twilio posts its callbacks and incoming messages to.
+# the routes Twilio posts its callbacks and incoming messages to, and their reading of a request.
 TWILIO_IMPORTERS = {
     "providers/__init__.py",
     "api/webhook_routes.py",
     "api/inbound_webhook_routes.py",
+    "api/twilio_requests.py",
 }
 # What makes AWS calls (catching botocore's ClientError that a store call raised is not one).
 AWS_CALLERS = (

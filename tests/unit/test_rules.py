@@ -20,7 +20,7 @@ from sms_gateway.logic import handoff_deliveries, scheduling
 from sms_gateway.providers.twilio import client as twilio_client
 from sms_gateway.providers.twilio import values as twilio_values
 from sms_gateway.providers.twilio.statuses import STATUSES as PROVIDER_STATUSES
-from sms_gateway.store import page_cursors
+from sms_gateway.store import index_pages
 from tests.unit.settings import gateway_settings
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -237,17 +237,16 @@ def test_provider_answers_are_classified_by_what_they_prove(
 
 def test_cursor_cannot_open_another_partition_nor_the_other_mode() -> None:
     item = {"id": "m1", "workspace_id": "w1", "created_sort": "live#2026#m1"}
-    cursor = page_cursors.encode_cursor(item, "workspace_id", "created_sort")
+    cursor = index_pages.encode_cursor(item, "workspace_id", "created_sort")
     assert (
-        page_cursors.decode_cursor(cursor, "workspace_id", "w1", "live#", "created_sort")
-        is not None
+        index_pages.decode_cursor(cursor, "workspace_id", "w1", "live#", "created_sort") is not None
     )
     with pytest.raises(errors.ValidationError):
-        page_cursors.decode_cursor(cursor, "workspace_id", "w2", "live#", "created_sort")
+        index_pages.decode_cursor(cursor, "workspace_id", "w2", "live#", "created_sort")
     with pytest.raises(errors.ValidationError):
-        page_cursors.decode_cursor(cursor, "workspace_id", "w1", "test#", "created_sort")
+        index_pages.decode_cursor(cursor, "workspace_id", "w1", "test#", "created_sort")
     with pytest.raises(errors.ValidationError):
-        page_cursors.decode_cursor("bm90IGpzb24", "workspace_id", "w1", "live#", "created_sort")
+        index_pages.decode_cursor("bm90IGpzb24", "workspace_id", "w1", "live#", "created_sort")
 
 
 @pytest.mark.parametrize(
@@ -261,7 +260,7 @@ def test_cursor_cannot_open_another_partition_nor_the_other_mode() -> None:
 def test_a_forged_cursor_is_a_validation_error(payload: bytes) -> None:
     cursor = base64.urlsafe_b64encode(payload).decode().rstrip("=")
     with pytest.raises(errors.ValidationError):
-        page_cursors.decode_cursor(cursor, "workspace_id", "w1", "live#", "created_sort")
+        index_pages.decode_cursor(cursor, "workspace_id", "w1", "live#", "created_sort")
 
 
 def test_every_send_error_has_a_distinct_code() -> None:

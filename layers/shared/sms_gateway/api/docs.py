@@ -209,7 +209,8 @@ def route_doc(
     success_content: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for a Powertools route decorator. `response_headers`: headers every
-    answer of the route may carry (the document puts them on each response)."""
+    answer of the route may carry (the document puts them on each response); `success_content`:
+    the success answer's media types and schemas, for an answer that is not a JSON model."""
     all_errors: tuple[type[GatewayError], ...] = (
         (*AUTH_ERRORS, *errors, ServiceUnavailableError) if scope else errors
     )

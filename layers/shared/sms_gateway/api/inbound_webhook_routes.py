@@ -7,10 +7,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from sms_gateway.api.docs import WEBHOOKS_TAG, parameter, route_doc
-from sms_gateway.api.http import UnreadableBodyError, body_text
+from sms_gateway.api.twilio_requests import callback_request
 from sms_gateway.domain.errors import ForbiddenError, ServiceUnavailableError
 from sms_gateway.logic import inbound
-from sms_gateway.providers.interface import CallbackRequest
 from sms_gateway.providers.twilio import callbacks as twilio_callbacks
 from sms_gateway.providers.twilio import inbound as twilio_inbound
 
@@ -53,17 +52,7 @@ router = APIGatewayHttpRouter()
     ),
 )
 def handle_twilio_incoming() -> Response[str]:
-    event = router.current_event
-    try:
-        body = body_text(event)
-    except UnreadableBodyError as exc:
-        raise twilio_callbacks.unreadable_body() from exc
-    request = CallbackRequest(
-        body=body,
-        raw_query=event.raw_event.get("rawQueryString") or "",
-        domain_name=event.raw_event["requestContext"]["domainName"],
-        headers=dict(event.headers or {}),
-    )
+    request = callback_request(router.current_event)
     incoming = twilio_inbound.read_incoming(request)
     if incoming is not None:
         inbound.receive(incoming)

@@ -7,10 +7,9 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from sms_gateway import providers
 from sms_gateway.api.docs import UUID_SCHEMA, WEBHOOKS_TAG, parameter, route_doc
-from sms_gateway.api.http import UnreadableBodyError, body_text
+from sms_gateway.api.twilio_requests import callback_request
 from sms_gateway.domain.errors import ForbiddenError, ServiceUnavailableError
 from sms_gateway.logic import status_updates
-from sms_gateway.providers.interface import CallbackRequest
 from sms_gateway.providers.twilio import callbacks as twilio_callbacks
 
 router = APIGatewayHttpRouter()
@@ -48,16 +47,6 @@ router = APIGatewayHttpRouter()
     ),
 )
 def handle_twilio_status() -> Response[str]:
-    event = router.current_event
-    try:
-        body = body_text(event)
-    except UnreadableBodyError as exc:
-        raise twilio_callbacks.unreadable_body() from exc
-    request = CallbackRequest(
-        body=body,
-        raw_query=event.raw_event.get("rawQueryString") or "",
-        domain_name=event.raw_event["requestContext"]["domainName"],
-        headers=dict(event.headers or {}),
-    )
+    request = callback_request(router.current_event)
     status_updates.handle_status_callback(providers.TWILIO, request)
     return Response(status_code=204, body="")

@@ -16,7 +16,7 @@ import random
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -24,6 +24,10 @@ from standardwebhooks import Webhook
 
 from sms_gateway.domain.messages import Message, MessageStatus
 from sms_gateway.domain.queue_delays import MAX_RETRY_DELAY_SECONDS
+
+if TYPE_CHECKING:
+    # Only named: the send path imports this module and need not build the inbound model.
+    from sms_gateway.domain.inbound import InboundMessage
 
 S = MessageStatus
 
@@ -39,6 +43,11 @@ EVENT_TYPES: dict[MessageStatus, str] = {
     S.FAILED: "message.failed",
     S.CANCELED: "message.canceled",
 }
+
+# A reply to a message (reply forwarding), one event per reply: its webhook-id is the reply's id
+# and this sequence.
+REPLY_EVENT = "message.reply"
+REPLY_SEQUENCE = 1
 
 CallbackMethod = Literal["POST", "GET"]
 DEFAULT_METHOD: CallbackMethod = "POST"
@@ -117,6 +126,25 @@ def job_for_change(
         url=message.status_callback_url,
         method=message.status_callback_method or DEFAULT_METHOD,
         data={**message.to_api(), "sequence": sequence},
+    )
+
+
+def reply_job(reply: InboundMessage) -> WebhookJob:
+    """The `message.reply` event of a reply whose message asked it forwarded to a webhook; its
+    data is the reply as GET /v1/sms/inbound/{id} shows it."""
+    forwarding = reply.reply_forwarding
+    if forwarding is None or forwarding.webhook_url is None:
+        raise ValueError("the reply is not forwarded to a webhook")
+    return WebhookJob(
+        webhook_id=webhook_id_for(reply.id, REPLY_SEQUENCE),
+        workspace_id=reply.workspace_id,
+        message_id=reply.id,
+        type=REPLY_EVENT,
+        sequence=REPLY_SEQUENCE,
+        timestamp=reply.received_at,
+        url=forwarding.webhook_url,
+        method=forwarding.webhook_method or DEFAULT_METHOD,
+        data=reply.to_api(),
     )
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from sms_gateway.domain.caller_webhooks import DEFAULT_METHOD, WebhookJob, webhook_id_for
+from sms_gateway.domain.caller_webhooks import reply_job
 from sms_gateway.domain.errors import GatewayError, RateLimitExceededError, ServiceUnavailableError
 from sms_gateway.domain.ids import forwarded_message_id
 from sms_gateway.domain.inbound import InboundMessage, forwarded_email, forwarded_sms_body
@@ -27,33 +27,13 @@ from sms_gateway.store import caller_webhook_queue, email_sender, inbound_store,
 
 logger = Logger(child=True)
 
-REPLY_EVENT = "message.reply"
-# A reply is one event: its webhook-id is the reply's id and this sequence.
-REPLY_SEQUENCE = 1
-
 
 class ForwardingIncompleteError(Exception):
     """A channel failed in a way a retry may fix: the job must run again."""
 
 
-def reply_webhook_job(reply: InboundMessage) -> WebhookJob:
-    forwarding = reply.reply_forwarding
-    assert forwarding is not None and forwarding.webhook_url is not None
-    return WebhookJob(
-        webhook_id=webhook_id_for(reply.id, REPLY_SEQUENCE),
-        workspace_id=reply.workspace_id,
-        message_id=reply.id,
-        type=REPLY_EVENT,
-        sequence=REPLY_SEQUENCE,
-        timestamp=reply.received_at,
-        url=forwarding.webhook_url,
-        method=forwarding.webhook_method or DEFAULT_METHOD,
-        data=reply.to_api(),
-    )
-
-
 def _to_webhook(reply: InboundMessage) -> str:
-    caller_webhook_queue.enqueue([reply_webhook_job(reply)])
+    caller_webhook_queue.enqueue([reply_job(reply)])
     return "queued"
 
 

@@ -270,16 +270,17 @@ def send_message(
     if forwarded_from is not None:
         message.id = forwarded_message_id(forwarded_from)
         message.forwarded_from = forwarded_from
-        idempotency_key = forwarded_from
+    # Its id is derived (from the key, or from the forwarded message): a retry may find it stored.
+    keyed = idempotency_key is not None or forwarded_from is not None
     # Storing the message is the commit point: the table's stream queues a pending one for
     # handoff (HandoffPipe), so nothing is left to do after the write that a crash could skip.
     # A scheduled one gets its schedule first: a schedule whose message was never stored finds
     # nothing to dispatch when it fires.
     # Limits are spent in the same write (logic.admission): a refused send stores nothing.
     if prepared.scheduled_for is not None:
-        _schedule(message.id, prepared.scheduled_for, keyed=idempotency_key is not None)
+        _schedule(message.id, prepared.scheduled_for, keyed=keyed)
     try:
-        admission.store_admitted(message, prepared.limits, keyed=idempotency_key is not None)
+        admission.store_admitted(message, prepared.limits, keyed=keyed)
     except (QuotaExceededError, RateLimitExceededError):
         if prepared.scheduled_for is not None:
             _unschedule(message.id)

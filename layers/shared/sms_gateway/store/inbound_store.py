@@ -15,13 +15,12 @@ from sms_gateway.config import get_settings
 from sms_gateway.domain.inbound import InboundMessage
 from sms_gateway.store import aws_clients
 from sms_gateway.store.dynamo import cancellation_reasons, from_item, to_item, write_if
-from sms_gateway.store.page_cursors import decode_cursor, encode_cursor
+from sms_gateway.store.index_pages import Listing, read_page
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import (
         AttributeValueTypeDef,
         PutTypeDef,
-        QueryInputTypeDef,
         TransactWriteItemTypeDef,
     )
 
@@ -29,8 +28,6 @@ BY_WORKSPACE_INDEX = "by_workspace"
 BY_USE_CASE_INDEX = "by_use_case"
 BY_SENDER_INDEX = "by_sender"
 SORT_ATTRIBUTE = "received_sort"
-# Index pages read for one listing page before answering with what was found.
-MAX_QUERIES_PER_PAGE = 10
 
 
 class Stored(StrEnum):
@@ -146,61 +143,27 @@ def list_inbound(
     limit: int,
     cursor: str | None,
 ) -> InboundPage:
-    """Newest first from an index (never a Scan), one mode's only (the sort key begins with
-    it); a filter may leave pages short, so querying goes on until `limit` matches."""
+    """Newest first from an index (store.index_pages), one mode's only."""
+    equal: dict[str, str] = {}
     if from_number is not None:
         index, partition_name = BY_SENDER_INDEX, "sender_key"
         partition_value = _sender_key(workspace_id, from_number)
+        if use_case_id is not None:
+            equal["use_case_id"] = use_case_id
     elif use_case_id is not None:
         index, partition_name, partition_value = BY_USE_CASE_INDEX, "use_case_id", use_case_id
+        # A use case id of another workspace must look empty, never leak its messages.
+        equal["workspace_id"] = workspace_id
     else:
         index, partition_name, partition_value = BY_WORKSPACE_INDEX, "workspace_id", workspace_id
-    mode = _mode_prefix(test)
-    start_key = decode_cursor(cursor, partition_name, partition_value, mode, SORT_ATTRIBUTE)
-    names = {"#p": partition_name, "#s": SORT_ATTRIBUTE}
-    values: dict[str, AttributeValueTypeDef] = {
-        ":p": {"S": partition_value},
-        ":mode": {"S": mode},
-    }
-    request: QueryInputTypeDef = {
-        "TableName": get_settings().inbound_table,
-        "IndexName": index,
-        "KeyConditionExpression": "#p = :p AND begins_with(#s, :mode)",
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": values,
-        "ScanIndexForward": False,
-    }
-    filtered = False
-    if from_number is not None and use_case_id is not None:
-        request["FilterExpression"] = "#u = :u"
-        names["#u"] = "use_case_id"
-        values[":u"] = {"S": use_case_id}
-        filtered = True
-    elif use_case_id is not None:
-        # A use case id of another workspace must look empty, never leak its messages.
-        request["FilterExpression"] = "#w = :w"
-        names["#w"] = "workspace_id"
-        values[":w"] = {"S": workspace_id}
-        filtered = True
-
-    items: list[InboundMessage] = []
-    for _ in range(MAX_QUERIES_PER_PAGE):
-        request["Limit"] = max(limit, 25) if filtered else limit - len(items)
-        if start_key:
-            request["ExclusiveStartKey"] = start_key
-        response = aws_clients.dynamodb().query(**request)
-        page = response.get("Items", [])
-        last_key = response.get("LastEvaluatedKey")
-        for position, raw in enumerate(page):
-            data = from_item(raw)
-            items.append(InboundMessage.model_validate(data))
-            if len(items) == limit:
-                more = position < len(page) - 1 or last_key is not None
-                next_cursor = encode_cursor(data, partition_name, SORT_ATTRIBUTE)
-                return InboundPage(items, next_cursor if more else None)
-        if not last_key:
-            return InboundPage(items, None)
-        start_key = dict(last_key)
-    return InboundPage(
-        items, encode_cursor(from_item(start_key or {}), partition_name, SORT_ATTRIBUTE)
+    listing = Listing(
+        table=get_settings().inbound_table,
+        index=index,
+        partition_name=partition_name,
+        partition_value=partition_value,
+        sort_name=SORT_ATTRIBUTE,
+        mode=_mode_prefix(test),
+        equal=equal,
     )
+    found, next_cursor = read_page(listing, limit, cursor)
+    return InboundPage([InboundMessage.model_validate(data) for data in found], next_cursor)

@@ -14,17 +14,15 @@ from sms_gateway.domain.reply_forwarding import ReplyForwarding
 from sms_gateway.domain.reply_keys import reply_prefix, reply_sort
 from sms_gateway.store import aws_clients
 from sms_gateway.store.dynamo import condition_failed, from_item, to_item
-from sms_gateway.store.page_cursors import decode_cursor, encode_cursor
+from sms_gateway.store.index_pages import Listing, read_page
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, QueryInputTypeDef
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 BY_WORKSPACE_INDEX = "by_workspace"
 BY_USE_CASE_INDEX = "by_use_case"
 BY_EXTERNAL_ID_INDEX = "by_external_id"
 BY_REPLY_INDEX = "by_reply"
-# Index pages read for one listing page before answering with what was found.
-MAX_QUERIES_PER_PAGE = 10
 
 
 class MessageAlreadyExistsError(Exception):
@@ -167,73 +165,33 @@ def list_messages(
     cursor: str | None,
     external_id: str | None = None,
 ) -> MessagePage:
-    """Newest first from an index (never a Scan). With a filter DynamoDB may return short
-    pages, so keep querying until `limit` matches or the partition ends. Only messages of the
-    mode `test` are read (the sort key begins with it)."""
+    """Newest first from an index (store.index_pages). Only messages of the mode `test` are
+    read (the sort key begins with it)."""
+    equal: dict[str, str] = {}
     if external_id is not None:
         index, partition_name = BY_EXTERNAL_ID_INDEX, "external_key"
         partition_value = _external_key(workspace_id, test, external_id)
+        if use_case_id:
+            equal["use_case_id"] = use_case_id
     elif use_case_id:
         index, partition_name, partition_value = BY_USE_CASE_INDEX, "use_case_id", use_case_id
+        # A use case id of another workspace must look empty, never leak its messages.
+        equal["workspace_id"] = workspace_id
     else:
         index, partition_name, partition_value = BY_WORKSPACE_INDEX, "workspace_id", workspace_id
-    mode = _mode_prefix(test)
-    start_key = decode_cursor(cursor, partition_name, partition_value, mode, "created_sort")
-
-    names = {"#p": partition_name, "#c": "created_sort"}
-    values: dict[str, AttributeValueTypeDef] = {
-        ":p": {"S": partition_value},
-        ":mode": {"S": mode},
-    }
-    filters = []
-    if use_case_id and external_id is not None:
-        filters.append("#u = :u")
-        names["#u"] = "use_case_id"
-        values[":u"] = {"S": use_case_id}
-    elif use_case_id:
-        # A use case id of another workspace must look empty, never leak its messages.
-        filters.append("#w = :w")
-        names["#w"] = "workspace_id"
-        values[":w"] = {"S": workspace_id}
     if status is not None:
-        filters.append("#s = :s")
-        names["#s"] = "status"
-        values[":s"] = {"S": status.value}
-    request: QueryInputTypeDef = {
-        "TableName": get_settings().messages_table,
-        "IndexName": index,
-        "KeyConditionExpression": "#p = :p AND begins_with(#c, :mode)",
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": values,
-        "ScanIndexForward": False,
-    }
-    if filters:
-        request["FilterExpression"] = " AND ".join(filters)
-
-    items: list[Message] = []
-    for _ in range(MAX_QUERIES_PER_PAGE):
-        request["Limit"] = limit - len(items) if not filters else max(limit, 25)
-        if start_key:
-            request["ExclusiveStartKey"] = start_key
-        response = aws_clients.dynamodb().query(**request)
-        page = response.get("Items", [])
-        last_key = response.get("LastEvaluatedKey")
-        for position, raw in enumerate(page):
-            data = from_item(raw)
-            items.append(Message.model_validate(data))
-            if len(items) == limit:
-                more = position < len(page) - 1 or last_key is not None
-                return MessagePage(
-                    items, encode_cursor(data, partition_name, "created_sort") if more else None
-                )
-        if not last_key:
-            return MessagePage(items, None)
-        start_key = dict(last_key)
-    # A sparse filter must not hold the request for long: hand back what was found so far
-    # with a cursor where the reading stopped.
-    return MessagePage(
-        items, encode_cursor(from_item(start_key or {}), partition_name, "created_sort")
+        equal["status"] = status.value
+    listing = Listing(
+        table=get_settings().messages_table,
+        index=index,
+        partition_name=partition_name,
+        partition_value=partition_value,
+        sort_name="created_sort",
+        mode=_mode_prefix(test),
+        equal=equal,
     )
+    found, next_cursor = read_page(listing, limit, cursor)
+    return MessagePage([Message.model_validate(data) for data in found], next_cursor)
 
 
 def unclaimed_pending_ids(*, updated_before: str) -> Iterator[str]:

@@ -261,7 +261,7 @@ def measure(lives: int) -> dict[str, Any]:
     from sms_local import http_events
     from sms_local.aws_emulator import start_local_aws
     from sms_local.aws_resources import REGION, create_resources
-    from sms_local.demo_data import create_demo_data
+    from sms_local.demo_data import create_demo_data, new_eum_pool_id
     from sms_local.lambda_runtime import (
         LambdaContext,
         load_handler,
@@ -307,7 +307,7 @@ def measure(lives: int) -> dict[str, Any]:
             {"PublicBaseUrl": receiver.url, "TwilioApiBaseUrl": simulator.base_url},
         )
         use_local_aws(endpoint, merged_environment(functions, stack.environment))
-        demo = create_demo_data()
+        demo = create_demo_data(new_eum_pool_id())
         simulator.configure(
             accounts={demo.account_sid: demo.auth_token},
             services={

@@ -104,7 +104,7 @@ def measure(iterations: int, rounds: int) -> dict[str, Any]:
     from sms_gateway.providers.twilio.signature import compute_signature
     from sms_gateway.store import aws_clients
     from sms_local import http_events
-    from sms_local.demo_data import create_demo_data
+    from sms_local.demo_data import create_demo_data, new_eum_pool_id
     from sms_local.lambda_runtime import LambdaContext, load_handler
 
     config.reset_settings()
@@ -120,7 +120,7 @@ def measure(iterations: int, rounds: int) -> dict[str, Any]:
         fake.attach(client)
         recorder.attach(service, client)
 
-    demo = create_demo_data()
+    demo = create_demo_data(new_eum_pool_id())
     authorizer_context = authorizer_response(authenticate(f"Bearer {demo.keys['live']}"))["context"]
     send_handler = load_handler(functions[SEND])
     callback_handler = load_handler(functions[CALLBACK])

@@ -25,6 +25,9 @@ class LocalStack:
     refs: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, dict[str, str]] = field(default_factory=dict)
     conditions: dict[str, Any] = field(default_factory=dict)
+    # AWS End User Messaging SMS configuration sets (by name) -> the SNS topic their event
+    # destination publishes to: what the provider simulator is configured with.
+    configuration_sets: dict[str, str | None] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
         factory: Any = boto3.client
@@ -122,6 +125,8 @@ def create_resources(
     _register_functions_and_roles(template, stack)
     _create_tables(template, stack)
     _create_queues(template, stack)
+    _create_topics(template, stack)
+    _register_configuration_sets(template, stack)
     _create_schedule_groups(template, stack)
     _verify_reply_email_sender(stack)
     return stack
@@ -147,6 +152,43 @@ def _register_functions_and_roles(template: dict[str, Any], stack: LocalStack) -
     for name in resources_of_type(template, "AWS::IAM::Role"):
         stack.refs[name] = name
         stack.attributes[name] = {"Arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"}
+
+
+def _create_topics(template: dict[str, Any], stack: LocalStack) -> None:
+    """SNS topics and their subscriptions (moto's SNS delivers to its SQS queues). Topic and
+    queue policies are not enforced here."""
+    sns = stack.client("sns")
+    for name in resources_of_type(template, "AWS::SNS::Topic"):
+        arn = sns.create_topic(Name=name)["TopicArn"]
+        stack.refs[name] = arn
+        stack.attributes[name] = {"TopicArn": arn, "TopicName": name}
+    for resource in resources_of_type(template, "AWS::SNS::Subscription").values():
+        props = resource["Properties"]
+        attributes = {}
+        if props.get("RawMessageDelivery"):
+            attributes["RawMessageDelivery"] = "true"
+        sns.subscribe(
+            TopicArn=str(stack.resolve(props["TopicArn"])),
+            Protocol=str(props["Protocol"]),
+            Endpoint=str(stack.resolve(props["Endpoint"])),
+            Attributes=attributes,
+        )
+
+
+def _register_configuration_sets(template: dict[str, Any], stack: LocalStack) -> None:
+    """AWS End User Messaging SMS has no emulator in moto: the provider simulator holds the
+    configuration sets, named by logical id, each with the topic of its SNS event destination."""
+    for name, resource in resources_of_type(template, "AWS::SMSVOICE::ConfigurationSet").items():
+        stack.refs[name] = name
+        stack.attributes[name] = {
+            "Arn": f"arn:aws:sms-voice:{REGION}:{ACCOUNT_ID}:configuration-set/{name}"
+        }
+        topics = [
+            str(stack.resolve(destination["SnsDestination"]["TopicArn"]))
+            for destination in resource["Properties"].get("EventDestinations", [])
+            if "SnsDestination" in destination and destination.get("Enabled", True)
+        ]
+        stack.configuration_sets[name] = topics[0] if topics else None
 
 
 def _create_schedule_groups(template: dict[str, Any], stack: LocalStack) -> None:

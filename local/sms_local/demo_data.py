@@ -1,5 +1,6 @@
 """Demo data for the local stack: a workspace, live/test/admin keys, a Twilio subaccount with its
-auth token in Secrets Manager, and a ready use case whose pool shows area-code geomatch."""
+auth token in Secrets Manager, and a ready use case whose pool shows area-code geomatch, sending
+through Twilio first and AWS End User Messaging SMS (a pool of its own) when Twilio cannot."""
 
 from __future__ import annotations
 
@@ -15,6 +16,13 @@ from sms_gateway.store import api_keys, aws_clients
 # San Francisco, New York, Chicago, Boston and Toronto long codes: a recipient in one of these
 # area codes gets the sender from the same area code.
 DEMO_POOL = ("+14155550100", "+12125550100", "+13125550100", "+16175550100", "+14165550100")
+# The number the demo's AWS End User Messaging SMS pool sends from (a Seattle long code).
+DEMO_EUM_NUMBER = "+12065550100"
+
+
+def new_eum_pool_id() -> str:
+    """An AWS End User Messaging SMS pool id, in AWS's shape."""
+    return "pool-" + secrets.token_hex(16)
 
 
 @dataclass(frozen=True)
@@ -26,7 +34,7 @@ class DemoData:
     auth_token: str
 
 
-def create_demo_data() -> DemoData:
+def create_demo_data(eum_pool_id: str) -> DemoData:
     account_sid = "AC" + secrets.token_hex(16)
     auth_token = secrets.token_hex(16)
     aws_clients.secretsmanager().create_secret(
@@ -51,9 +59,14 @@ def create_demo_data() -> DemoData:
             "a2p_campaign_status": "verified",
             "brand_status": "active",
             "allowed_countries": ["US", "CA", "GB"],
+            "providers": [
+                {"name": "twilio"},
+                {"name": "aws_eum", "origination_identity": eum_pool_id},
+            ],
         }
     )
     api_keys.bind_twilio_account(workspace_id, account_sid)
+    api_keys.bind_eum_identity(workspace_id, eum_pool_id)
     api_keys.bind_messaging_service(account_sid, spec.messaging_service_sid)
     use_case = create_use_case(workspace_id, spec)
     return DemoData(

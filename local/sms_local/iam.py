@@ -151,7 +151,17 @@ def policy_grants(policies: list[Any]) -> set[Grant]:
 
 def function_grants(template: dict[str, Any], name: str) -> set[Grant]:
     """Everything a function's role allows, as far as template.yaml says (SAM's managed
-    AWSLambdaBasicExecutionRole and AWSXrayWriteOnlyAccess aside)."""
+    AWSLambdaBasicExecutionRole and AWSXrayWriteOnlyAccess aside). A resource that is a
+    parameter's Ref (a list of ARNs the operator gives) stays ${Name}, resolved with the local
+    stack's values."""
+    parameters = template.get("Parameters", {})
+    return {
+        (action, f"${{{resource}}}" if resource in parameters else resource)
+        for action, resource in _written_grants(template, name)
+    }
+
+
+def _written_grants(template: dict[str, Any], name: str) -> set[Grant]:
     props = template["Resources"][name]["Properties"]
     if "Role" in props:
         role_name = resource_id(props["Role"])
@@ -253,12 +263,34 @@ def concrete_resources(service: str, operation: str, params: Mapping[str, Any]) 
     if service == "ses" and "FromEmailAddress" in params:
         # SESv2 authorizes a send against the identity of its From address.
         return [f"identity/{params['FromEmailAddress']}"]
+    if service == "sms-voice" and operation == "SendTextMessage":
+        # IAM authorizes a send against its origination identity and its configuration set
+        # (named here as the local stack names it, by logical id).
+        return [
+            _sms_voice_identity(str(params.get("OriginationIdentity", ""))),
+            str(params.get("ConfigurationSetName") or "*"),
+        ]
     if service == "scheduler" and "Name" in params:
         if operation.endswith("ScheduleGroup"):
             return [f"schedule-group/{params['Name']}"]
         if operation.endswith("Schedule"):
             return [f"schedule/{params.get('GroupName') or 'default'}/{params['Name']}"]
     return ["*"]
+
+
+# An origination identity's id prefix -> its resource type in an sms-voice ARN.
+_SMS_VOICE_ID_TYPES = {"pool-": "pool", "phone-": "phone-number", "senderid-": "sender-id"}
+
+
+def _sms_voice_identity(identity: str) -> str:
+    """An origination identity as its ARN's resource part; "*" for a phone number or a sender ID
+    given as such, whose ARN only AWS knows (the local stack sends from pools)."""
+    if identity.startswith("arn:"):
+        return identity.split(":", 5)[-1]
+    for prefix, kind in _SMS_VOICE_ID_TYPES.items():
+        if identity.startswith(prefix):
+            return f"{kind}/{identity}"
+    return "*"
 
 
 def _table(name: Any) -> str:
@@ -303,6 +335,16 @@ def substitute(pattern: str, values: Mapping[str, str]) -> str:
     return _SUB_VARIABLE.sub(replace, pattern)
 
 
+def resolved_resources(resource: str, values: Mapping[str, str]) -> list[str]:
+    """A grant's resource in the local stack's names: its ${Name} resolved; a parameter of
+    ARNs, comma-separated, gives several (no ARN holds a comma), each named as a call names it,
+    by its part after the account."""
+    return [
+        one.split(":", 5)[-1] if one.startswith("arn:") else one
+        for one in substitute(resource, values).split(",")
+    ]
+
+
 def wildcard_pattern(pattern: str) -> re.Pattern[str]:
     """An IAM wildcard (* any characters, / included; ? one character) as a regex."""
     return re.compile(
@@ -316,11 +358,18 @@ def stack_values(stack: LocalStack) -> dict[str, str]:
     return {**{k: str(v) for k, v in stack.parameters.items()}, **stack.refs}
 
 
-def environment_values(template: dict[str, Any], environment: Mapping[str, str]) -> dict[str, str]:
+def environment_values(
+    template: dict[str, Any],
+    environment: Mapping[str, str],
+    parameters: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
     """What ${Name} means in the local stack, read from the functions' resolved environment: a
-    variable the template sets to !Ref Name holds Name's value (the parameters' defaults
-    otherwise)."""
-    values = {k: str(v) for k, v in parameter_defaults(template).items()}
+    variable the template sets to !Ref Name holds Name's value (the parameters' values
+    otherwise, the defaults where the stack gave none)."""
+    values = {
+        k: ",".join(map(str, v)) if isinstance(v, list) else str(v)
+        for k, v in {**parameter_defaults(template), **(parameters or {})}.items()
+    }
     for spec in functions(template).values():
         for variable, value in spec.environment.items():
             if isinstance(value, dict) and set(value) == {"Ref"} and variable in environment:
@@ -341,8 +390,9 @@ class FunctionPolicy:
         self.role = role
         # IAM compares actions case-insensitively; an action may itself hold a wildcard.
         self._grants = [
-            (wildcard_pattern(action.lower()), wildcard_pattern(substitute(resource, values)))
+            (wildcard_pattern(action.lower()), wildcard_pattern(one))
             for action, resource in grants
+            for one in resolved_resources(resource, values)
         ]
         self._by_action: dict[str, list[re.Pattern[str]]] = {}
 

@@ -104,11 +104,18 @@ def invoke(spec: FunctionSpec, event: dict[str, Any]) -> Any:
 
 def reset_cached_state() -> None:
     """Forget everything the shared package derived from the environment (settings, clients,
-    cached secrets and use cases), as a new Lambda sandbox would start."""
+    cached secrets, use cases and providers' health), as a new Lambda sandbox would start."""
     from sms_gateway import config
     from sms_gateway.providers.twilio import callbacks as twilio_callbacks
     from sms_gateway.providers.twilio import client as twilio_client
-    from sms_gateway.store import aws_clients, idempotency, price_store, secrets, use_case_store
+    from sms_gateway.store import (
+        aws_clients,
+        idempotency,
+        price_store,
+        provider_health,
+        secrets,
+        use_case_store,
+    )
 
     config.reset_settings()
     aws_clients.reset_clients()
@@ -118,9 +125,12 @@ def reset_cached_state() -> None:
     twilio_client.reset()
     use_case_store.clear_cache()
     price_store.clear_cache()
+    provider_health.forget()
 
 
-def use_local_aws(endpoint_url: str, environment: dict[str, str]) -> None:
+def use_local_aws(
+    endpoint_url: str, environment: dict[str, str], parameters: dict[str, Any] | None = None
+) -> None:
     """Point this process's functions at an AWS endpoint on this machine (moto), with moto's
     fake credentials, give them the template's environment, and hold each to its role's grants
     (the environment says what the grants' ${TwilioSecretPrefix} and the like are here)."""
@@ -136,4 +146,4 @@ def use_local_aws(endpoint_url: str, environment: dict[str, str]) -> None:
     os.environ.pop("AWS_PROFILE", None)
     reset_cached_state()
     template = project_template()
-    iam.enforce(iam.Policy(template, iam.environment_values(template, environment)))
+    iam.enforce(iam.Policy(template, iam.environment_values(template, environment, parameters)))

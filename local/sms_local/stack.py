@@ -3,7 +3,9 @@
 moto in server mode holds the tables, queues and secrets of template.yaml; an HTTP front serves
 the template's routes (authorizer included); pollers feed the SQS and DynamoDB stream event
 sources to their functions; a runner fires due EventBridge Scheduler schedules; the Twilio
-simulator plays the provider and calls back to the front. Ctrl-C stops everything.
+simulator plays the provider and calls back to the front; the AWS End User Messaging SMS
+simulator plays the second provider and publishes its events to moto's SNS. Ctrl-C stops
+everything.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from aws_lambda_powertools.logging.types import LogRecord
 from sms_gateway import config
 from sms_local import template as tpl
 from sms_local.aws_emulator import start_local_aws
-from sms_local.aws_resources import REGION, create_resources
-from sms_local.demo_data import DemoData, create_demo_data
+from sms_local.aws_resources import ACCOUNT_ID, REGION, create_resources
+from sms_local.demo_data import DEMO_EUM_NUMBER, DemoData, create_demo_data, new_eum_pool_id
+from sms_local.eum_simulator import EumSimulator, EumSimulatorConfig
 from sms_local.gateway import HttpApiGateway
 from sms_local.http_server import ApiServer
 from sms_local.lambda_runtime import load_handler, merged_environment, use_local_aws
@@ -50,6 +53,14 @@ LOCAL_WEBHOOK_RETRY_DELAYS = "1,2,2,4,4,8,8"
 # state of an invocation in its module may run twice at once (the handoff's batch processor
 # does; CallerWebhookFunction does not).
 CONCURRENT_POLLERS = {"CallerWebhookFunction": 4}
+
+# botocore's service-specific endpoint variable for pinpoint-sms-voice-v2.
+EUM_ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_PINPOINT_SMS_VOICE_V2"
+
+
+def eum_pool_arn(pool_id: str) -> str:
+    return f"arn:aws:sms-voice:{REGION}:{ACCOUNT_ID}:pool/{pool_id}"
+
 
 # Keys of our handlers' structured logs worth one compact line each.
 _LOG_KEYS = ("message_id", "status", "provider_status", "applied", "result", "error_code", "code")
@@ -105,11 +116,14 @@ class LocalStackRunner:
         )
         simulator.start()
         self._stoppers.append(simulator.stop)
+        eum_pool_id = new_eum_pool_id()
         stack = create_resources(
             template,
             endpoint,
             {
                 "PublicBaseUrl": api.url,
+                # What the handoff's role may send from: the demo's pool.
+                "EumOriginationIdentityArns": eum_pool_arn(eum_pool_id),
                 "TwilioApiBaseUrl": simulator.base_url,
                 # Status webhooks retried within seconds, not a day: a receiver on the laptop
                 # sees its retries while one waits.
@@ -117,6 +131,22 @@ class LocalStackRunner:
                 "ReplyEmailFrom": LOCAL_REPLY_EMAIL_FROM,
             },
         )
+        # AWS End User Messaging SMS: the simulator holds the stack's configuration sets and
+        # publishes their events to moto's SNS, which delivers them to EumEventsQueue.
+        eum = EumSimulator(
+            EumSimulatorConfig(
+                origination_identities={
+                    eum_pool_id: DEMO_EUM_NUMBER,
+                    eum_pool_arn(eum_pool_id): DEMO_EUM_NUMBER,
+                },
+                configuration_sets=dict(stack.configuration_sets),
+                sns_endpoint_url=endpoint,
+                region=REGION,
+                event_delays=self.callback_delays,
+            )
+        )
+        eum.start()
+        self._stoppers.append(eum.stop)
         environment = merged_environment(functions, stack.environment)
         use_local_aws(
             endpoint,
@@ -126,13 +156,16 @@ class LocalStackRunner:
                 **environment,
                 # Receivers on this machine: http:// to 127.0.0.1 may be called (only here).
                 "CALLER_WEBHOOK_ALLOW_LOOPBACK_HTTP": "true",
+                # botocore's endpoint for this one service: the simulator, not moto.
+                EUM_ENDPOINT_VARIABLE: eum.base_url,
             },
+            stack.parameters,
         )
         for spec in functions.values():
             load_handler(spec)  # import now: the first request should not pay for it
         _compact_handler_logs()
 
-        demo = create_demo_data()
+        demo = create_demo_data(eum_pool_id)
         simulator.configure(
             accounts={demo.account_sid: demo.auth_token},
             services={
@@ -167,6 +200,12 @@ class LocalStackRunner:
 
         api.start()
         self.info = _info(api.url, simulator.base_url, endpoint, demo, environment)
+        self.info["eum"] = {
+            "simulator_url": eum.base_url,
+            "origination_identity": eum_pool_id,
+            "origination_number": DEMO_EUM_NUMBER,
+            "configuration_set": environment.get("EUM_CONFIGURATION_SET", ""),
+        }
         return self.info
 
     def stop(self) -> None:
@@ -241,6 +280,7 @@ def banner(info: dict[str, Any], info_file: Path | None = None) -> str:
             "SMS gateway running locally (Ctrl-C to stop)",
             f"  API            {info['api_url']}   (OpenAPI: {info['api_url']}/openapi.json)",
             f"  Twilio sim     {info['simulator_url']}",
+            f"  AWS EUM sim    {info['eum']['simulator_url']}",
             f"  use case id    {info['use_case_id']}",
             f"  live key       {info['keys']['live']}",
             f"  test key       {info['keys']['test']}",
@@ -265,7 +305,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)-16s %(message)s",
                         datefmt="%H:%M:%S", stream=sys.stdout)  # fmt: skip
     warnings.filterwarnings("ignore", "No application metrics to publish")
-    for noisy in ("werkzeug", "botocore", "urllib3", "sms_local.twilio_simulator"):
+    for noisy in (
+        "werkzeug",
+        "botocore",
+        "urllib3",
+        "sms_local.twilio_simulator",
+        "sms_local.eum_simulator",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     runner = LocalStackRunner(args.port)

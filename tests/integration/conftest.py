@@ -34,6 +34,12 @@ from sms_local.stream_poller import start_stream_pollers, stop_stream_pollers
 PUBLIC_BASE_URL = "https://sms.example.test"
 CALLBACK_URL = f"{PUBLIC_BASE_URL}/v1/webhook/twilio/sms-status"
 
+# The AWS End User Messaging SMS pool the handoff's role may send from here (the stack's
+# EumOriginationIdentityArns), and the number it sends from in the simulator.
+EUM_POOL_ID = "pool-0123456789abcdef0123456789abcdef"
+EUM_POOL_ARN = f"arn:aws:sms-voice:us-east-1:123456789012:pool/{EUM_POOL_ID}"
+EUM_POOL_NUMBER = "+12065550100"
+
 # AccountSid -> auth token of every subaccount secret the tests created.
 AUTH_TOKENS: dict[str, str] = {}
 
@@ -56,8 +62,14 @@ def aws() -> Iterator[LocalStack]:
     server = start_local_aws()
     endpoint = server.endpoint_url
     template = tpl.project_template()
-    stack = create_resources(template, endpoint, {"PublicBaseUrl": PUBLIC_BASE_URL})
-    use_local_aws(endpoint, merged_environment(tpl.functions(template), stack.environment))
+    stack = create_resources(
+        template,
+        endpoint,
+        {"PublicBaseUrl": PUBLIC_BASE_URL, "EumOriginationIdentityArns": EUM_POOL_ARN},
+    )
+    use_local_aws(
+        endpoint, merged_environment(tpl.functions(template), stack.environment), stack.parameters
+    )
     # The table's stream queues handoffs, as HandoffPipe does on AWS.
     pipes = start_pipes(stack, tpl.stream_pipes(template))
     # And feeds the functions that read it directly (usage counters and refunds), only when a

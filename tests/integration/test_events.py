@@ -53,6 +53,9 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "inbound_sms": {"status": 403, "code": "forbidden"},
     # No such reply: nothing to forward, the record is done.
     "reply_forwarding": {"result": {"batchItemFailures": []}},
+    # A delivery event of a message that was never handed to AWS End User Messaging SMS: the
+    # conditional write finds none, nothing changes, the record is done.
+    "eum_events": {"result": {"batchItemFailures": []}},
 }
 
 

@@ -704,9 +704,9 @@ def test_losing_the_claim_race_on_the_last_delivery_still_ends_the_message(
     message_id = send(tenant, use_case, "+14155552671")
     claim = transitions.claim_for_handoff
 
-    def claimed_by_a_twin_first(claimed_id: str, at: str) -> bool:
-        assert claim(claimed_id, now_iso())
-        return claim(claimed_id, at)
+    def claimed_by_a_twin_first(claimed_id: str, at: str, provider: str) -> bool:
+        assert claim(claimed_id, now_iso(), provider)
+        return claim(claimed_id, at, provider)
 
     monkeypatch.setattr(transitions, "claim_for_handoff", claimed_by_a_twin_first)
     result = run_handoff(aws, [queued_record(aws, message_id, receive_count=15)])

@@ -303,7 +303,9 @@ def test_two_deliveries_racing_for_the_claim_send_one_sms(
         posted_by=[],
     )
     claim, create_message = transitions.claim_for_handoff, twilio_client.create_message
-    monkeypatch.setattr(transitions, "claim_for_handoff", lambda i, at: race.claim(claim, i, at))
+    monkeypatch.setattr(
+        transitions, "claim_for_handoff", lambda i, at, provider: race.claim(claim, i, at)
+    )
     monkeypatch.setattr(
         twilio_client, "create_message", lambda **kw: race.post(create_message, **kw)
     )

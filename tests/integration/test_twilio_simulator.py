@@ -678,6 +678,51 @@ def test_synchronous_knob_refuses_service_sends_to_an_unsubscribed_recipient(
     assert _send(sim, UNSUBSCRIBED)["status"] == "accepted"
 
 
+def _get_control(sim: TwilioSimulator) -> dict[str, Any]:
+    status, payload, _ = _call(f"{sim.base_url}/_simulator/control")
+    assert status == 200, payload
+    return payload
+
+
+def test_outage_knob_refuses_every_create_until_it_is_turned_off(sim: TwilioSimulator) -> None:
+    assert _get_control(sim)["outage"] is False
+    assert _set_control(sim, {"outage": True})["outage"] is True
+    assert _get_control(sim)["outage"] is True
+    form = {"To": PLAIN_TO, "Body": "hi", "MessagingServiceSid": SERVICE}
+
+    # Refused before authentication: good and bad credentials alike get the 503.
+    answers = [
+        _create(sim, form),
+        _create(sim, form, authorization=_basic(ACCOUNT, "wrong")),
+        _create(sim, {**form, "To": "+15005550001"}),
+    ]
+
+    for status, payload in answers:
+        assert status == 503
+        _assert_twilio_error(payload, 503, 20503)
+        assert payload["message"] == "Service unavailable"
+    assert sim.messages == []
+    assert sim.create_count() == 3
+    assert _get_control(sim)["accepted"] == 0
+
+    assert _set_control(sim, {"outage": False})["outage"] is False
+    created = _send(sim, PLAIN_TO)
+
+    assert created["status"] == "accepted"
+    assert [message["sid"] for message in sim.messages] == [created["sid"]]
+    assert sim.create_count() == 4
+
+
+def test_outage_knob_can_be_set_in_python_too(sim: TwilioSimulator) -> None:
+    sim.configure(outage=True)
+    status, payload = _create(sim, {"To": PLAIN_TO, "Body": "hi", "MessagingServiceSid": SERVICE})
+
+    assert status == 503
+    _assert_twilio_error(payload, 503, 20503)
+    assert _get_control(sim)["outage"] is True
+    assert sim.messages == []
+
+
 def test_no_delivery_receipt_leaves_the_message_at_sent(
     sim: TwilioSimulator, receiver: Receiver
 ) -> None:

@@ -58,7 +58,13 @@ def test_create_returns_the_resource_with_id_and_times(tenant: Tenant) -> None:
     assert body["created_at"] == body["updated_at"]
     assert {k: v for k, v in body.items() if k not in {"id", "created_at", "updated_at"}} == (
         # What a use case has when its owner names no status webhook receiver.
-        resource() | {"status_callback_url": None, "status_callback_method": "POST"}
+        resource()
+        | {
+            "status_callback_url": None,
+            "status_callback_method": "POST",
+            # Twilio alone unless the owner names more.
+            "providers": [{"name": "twilio"}],
+        }
     )
 
 
@@ -255,3 +261,66 @@ def test_the_secret_must_be_the_accounts_by_convention(tenant: Tenant) -> None:
     response = tenant.api.request("POST", "/v1/sms/use-cases", json_body=body)
     assert response.status == 422
     assert [e["code"] for e in response.json()["error"]["errors"]] == ["secret_outside_prefix"]
+
+
+# --- providers ----------------------------------------------------------------------------------
+
+
+def test_a_use_case_sends_through_the_providers_it_lists_from_identities_it_was_given(
+    gateway: Any, tenant: Tenant
+) -> None:
+    pool = "pool-" + uuid.uuid4().hex
+    eum = {"name": "aws_eum", "origination_identity": pool}
+    # An identity no operator gave this workspace is refused, and nothing is created
+    response = tenant.api.request(
+        "POST", "/v1/sms/use-cases", json_body=resource(providers=[{"name": "twilio"}, eum])
+    )
+    assert response.status == 422
+    [error] = response.json()["error"]["errors"]
+    assert (error["field"], error["code"]) == (
+        "providers.1.origination_identity",
+        "origination_identity_not_in_workspace",
+    )
+    # Another workspace's is refused the same way
+    other = make_tenant(gateway)
+    assert api_keys.bind_eum_identity(other.workspace_id, pool)
+    assert not api_keys.bind_eum_identity(tenant.workspace_id, pool)
+    response = tenant.api.request("POST", "/v1/sms/use-cases", json_body=resource(providers=[eum]))
+    assert response.status == 422
+    # Its own is taken, in the order given, with the stack's configuration set by default
+    mine = "pool-" + uuid.uuid4().hex
+    assert api_keys.bind_eum_identity(tenant.workspace_id, mine)
+    created = create(
+        tenant, providers=[{"name": "aws_eum", "origination_identity": mine}, {"name": "twilio"}]
+    )
+    assert created["providers"] == [
+        {"name": "aws_eum", "origination_identity": mine, "configuration_set": None},
+        {"name": "twilio"},
+    ]
+    # And it cannot be moved onto the other workspace's identity
+    patch = {"providers": [{"name": "aws_eum", "origination_identity": pool}]}
+    moved = tenant.api.request("PATCH", f"/v1/sms/use-cases/{created['id']}", json_body=patch)
+    assert moved.status == 422
+
+
+@pytest.mark.parametrize(
+    ("providers", "code"),
+    [
+        ([], "too_short"),
+        ([{"name": "twilio"}, {"name": "twilio"}], "provider_duplicate"),
+        ([{"name": "carrier-pigeon"}], "union_tag_invalid"),
+        ([{"name": "aws_eum"}], "missing"),
+        ([{"name": "aws_eum", "origination_identity": "pool 1"}], "string_pattern_mismatch"),
+        ([{"name": "twilio", "origination_identity": "pool-1"}], "extra_forbidden"),
+        (
+            [{"name": "aws_eum", "origination_identity": "pool-1", "configuration_set": "a b"}],
+            "string_pattern_mismatch",
+        ),
+    ],
+)
+def test_a_providers_list_is_checked(tenant: Tenant, providers: Any, code: str) -> None:
+    response = tenant.api.request(
+        "POST", "/v1/sms/use-cases", json_body=resource(providers=providers)
+    )
+    assert response.status == 422
+    assert code in [e["code"] for e in response.json()["error"]["errors"]]

@@ -19,6 +19,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError
 
 from sms_gateway.domain.messages import Message
+from sms_gateway.domain.provider_choices import TwilioChoice
 from sms_gateway.domain.use_cases import UseCase
 from sms_gateway.logic import handoff
 from sms_gateway.providers.twilio import client as twilio_client
@@ -40,6 +41,12 @@ THROTTLING = (
     "RequestLimitExceeded",
     "InternalServerError",
 )
+
+
+def record_answer(message: Message, result: Any) -> handoff.HandoffOutcome:
+    """The handoff's recording of Twilio's answer, for a message claimed at CLAIMED_AT."""
+    delivery = handoff._Handoff(message, USE_CASE, CLAIMED_AT, handoff.no_deadline, {})
+    return delivery.record_answer(TwilioChoice(), result, None)
 
 
 class Throttled:
@@ -111,9 +118,7 @@ def test_twilios_acceptance_is_recorded_through_throttling(
     message = claimed_message()
     throttle.append(Throttled(3, code))  # every attempt but the last
 
-    outcome = handoff._record_answer(
-        message, USE_CASE, CLAIMED_AT, twilio_client.Accepted(SID, 2, "+14155550100")
-    )
+    outcome = record_answer(message, twilio_client.Accepted(SID, 2, "+14155550100"))
 
     assert outcome is handoff.HandoffOutcome.ACCEPTED
     after = stored(message.id)
@@ -130,9 +135,7 @@ def test_twilios_rejection_is_recorded_through_throttling(
     message = claimed_message()
     throttle.append(Throttled(2, "ProvisionedThroughputExceededException"))
 
-    outcome = handoff._record_answer(
-        message, USE_CASE, CLAIMED_AT, twilio_client.Rejected(21211, 400)
-    )
+    outcome = record_answer(message, twilio_client.Rejected(21211, 400))
 
     assert outcome is handoff.HandoffOutcome.REJECTED
     after = stored(message.id)
@@ -165,9 +168,7 @@ def test_a_write_throttled_on_every_attempt_gives_up_with_dynamodbs_error(
     throttle.append(Throttled(100, code))
 
     with pytest.raises(ClientError) as caught:
-        handoff._record_answer(
-            message, USE_CASE, CLAIMED_AT, twilio_client.Accepted(SID, 1, "+14155550100")
-        )
+        record_answer(message, twilio_client.Accepted(SID, 1, "+14155550100"))
 
     # DynamoDB's own error, after four attempts and no pause after the last one.
     assert caught.value.response["Error"]["Code"] == code

@@ -21,16 +21,32 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.exceptions import ClientError
+from pydantic import TypeAdapter
 
 from sms_gateway.domain import error_codes
 from sms_gateway.domain.clock import iso
 from sms_gateway.domain.messages import Message, MessageStatus
+from sms_gateway.domain.provider_attempts import (
+    MAX_PROVIDER_ATTEMPTS,
+    AttemptOutcome,
+    ProviderAttempt,
+)
+from sms_gateway.domain.provider_choices import ProviderChoice
 from sms_gateway.domain.use_cases import Sender, SenderKind, UseCase
 from sms_gateway.logic import handoff, handoff_deliveries
 from sms_gateway.logic.handoff import HandoffOutcome, RetryHandoffLater
 from sms_gateway.providers.twilio import client as twilio_client
 from sms_gateway.providers.twilio import credentials as provider_credentials
-from sms_gateway.store import aws_clients, message_store, opt_out_store, transitions, use_case_store
+from sms_gateway.store import (
+    aws_clients,
+    message_store,
+    opt_out_store,
+    provider_health,
+    sms_voice,
+    transitions,
+    use_case_store,
+)
 from sms_local.template import PROJECT_ROOT
 from tests.unit.settings import gateway_settings
 
@@ -47,6 +63,7 @@ def _settings() -> Iterator[None]:
         HANDOFF_RETRY_BASE_SECONDS="10",
         HANDOFF_MAX_RECEIVES="15",
         PUBLIC_BASE_URL="https://sms.example.test",
+        EUM_CONFIGURATION_SET="sms-gateway-events",
     ):
         yield
 
@@ -106,6 +123,10 @@ class World:
     # Answers to the requests after the first, in order (then `answer` again).
     later_answers: list[Any] = field(default_factory=list)
     fresh_token: str | None = "token"
+    # The provider each claim named, and every provider attempt written.
+    claimed_for: list[str] = field(default_factory=list)
+    attempts: list[Any] = field(default_factory=list)
+    failures_counted: list[str] = field(default_factory=list)
 
     @property
     def posts(self) -> int:
@@ -116,8 +137,9 @@ class World:
 def world(monkeypatch: pytest.MonkeyPatch) -> World:
     state = World(a_message())
 
-    def claim(message_id: str, at: str) -> bool:
+    def claim(message_id: str, at: str, provider: str) -> bool:
         state.writes.append(("claim", message_id, at))
+        state.claimed_for.append(provider)
         return state.claim_wins
 
     def create_message(**request: Any) -> Any:
@@ -136,6 +158,11 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
 
     def write(name: str) -> Any:
         def record(*args: Any, **kwargs: Any) -> bool:
+            # The provider attempts a write adds are kept on their own (see `attempts`).
+            attempt = kwargs.pop("attempt", None)
+            kwargs.pop("provider", None)
+            if attempt is not None:
+                state.attempts.append(attempt)
             state.writes.append((name, *args, *sorted(kwargs.items())))
             return name not in state.refused
 
@@ -149,10 +176,25 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
     monkeypatch.setattr(provider_credentials, "auth_token", token)
     monkeypatch.setattr(twilio_client, "create_message", create_message)
     monkeypatch.setattr(transitions, "claim_for_handoff", claim)
+    monkeypatch.setattr(provider_health, "cooling", lambda _: frozenset())
+
+    def record_failure(provider: str, _: datetime) -> bool:
+        state.failures_counted.append(provider)
+        return False
+
+    monkeypatch.setattr(provider_health, "record_failure", record_failure)
     for name in (
         "release_claim", "record_acceptance", "fail", "fail_unsent", "apply_provider_event",
+        "hand_to_next_provider",
     ):  # fmt: skip
         monkeypatch.setattr(transitions, name, write(name))
+    # An attempt kept on its own changes nothing else: not among the writes.
+
+    def record_attempt(*_: Any, attempt: Any) -> bool:
+        state.attempts.append(attempt)
+        return True
+
+    monkeypatch.setattr(transitions, "record_attempt", record_attempt)
     return state
 
 
@@ -748,3 +790,155 @@ def test_a_test_message_stored_without_a_count_gets_one_counted(
     assert handoff.hand_off("msg-1") is HandoffOutcome.ACCEPTED
     [_, accepted, _] = world.writes
     assert accepted[0] == "record_acceptance" and accepted[4] == segments
+
+
+# --- Failover to AWS End User Messaging SMS -----------------------------------------------------
+
+EUM_CHOICE = {"name": "aws_eum", "origination_identity": "pool-0123456789abcdef"}
+
+
+@pytest.fixture
+def eum_requests(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """SendTextMessage's requests; each is answered with a MessageId (or `eum_answer`)."""
+    sent: list[dict[str, Any]] = []
+
+    def send_text_message(params: dict[str, Any]) -> Any:
+        sent.append(params)
+        return {"MessageId": f"eum-{len(sent)}"}
+
+    monkeypatch.setattr(sms_voice, "send_text_message", send_text_message)
+    return sent
+
+
+def with_providers(world: World, *choices: dict[str, str]) -> None:
+    world.use_case = world.use_case.model_copy(
+        update={
+            "providers": [TypeAdapter(ProviderChoice).validate_python(choice) for choice in choices]
+        }
+    )
+
+
+def test_a_busy_twilio_hands_the_message_to_aws_at_once_under_the_same_claim(
+    world: World, eum_requests: list[dict[str, Any]]
+) -> None:
+    with_providers(world, {"name": "twilio"}, EUM_CHOICE)
+    world.answer = twilio_client.RetryLater("HTTP 503", 20503)
+
+    assert handoff.hand_off("msg-1") is HandoffOutcome.ACCEPTED
+
+    [claim, next_provider, accepted] = world.writes
+    assert world.claimed_for == ["twilio"]
+    # Twilio's refusal is written with the next provider's name, under the claim, before AWS
+    assert next_provider[:3] == ("hand_to_next_provider", "msg-1", claim[2])
+    assert accepted[:4] == ("record_acceptance", "msg-1", iso(NOW), "eum-1")
+    assert [(a.provider, a.outcome, a.error_code) for a in world.attempts] == [
+        ("twilio", "retry_later", 20503),
+        ("aws_eum", "accepted", None),
+    ]
+    assert world.attempts[1].provider_message_id == "eum-1"
+    [request] = eum_requests
+    assert request == {
+        "DestinationPhoneNumber": "+14155552671",
+        "OriginationIdentity": "pool-0123456789abcdef",
+        "MessageBody": "Hello",
+        "MessageType": "TRANSACTIONAL",
+        "ConfigurationSetName": "sms-gateway-events",
+        "Context": {"message_id": "msg-1"},
+    }
+    # Twilio's unavailability counts against its health
+    assert world.failures_counted == ["twilio"]
+
+
+def test_a_provider_cooling_down_is_tried_last(
+    world: World, eum_requests: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_providers(world, {"name": "twilio"}, EUM_CHOICE)
+    monkeypatch.setattr(provider_health, "cooling", lambda _: frozenset({"twilio"}))
+
+    assert handoff.hand_off("msg-1") is HandoffOutcome.ACCEPTED
+
+    assert world.claimed_for == ["aws_eum"] and world.posts == 0 and len(eum_requests) == 1
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        twilio_client.Rejected(21211, 400, recipient=True),
+        twilio_client.OutcomeUnknown("no answer after sending: ReadTimeoutError"),
+    ],
+    ids=["recipient-error", "unknown-outcome"],
+)
+def test_no_failover_after_a_recipient_error_or_an_unknown_outcome(
+    world: World, eum_requests: list[dict[str, Any]], answer: Any
+) -> None:
+    with_providers(world, {"name": "twilio"}, EUM_CHOICE)
+    world.answer = answer
+
+    handoff.hand_off("msg-1")
+
+    assert eum_requests == []
+    assert [w[0] for w in world.writes] == ["claim", "fail"]
+
+
+def test_when_every_provider_refuses_for_good_the_first_refusal_fails_the_message(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_providers(world, {"name": "twilio"}, EUM_CHOICE)
+    world.answer = twilio_client.Rejected(21606, 400)
+
+    def refused(params: dict[str, Any]) -> Any:
+        raise ClientError(
+            {"Error": {"Code": "AccessDeniedException", "Message": "denied"}}, "SendTextMessage"
+        )
+
+    monkeypatch.setattr(sms_voice, "send_text_message", refused)
+
+    assert handoff.hand_off("msg-1") is HandoffOutcome.REJECTED
+    assert world.writes[-1][:4] == ("fail", "msg-1", iso(NOW), 21606)
+    assert [(a.provider, a.outcome, a.error_code) for a in world.attempts] == [
+        ("twilio", "refused", 21606),
+        ("aws_eum", "refused", 20003),
+    ]
+    # A refusal says nothing of a provider's health
+    assert world.failures_counted == []
+
+
+def test_a_lost_claim_stops_the_failover_before_the_next_provider(
+    world: World, eum_requests: list[dict[str, Any]]
+) -> None:
+    with_providers(world, {"name": "twilio"}, EUM_CHOICE)
+    world.answer = twilio_client.RetryLater("HTTP 503", 20503)
+    world.refused = {"hand_to_next_provider"}
+
+    with pytest.raises(RetryHandoffLater):
+        handoff.hand_off("msg-1")
+
+    assert eum_requests == []
+
+
+def test_a_message_holding_all_the_attempts_it_may_gets_no_more(
+    world: World, eum_requests: list[dict[str, Any]]
+) -> None:
+    full = [
+        ProviderAttempt(provider="twilio", at=iso(NOW), outcome=AttemptOutcome.RETRY_LATER)
+    ] * MAX_PROVIDER_ATTEMPTS
+    world.message = world.message.model_copy(update={"provider_attempts": full})
+    with_providers(world, {"name": "twilio"}, EUM_CHOICE)
+    world.answer = twilio_client.RetryLater("HTTP 503", 20503)
+
+    assert handoff.hand_off("msg-1") is HandoffOutcome.ACCEPTED
+    assert world.attempts == []
+
+
+@pytest.mark.parametrize(
+    ("validity_left", "time_to_live"), [(3, 5), (600, 600), (400_000, 259_200)]
+)
+def test_aws_keeps_the_message_no_longer_than_its_validity_within_its_bounds(
+    world: World, eum_requests: list[dict[str, Any]], validity_left: int, time_to_live: int
+) -> None:
+    with_providers(world, EUM_CHOICE)
+    world.message = world.message.model_copy(update={"validity_period": validity_left})
+
+    handoff.hand_off("msg-1")
+
+    assert eum_requests[0]["TimeToLive"] == time_to_live

@@ -213,7 +213,11 @@ def test_status_table_matches_the_design() -> None:
     [
         (201, b'{"sid": "SM1", "num_segments": "2", "from": "+14155550100"}',
          twilio_client.Accepted("SM1", 2, "+14155550100")),
-        (400, b'{"code": 21211, "status": 400}', twilio_client.Rejected(21211, 400)),
+        (
+            400,
+            b'{"code": 21211, "status": 400}',
+            twilio_client.Rejected(21211, 400, recipient=True),
+        ),
         (401, b"not json", twilio_client.Rejected(30000, 401)),
         (429, b"{}", twilio_client.RetryLater("HTTP 429")),
         (503, b"{}", twilio_client.RetryLater("HTTP 503")),

@@ -162,6 +162,7 @@ def test_every_dead_letter_queue_has_an_alarm() -> None:
         "ScheduleDeadLetterQueue",
         "CallerWebhookDeadLetterQueue",
         "ReplyForwardingDeadLetterQueue",
+        "EumEventsDeadLetterQueue",
     }
     assert dead_letter_queues <= alarmed
     for alarm in alarms().values():
@@ -239,9 +240,9 @@ def test_tables_are_on_demand_recoverable_and_encrypted(table: str) -> None:
 @pytest.mark.parametrize("table", sorted(tpl.resources_of_type(TEMPLATE, "AWS::DynamoDB::Table")))
 def test_tables_holding_state_are_retained_and_protected_the_others_go(table: str) -> None:
     resource = RESOURCES[table]
-    if table in ("IdempotencyTable", "WebhookAttemptsTable"):
-        # Records that expire, not state: deleting the stack deletes them (protection would
-        # make that fail).
+    if table in ("IdempotencyTable", "WebhookAttemptsTable", "ProviderHealthTable"):
+        # Records that expire, or state worth nothing after the stack: deleting the stack
+        # deletes them (protection would make that fail).
         assert "DeletionPolicy" not in resource
         assert "DeletionProtectionEnabled" not in props(table)
         return

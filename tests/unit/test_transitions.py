@@ -157,6 +157,7 @@ def model_claim(item: dict[str, Any], at: str) -> bool:
     if item["status"] != "pending" or "claimed_at" in item or "message_sid" in item:
         return False
     item["claimed_at"] = at
+    item["provider"] = "twilio"
     return True
 
 
@@ -173,6 +174,7 @@ def model_accept(
 ) -> bool:
     # Twilio's acceptance is recorded whatever the status (a callback may have come first).
     item["message_sid"] = sid
+    item["provider"] = "twilio"
     item.setdefault("num_segments", segments)
     if from_number:
         item.setdefault("from_number", from_number)
@@ -573,11 +575,13 @@ def test_a_claim_is_taken_once_and_only_given_back_by_its_holder() -> None:
 
     assert transitions.claim_for_handoff(item["id"], "2026-03-01T10:00:01Z")
     assert not transitions.claim_for_handoff(item["id"], "2026-03-01T10:00:02Z")
-    assert stored(item["id"]) == {**item, "claimed_at": "2026-03-01T10:00:01Z"}
+    claimed = {**item, "claimed_at": "2026-03-01T10:00:01Z", "provider": "twilio"}
+    assert stored(item["id"]) == claimed
     assert not transitions.release_claim(item["id"], "2026-03-01T10:00:02Z")
     assert transitions.release_claim(item["id"], "2026-03-01T10:00:01Z")
-    # Given back: the claim is gone, nothing else moved, and the next worker may take it.
-    assert stored(item["id"]) == item
+    # Given back: the claim is gone, nothing else moved (the provider it was for stays), and
+    # the next worker may take it.
+    assert stored(item["id"]) == {**item, "provider": "twilio"}
     assert not transitions.release_claim(item["id"], "2026-03-01T10:00:01Z")
     assert transitions.claim_for_handoff(item["id"], "2026-03-01T10:00:03Z")
 

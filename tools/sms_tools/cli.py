@@ -25,13 +25,21 @@ from pydantic import ValidationError as PydanticValidationError
 from sms_gateway import config
 from sms_gateway.api.caller import ALL_SCOPES
 from sms_gateway.domain import pricing
-from sms_gateway.domain.clock import now_iso
+from sms_gateway.domain.clock import now_iso, utc_now
 from sms_gateway.domain.errors import GatewayError, ValidationError
 from sms_gateway.domain.ids import is_uuid
 from sms_gateway.domain.limits import is_period, money_text
+from sms_gateway.domain.provider_choices import AwsEumChoice, OriginationIdentity, ProviderName
 from sms_gateway.domain.use_cases import AccountSid, MessagingServiceSid, is_country_code
 from sms_gateway.logic import limits_admin, scheduling, stuck_messages, usage, use_case_admin
-from sms_gateway.store import api_keys, aws_clients, opt_out_store, price_store, use_case_store
+from sms_gateway.store import (
+    api_keys,
+    aws_clients,
+    opt_out_store,
+    price_store,
+    provider_health,
+    use_case_store,
+)
 
 # Stack output -> environment variable the settings read.
 _STACK_OUTPUTS = {
@@ -162,6 +170,9 @@ def _sid(kind: Any) -> Callable[[str], str]:
     return parse
 
 
+_origination_identity = _sid(OriginationIdentity)
+
+
 def cmd_workspace_create(args: argparse.Namespace) -> Any:
     return api_keys.create_workspace(args.name)
 
@@ -266,6 +277,25 @@ def cmd_messaging_service_bind(args: argparse.Namespace) -> Any:
     return {"twilio_account_sid": args.account_sid, "messaging_service_sid": args.service_sid}
 
 
+def cmd_eum_identity_bind(args: argparse.Namespace) -> Any:
+    if not api_keys.bind_eum_identity(args.workspace, args.identity):
+        raise ValueError(f"{args.identity} belongs to another workspace")
+    return {"workspace_id": args.workspace, "origination_identity": args.identity}
+
+
+def cmd_providers_status(args: argparse.Namespace) -> Any:
+    now = utc_now()
+    return [
+        {**dataclasses.asdict(health), "cooling": health.cooling_at(now)}
+        for health in provider_health.status(now)
+    ]
+
+
+def cmd_providers_reset(args: argparse.Namespace) -> Any:
+    provider_health.reset(args.provider, utc_now())
+    return {"provider": args.provider, "cooling": False}
+
+
 def cmd_use_case_create(args: argparse.Namespace) -> Any:
     try:
         # As strictly as the management API checks it, and before anything is bound.
@@ -279,6 +309,12 @@ def cmd_use_case_create(args: argparse.Namespace) -> Any:
     # And the Messaging Service to that account, if no other account has it.
     if not api_keys.bind_messaging_service(spec.twilio_account_sid, spec.messaging_service_sid):
         raise ValueError(f"{spec.messaging_service_sid} belongs to another Twilio account")
+    # And its AWS End User Messaging SMS identities to the workspace, likewise.
+    for choice in spec.providers:
+        if isinstance(choice, AwsEumChoice) and not api_keys.bind_eum_identity(
+            args.workspace, choice.origination_identity
+        ):
+            raise ValueError(f"{choice.origination_identity} belongs to another workspace")
     return use_case_admin.create_use_case(args.workspace, spec).model_dump(mode="json")
 
 
@@ -441,6 +477,25 @@ def build_parser() -> argparse.ArgumentParser:
     bind.add_argument("--account-sid", required=True, type=_sid(AccountSid))
     bind.add_argument("--service-sid", required=True, type=_sid(MessagingServiceSid))
     bind.set_defaults(func=cmd_messaging_service_bind)
+
+    identity = groups.add_parser("eum-identity").add_subparsers(dest="action", required=True)
+    bind = identity.add_parser(
+        "bind",
+        help="assign an AWS End User Messaging SMS origination identity (pool, phone number or "
+        "sender ID, as use cases name it) to a workspace",
+    )
+    bind.add_argument("--workspace", required=True)
+    bind.add_argument("--identity", required=True, type=_origination_identity)
+    bind.set_defaults(func=cmd_eum_identity_bind)
+
+    provider = groups.add_parser("providers").add_subparsers(dest="action", required=True)
+    status = provider.add_parser(
+        "status", help="each provider's recent failures and cool-down (health-based routing)"
+    )
+    status.set_defaults(func=cmd_providers_status)
+    reset = provider.add_parser("reset", help="end a provider's cool-down now")
+    reset.add_argument("--provider", required=True, choices=[p.value for p in ProviderName])
+    reset.set_defaults(func=cmd_providers_reset)
 
     use_case = groups.add_parser("use-case").add_subparsers(dest="action", required=True)
     create = use_case.add_parser("create", help="create a use case from a JSON file ('-': stdin)")

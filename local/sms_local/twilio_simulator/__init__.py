@@ -27,13 +27,14 @@ answers 200 with the message as it is now, or 404/20404 when the sid is unknown 
 JSON (``messages`` and the paging keys), filtered by To and From when given, so a test can count
 what was sent to a number of its own while other tests send too. Any other path is 404/20404.
 Every POST to the create path counts in ``create_count()``, whatever its outcome (401s
-included).
+included, and those answered during an outage).
 
 Rejections, checked in this order (error JSON: code, message, more_info, status)
 ---------------------------------------------------------------------------------
 ======  =====  ==========================================================================
 status  code   when
 ======  =====  ==========================================================================
+503     20503  the ``outage`` knob is on (before authentication; nothing is created)
 401     20003  Basic auth missing or wrong, or the path AccountSid is not the auth user
 400     21604  To missing or empty
 400     21602  Body missing or empty
@@ -100,6 +101,20 @@ final status first, then ``sent``, then ``queued``. Both are read when a message
 ``reject_unsubscribed_synchronously`` answers a Messaging Service send to ``+15005550004`` with
 400 21610 instead of accepting it (the synchronous answer a send without a service gets), for
 checks of a client's synchronous 21610 handling.
+``outage`` makes every create (``POST .../Messages.json``) answer 503 20503 "Service unavailable",
+counted in ``create_count()`` but refused before authentication, with nothing stored and no
+callback scheduled, until it is set back to false (fetches, lists and the other endpoints keep
+working), for checks of a client's fail-over to another provider.
+
+=====================================  =======  ==============================================
+knob                                   default  effect
+=====================================  =======  ==============================================
+``duplicate_callbacks``                false    every status callback is sent twice in a row
+``reorder_callbacks``                  false    the final status is sent first
+``reject_unsubscribed_synchronously``  false    ``+15005550004`` through a service: 400 21610
+``outage``                             false    every create: 503 20503, nothing created
+=====================================  =======  ==============================================
+
 They, and the rest of the config, may be changed at runtime with ``configure(...)`` or by
 assigning to ``sim.config``'s attributes; the simulator only reads the config under its lock.
 

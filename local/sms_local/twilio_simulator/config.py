@@ -15,6 +15,8 @@ class SimulatorConfig:
     duplicate_callbacks: bool = False
     reorder_callbacks: bool = False
     reject_unsubscribed_synchronously: bool = False
+    # Every create answers 503 20503 (counted, nothing authenticated or stored) while it is on.
+    outage: bool = False
     # The Messaging Services' "Inbound Request URL": where POST /_simulator/inbound posts the
     # incoming message (None: incoming messages are refused).
     inbound_url: str | None = None

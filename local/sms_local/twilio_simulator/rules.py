@@ -73,6 +73,11 @@ def _unauthorized() -> _ApiError:
     return _ApiError(401, 20003, "Authenticate")
 
 
+def _outage() -> _ApiError:
+    """What every create gets while the ``outage`` knob is on."""
+    return _ApiError(503, 20503, "Service unavailable")
+
+
 def _not_found(path: str) -> _ApiError:
     return _ApiError(404, 20404, f"The requested resource {path} was not found")
 

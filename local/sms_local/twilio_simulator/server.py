@@ -61,6 +61,7 @@ from sms_local.twilio_simulator.rules import (
     _check_to,
     _CreateRequest,
     _not_found,
+    _outage,
     _parse_create,
     _parse_form,
     _pick_sender,
@@ -79,6 +80,7 @@ _CONTROL_KNOBS: Final = (
     "duplicate_callbacks",
     "reorder_callbacks",
     "reject_unsubscribed_synchronously",
+    "outage",
 )
 _MAX_REQUEST_BYTES: Final = 64 * 1024
 _CREATE_PATH: Final = re.compile(rf"/{API_VERSION}/Accounts/(?P<account>[^/]+)/Messages\.json")
@@ -278,6 +280,9 @@ class TwilioSimulator:
         if method == "POST" and (match := _CREATE_PATH.fullmatch(path)):
             with self._lock:
                 self._create_count += 1
+                outage = self.config.outage
+            if outage:
+                raise _outage()
             self._authenticate(authorization, match["account"])
             return self._create(match["account"], _parse_form(body))
         if method == "GET" and (match := _CREATE_PATH.fullmatch(path)):

@@ -19,3 +19,6 @@ PROVIDER_UNAVAILABLE = 99003
 USE_CASE_CHANGED = 99004
 # The message's validity_period ran out before it could be handed to the provider.
 VALIDITY_PERIOD_EXPIRED = 99005
+# A provider refused the message for a reason of its own account or configuration that no code
+# of Twilio's numbering names (e.g. AWS End User Messaging SMS's spend limit reached).
+PROVIDER_REFUSED = 99006

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sms_gateway.domain.pricing import Cost
+from sms_gateway.domain.provider_attempts import ProviderAttempt
 from sms_gateway.domain.reply_forwarding import ReplyForwarding
 from sms_gateway.domain.segments import Encoding
 
@@ -71,6 +72,8 @@ API_FIELDS = (
     "delivery_receipt",
     "reply_forwarding",
     "forwarded_from",
+    "provider",
+    "provider_attempts",
 )
 
 
@@ -201,6 +204,15 @@ class Message(BaseModel):
         default=None,
         description="The inbound message (GET /v1/sms/inbound/{id}) this message forwards",
     )
+    provider: str | None = Field(
+        default=None,
+        description="The provider that took the message (twilio or aws_eum); null until one did",
+    )
+    provider_attempts: list[ProviderAttempt] = Field(
+        default_factory=list,
+        description="Every try of a provider to take the message, oldest first: a provider that "
+        "refused or was unavailable is followed at once by the next one",
+    )
     # Internal: the Twilio subaccount that must sign this message's callbacks, and the handoff
     # worker's claim (set before the provider is called).
     account_sid: str | None = None
@@ -229,6 +241,9 @@ class Message(BaseModel):
     def to_api(self, *, with_history: bool = False) -> dict[str, Any]:
         data = self.model_dump(mode="json")
         out = {name: data[name] for name in API_FIELDS}
+        # Stored from the claim on (the provider being tried), it is only the one that took the
+        # message once one did.
+        out["provider"] = self.provider if self.message_sid else None
         if with_history:
             out["history"] = [entry.model_dump(mode="json") for entry in self.history]
         return out

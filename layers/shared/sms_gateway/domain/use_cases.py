@@ -22,6 +22,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
 from sms_gateway.domain.callback_urls import MAX_CALLBACK_URL_CHARS
+from sms_gateway.domain.provider_choices import DEFAULT_PROVIDERS, ProviderChoice, ProviderName
 from sms_gateway.domain.sender_ids import is_sender_id
 
 
@@ -191,6 +192,13 @@ class UseCaseSpec(BaseModel):
     status_callback_method: Literal["POST", "GET"] = Field(
         default="POST", description="How status_callback_url is called: POST (JSON) or GET"
     )
+    providers: list[ProviderChoice] = Field(
+        default_factory=lambda: list(DEFAULT_PROVIDERS),
+        min_length=1,
+        max_length=len(ProviderName),
+        description="The providers tried, in order: the next one only when the one before "
+        "certainly did not take the message",
+    )
 
     @model_validator(mode="after")
     def _no_duplicates(self) -> Self:
@@ -201,6 +209,9 @@ class UseCaseSpec(BaseModel):
             raise PydanticCustomError(
                 "country_duplicate", "allowed_countries lists a country twice"
             )
+        names = [choice.name for choice in self.providers]
+        if len(set(names)) != len(names):
+            raise PydanticCustomError("provider_duplicate", "providers lists a provider twice")
         return self
 
 

@@ -18,7 +18,7 @@ from sms_gateway.domain.messages import MessageStatus
 from sms_gateway.domain.phone import check_destination
 from sms_gateway.domain.provider_events import ProviderEvent
 from sms_gateway.domain.redact import mask_phone
-from sms_gateway.providers.interface import CallbackRequest, Provider
+from sms_gateway.providers.interface import CallbackProvider, CallbackRequest
 from sms_gateway.store import opt_out_store, transitions
 
 logger = Logger(child=True)
@@ -28,7 +28,7 @@ logger = Logger(child=True)
 _FAILURE_STATUSES = frozenset({MessageStatus.FAILED, MessageStatus.UNDELIVERED})
 
 
-def handle_status_callback(provider: Provider, request: CallbackRequest) -> None:
+def handle_status_callback(provider: CallbackProvider, request: CallbackRequest) -> None:
     """Verify and apply one callback; raise ForbiddenError when it is not the provider's, for one
     of our accounts, and ServiceUnavailableError when a dependency fails. Returns normally in
     every other case, whether or not anything changed."""
@@ -36,20 +36,28 @@ def handle_status_callback(provider: Provider, request: CallbackRequest) -> None
     if report.message_id is None or report.event is None:
         return
     message_id, event = report.message_id, report.event
+    applied = apply_provider_event(message_id, event)
+    if applied is not None and _reports_unsubscribed(event):
+        _record_opt_out(message_id, report.opt_out_scope, report.recipient)
+
+
+def apply_provider_event(message_id: str, event: ProviderEvent) -> bool | None:
+    """Apply one verified provider event to its message, forward only: True when the status
+    moved, False when it was only recorded (a duplicate, a regression, a status that changes
+    nothing), None when no message of that id was handed to that provider (account)."""
     applied = transitions.apply_provider_event(message_id, event)
     logger.info(
-        "status callback",
+        "provider event",
         extra={
             "message_id": message_id,
+            "provider": event.provider,
             "provider_status": event.provider_status,
-            # True: the status moved; False: recorded only; None: no such message for the account.
             "applied": applied,
             "error_code": event.error_code,
             "from_number": mask_phone(event.from_number),
         },
     )
-    if applied is not None and _reports_unsubscribed(event):
-        _record_opt_out(message_id, report.opt_out_scope, report.recipient)
+    return applied
 
 
 def _reports_unsubscribed(event: ProviderEvent) -> bool:

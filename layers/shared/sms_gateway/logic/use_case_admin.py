@@ -11,6 +11,7 @@ from sms_gateway.config import get_settings
 from sms_gateway.domain.clock import now_iso
 from sms_gateway.domain.errors import UseCaseNotFoundError, ValidationError
 from sms_gateway.domain.ids import is_uuid, new_id
+from sms_gateway.domain.provider_choices import AwsEumChoice
 from sms_gateway.domain.use_cases import UseCase, UseCaseSpec
 from sms_gateway.logic import caller_webhook_settings
 from sms_gateway.store import api_keys, use_case_store
@@ -76,10 +77,32 @@ def check_service_account(spec: UseCaseSpec) -> None:
         )
 
 
+def check_eum_identities(workspace_id: str, spec: UseCaseSpec) -> None:
+    """Callers may only send from AWS End User Messaging SMS identities an operator gave their
+    workspace."""
+    for index, choice in enumerate(spec.providers):
+        if not isinstance(choice, AwsEumChoice):
+            continue
+        if api_keys.eum_identity_owner(choice.origination_identity) != workspace_id:
+            raise ValidationError(
+                "use case is invalid",
+                errors=[
+                    {
+                        "field": f"providers.{index}.origination_identity",
+                        "code": "origination_identity_not_in_workspace",
+                        "issue": "this origination identity is not assigned to your workspace; "
+                        "an operator assigns it (sms-gateway-admin eum-identity bind)",
+                    }
+                ],
+            )
+
+
 def check_caller_may_use(workspace_id: str, spec: UseCaseSpec) -> None:
-    """What a caller (not an operator) may name: its workspace's account, and a service of it."""
+    """What a caller (not an operator) may name: its workspace's account, a service of it, and
+    its workspace's origination identities."""
     check_account_owner(workspace_id, spec)
     check_service_account(spec)
+    check_eum_identities(workspace_id, spec)
 
 
 def check_callback(spec: UseCaseSpec) -> None:
@@ -129,7 +152,7 @@ def update_use_case(
     check_secret_location(spec)
     if "status_callback_url" in changes:
         check_callback(spec)
-    if check_owner and {"twilio_account_sid", "messaging_service_sid"} & set(changes):
+    if check_owner and {"twilio_account_sid", "messaging_service_sid", "providers"} & set(changes):
         check_caller_may_use(workspace_id, spec)
     normalized = spec.model_dump(mode="json", include=set(changes))
     try:

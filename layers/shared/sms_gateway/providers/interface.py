@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from sms_gateway.domain.provider_choices import ProviderChoice
     from sms_gateway.domain.provider_events import ProviderEvent
     from sms_gateway.domain.use_cases import UseCase
     from sms_gateway.providers.results import HandoffResult
@@ -24,13 +25,16 @@ class CredentialsUnavailableError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class OutboundSms:
-    """One message as a provider is asked to send it."""
+    """One message as a provider is asked to send it: `choice` is the use case's entry for this
+    provider (what it needs beyond the use case); `status_callback_url` where the provider calls
+    back, for one that reports deliveries to a URL."""
 
     message_id: str
     to: str
     body: str
     use_case: UseCase
-    status_callback_url: str
+    choice: ProviderChoice
+    status_callback_url: str | None
     # An alphanumeric sender to send from instead of the use case's pool.
     sender_id: str | None = None
     # Seconds the provider may keep it queued before handing it to a carrier.
@@ -77,8 +81,9 @@ class IncomingSms:
 
 class Provider(Protocol):
     name: str
-    # Where its status callbacks reach us: the route, and the URL given with each send.
-    callback_path: str
+    # Where its status callbacks reach us: the route, and the URL given with each send (None:
+    # it reports deliveries another way).
+    callback_path: str | None
 
     def credentials(self, use_case: UseCase, *, fresh: bool = False) -> str | None:
         """The use case's credentials, None if none are configured; CredentialsUnavailableError
@@ -89,6 +94,12 @@ class Provider(Protocol):
         """Ask the provider to send. Raises only while nothing of the request has left, so a
         caller that catches an exception knows the provider created nothing."""
         ...
+
+
+class CallbackProvider(Provider, Protocol):
+    """A provider that reports deliveries by calling our webhook."""
+
+    callback_path: str
 
     def read_status_callback(self, request: CallbackRequest) -> StatusReport:
         """Verify and parse a callback. ForbiddenError when it is not the provider's,

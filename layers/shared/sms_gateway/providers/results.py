@@ -16,10 +16,14 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """The provider refused the message; it will never be sent. `error_code` is ours."""
+    """The provider refused the message. `error_code` is ours. `recipient`: for a reason of the
+    recipient's (an invalid number, an opt-out), so no other provider may send it either;
+    otherwise for one of the provider's own (account, route, configuration), and the next
+    provider is tried."""
 
     error_code: int
     http_status: int
+    recipient: bool = False
 
     @property
     def credentials_refused(self) -> bool:
@@ -29,9 +33,14 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class RetryLater:
-    """The request certainly did not create a message (refused connection, 429, 503)."""
+    """The request certainly did not create a message (refused connection, 429, 503).
+    `error_code`: the provider's, in our numbering, when it answered. `provider_unavailable`:
+    it says the provider is down or busy (false when our own dependency failed, e.g. reading
+    its credentials), which counts against its health."""
 
     reason: str
+    error_code: int | None = None
+    provider_unavailable: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,24 @@ def bind_messaging_service(account_sid: str, messaging_service_sid: str) -> bool
     )
 
 
+def _eum_identity_pk(origination_identity: str) -> str:
+    return f"eum_identity#{origination_identity}"
+
+
+def bind_eum_identity(workspace_id: str, origination_identity: str) -> bool:
+    """Give an AWS End User Messaging SMS origination identity (a pool, phone number or sender
+    ID, as the use case names it) to a workspace; False if another workspace has it. Only its
+    owner may send from it: the stack's role may send from every identity the operator listed."""
+    return _bind(
+        _eum_identity_pk(origination_identity), "eum_identity", "workspace_id", workspace_id
+    )
+
+
+def eum_identity_owner(origination_identity: str) -> str | None:
+    item = _read(_eum_identity_pk(origination_identity))
+    return str(item["workspace_id"]) if item else None
+
+
 def _bind(pk: str, kind: str, owner_attribute: str, owner: str) -> bool:
     """Give the thing `pk` names to `owner` for good; True if it is (now or already) theirs."""
     written = write_if(

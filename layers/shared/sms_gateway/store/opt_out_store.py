@@ -40,11 +40,24 @@ def add_twilio_unsubscribed(
 ) -> bool:
     """Record that Twilio refused the number as unsubscribed from the Messaging Service (it
     keeps STOP per service; so do we, to refuse at send time); False if it was already there."""
+    return add_provider_unsubscribed(messaging_service_sid, phone_number, message_id)
+
+
+def add_provider_unsubscribed(
+    messaging_service_sid: str,
+    phone_number: str,
+    message_id: str | None = None,
+    *,
+    source: OptOutSource | None = None,
+) -> bool:
+    """Record that a provider refused the number as opted out, on the list of the use case's
+    Messaging Service (where a STOP puts it); False if it was already there."""
+    source = source or OptOutSource.PROVIDER
     return add_opt_out(
         service_scope(messaging_service_sid),
         phone_number,
-        OptOutSource.PROVIDER.value,
-        source=OptOutSource.PROVIDER,
+        source.value,
+        source=source,
         cause_id=message_id,
     )
 
@@ -141,11 +154,13 @@ CHANGES_PREFIX = "changes#"
 
 
 class OptOutSource(StrEnum):
-    """What changed a list: a keyword the person texted, the provider refusing the number
-    (Twilio 21610), or an operator."""
+    """What changed a list: a keyword the person texted, a provider refusing the number
+    (Twilio's 21610, AWS End User Messaging SMS's DESTINATION_PHONE_NUMBER_OPTED_OUT), or an
+    operator."""
 
     KEYWORD = "keyword"
     PROVIDER = "twilio_21610"
+    AWS_EUM = "aws_eum_opted_out"
     OPERATOR = "operator"
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sms_gateway.config import get_settings
 from sms_gateway.domain.messages import HistoryEntry, MessageStatus
+from sms_gateway.domain.provider_choices import ProviderName
 from sms_gateway.domain.provider_events import ProviderEvent
 from sms_gateway.domain.status_table import TRANSITIONS
 from sms_gateway.store import aws_clients
@@ -16,9 +17,10 @@ from sms_gateway.store.dynamo import write_if
 from sms_gateway.store.expressions import Expression
 
 if TYPE_CHECKING:
-    pass
+    from sms_gateway.domain.provider_attempts import ProviderAttempt
 
 S = MessageStatus
+TWILIO = ProviderName.TWILIO.value
 
 # A message's history holds every transition (the status machine allows a handful) and ignored
 # provider events up to this length. Past it an ignored event (a duplicate, a regression) is
@@ -50,6 +52,17 @@ class _Update(Expression):
             f"{n} = list_append(if_not_exists({n}, {self.value([])}), {self.value([entry_value])})"
         )
 
+    def append_attempt(self, attempt: ProviderAttempt | None) -> None:
+        """Add a provider attempt (None: nothing to add, or no room left for it: the caller,
+        the claim's holder and so the only writer of attempts, counts them)."""
+        if attempt is None:
+            return
+        n = self.name("provider_attempts")
+        self.sets.append(
+            f"{n} = list_append(if_not_exists({n}, {self.value([])}), "
+            f"{self.value([attempt.to_item()])})"
+        )
+
     def status_in(self, statuses: tuple[MessageStatus, ...]) -> None:
         n = self.name("status")
         options = ", ".join(self.value(s.value) for s in statuses)
@@ -69,9 +82,24 @@ class _Update(Expression):
         return dict(response["Attributes"])
 
 
-def _belongs_to(update: _Update, account_sid: str) -> None:
-    # Only the subaccount the message was sent through may move it.
-    update.condition(f"{update.name('account_sid')} = {update.value(account_sid)}")
+def _belongs_to(update: _Update, event: ProviderEvent) -> None:
+    """Only the provider the message was handed to (stored from the claim on) may move it; for
+    Twilio, only through the subaccount it was sent through (a message stored before providers
+    were recorded is Twilio's). Another provider's event must also name the provider's id of
+    the message, once that is known."""
+    provider = update.name("provider")
+    if event.provider == TWILIO:
+        update.condition(f"{update.name('account_sid')} = {update.value(event.account_sid)}")
+        update.condition(
+            f"(attribute_not_exists({provider}) OR {provider} = {update.value(TWILIO)})"
+        )
+        return
+    update.condition(f"{provider} = {update.value(event.provider)}")
+    if event.message_sid:
+        sid = update.name("message_sid")
+        update.condition(
+            f"(attribute_not_exists({sid}) OR {sid} = {update.value(event.message_sid)})"
+        )
 
 
 def _provider_facts(update: _Update, event: ProviderEvent) -> None:
@@ -91,7 +119,7 @@ def apply_provider_event(message_id: str, event: ProviderEvent) -> bool | None:
     if target is not None:
         transition = TRANSITIONS[target]
         update = _Update()
-        _belongs_to(update, event.account_sid)
+        _belongs_to(update, event)
         update.status_in(transition.allowed_from)
         update.set("status", target.value)
         update.set("updated_at", event.at)
@@ -125,7 +153,7 @@ def apply_provider_event(message_id: str, event: ProviderEvent) -> bool | None:
 
 def _record_ignored(event: ProviderEvent, *, keep_event: bool) -> _Update:
     record = _Update()
-    _belongs_to(record, event.account_sid)
+    _belongs_to(record, event)
     _provider_facts(record, event)
     if keep_event:
         history = record.name("history")
@@ -163,37 +191,76 @@ def apply_internal(message_id: str, target: MessageStatus, at: str, event: str) 
     return update.run(message_id) is not None
 
 
-def claim_for_handoff(message_id: str, at: str) -> bool:
-    """Mark a pending message as being handed off; only one worker can win."""
+def claim_for_handoff(message_id: str, at: str, provider: str = TWILIO) -> bool:
+    """Mark a pending message as being handed off to `provider`; only one worker can win."""
     update = _Update()
     update.status_in((S.PENDING,))
     update.condition(f"attribute_not_exists({update.name('claimed_at')})")
     update.condition(f"attribute_not_exists({update.name('message_sid')})")
     update.set("claimed_at", at)
+    update.set("provider", provider)
     return update.run(message_id) is not None
 
 
-def release_claim(message_id: str, claimed_at: str) -> bool:
+def _holding(update: _Update, claimed_at: str) -> None:
+    # That claim is still the one in place, and no provider's answer was recorded.
+    update.condition(f"{update.name('claimed_at')} = {update.value(claimed_at)}")
+    update.condition(f"attribute_not_exists({update.name('message_sid')})")
+
+
+def hand_to_next_provider(
+    message_id: str, claimed_at: str, *, attempt: ProviderAttempt | None, provider: str
+) -> bool:
+    """Record a provider's refusal and name the next one, if the claim still holds the message,
+    pending: False means another delivery resolved it meanwhile (a claim it took for a dead
+    worker's ends the message, the claim left in place), and the next provider must not be
+    called."""
+    update = _Update()
+    _holding(update, claimed_at)
+    update.status_in((S.PENDING,))
+    update.set("provider", provider)
+    update.append_attempt(attempt)
+    return update.run(message_id) is not None
+
+
+def record_attempt(message_id: str, claimed_at: str, *, attempt: ProviderAttempt) -> bool:
+    """Add a provider attempt to a message its claim still names, whatever became of it (a
+    callback may have recorded the provider's answer first)."""
+    update = _Update()
+    update.condition(f"{update.name('claimed_at')} = {update.value(claimed_at)}")
+    update.append_attempt(attempt)
+    return update.run(message_id) is not None
+
+
+def release_claim(message_id: str, claimed_at: str, attempt: ProviderAttempt | None = None) -> bool:
     """Give a claim back after a failure that certainly did not reach the provider."""
     update = _Update()
-    n = update.name("claimed_at")
-    update.condition(f"{n} = {update.value(claimed_at)}")
-    update.condition(f"attribute_not_exists({update.name('message_sid')})")
-    update.removes.append(n)
+    _holding(update, claimed_at)
+    update.removes.append(update.name("claimed_at"))
+    update.append_attempt(attempt)
     return update.run(message_id) is not None
 
 
 def record_acceptance(
-    message_id: str, at: str, message_sid: str, num_segments: int, from_number: str | None
+    message_id: str,
+    at: str,
+    message_sid: str,
+    num_segments: int,
+    from_number: str | None,
+    *,
+    provider: str = TWILIO,
+    attempt: ProviderAttempt | None = None,
 ) -> bool:
     """Store what the provider said on acceptance, never touching a status a callback set."""
     update = _Update()
     update.set("message_sid", message_sid)
+    update.set("provider", provider)
     update.set_if_missing("num_segments", num_segments)
     if from_number:
         update.set_if_missing("from_number", from_number)
     update.set("updated_at", at)
     update.append_history(HistoryEntry(at=at, event="handed_off", status=None, applied=True))
+    update.append_attempt(attempt)
     return update.run(message_id) is not None
 
 
@@ -211,14 +278,20 @@ def _to_failed(at: str, error_code: int, reason: str) -> _Update:
 
 
 def fail(
-    message_id: str, at: str, error_code: int, *, claimed_at: str | None = None, reason: str
+    message_id: str,
+    at: str,
+    error_code: int,
+    *,
+    claimed_at: str | None = None,
+    reason: str,
+    attempt: ProviderAttempt | None = None,
 ) -> bool:
     """pending -> failed. With `claimed_at`, only if that claim is still the one in place and the
     provider's answer was never recorded (the outcome-unknown case)."""
     update = _to_failed(at, error_code, reason)
     if claimed_at is not None:
-        update.condition(f"{update.name('claimed_at')} = {update.value(claimed_at)}")
-        update.condition(f"attribute_not_exists({update.name('message_sid')})")
+        _holding(update, claimed_at)
+    update.append_attempt(attempt)
     return update.run(message_id) is not None
 
 

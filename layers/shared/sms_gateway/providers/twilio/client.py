@@ -31,7 +31,7 @@ from sms_gateway.providers.results import (
     Rejected,
     RetryLater,
 )
-from sms_gateway.providers.twilio import values
+from sms_gateway.providers.twilio import statuses, values
 
 __all__ = [
     "Accepted",
@@ -175,13 +175,14 @@ def _interpret(status: int, raw: bytes) -> HandoffResult:
             num_segments=values.small_int(segments),
             from_number=data.get("from") or None,
         )
+    code = data.get("code")
+    known = values.small_int(code) if isinstance(code, int) else None
     if status in (429, 503):
-        return RetryLater(f"HTTP {status}")
+        return RetryLater(f"HTTP {status}", known)
     if 400 <= status < 500:
         # Twilio's error codes are ours as they are (see statuses.py).
-        code = data.get("code")
-        known = values.small_int(code) if isinstance(code, int) else None
-        return Rejected(_FALLBACK_REJECTION if known is None else known, status)
+        error_code = _FALLBACK_REJECTION if known is None else known
+        return Rejected(error_code, status, recipient=error_code in statuses.RECIPIENT_ERRORS)
     return OutcomeUnknown(f"HTTP {status}")
 
 

@@ -26,6 +26,8 @@ class TwilioProvider:
         # HTTP client at its cold start.
         from sms_gateway.providers.twilio import client
 
+        if sms.status_callback_url is None:
+            raise ValueError("Twilio reports deliveries to a status callback URL")
         return client.create_message(
             account_sid=sms.use_case.twilio_account_sid,
             auth_token=credentials,

@@ -9,6 +9,13 @@ from __future__ import annotations
 from sms_gateway.domain.messages import MessageStatus
 from sms_gateway.domain.provider_events import ProviderEvent
 
+# Create-time refusals about the recipient, which another provider must not get around: the
+# number is invalid (21211, 21214, 21217, 21401, 21421), cannot receive SMS (21612, 21614) or
+# unsubscribed (21610). Every other refusal (authentication, the sender, the Messaging Service,
+# a region not enabled: 20003, 21606, 21408, ...) is the account's or the route's, and the next
+# provider may take the message. Source: Twilio's error dictionary (twilio.com/docs/api/errors).
+RECIPIENT_ERRORS = frozenset({21211, 21214, 21217, 21401, 21421, 21610, 21612, 21614})
+
 # Twilio's MessageStatus -> ours; the others (accepted, queued, sending, scheduled, ...) only go
 # into the history.
 STATUSES: dict[str, MessageStatus] = {

@@ -16,11 +16,11 @@ from sms_gateway.config import Settings
 from sms_gateway.domain.clock import iso, utc_now
 from sms_gateway.domain.use_cases import UseCase
 from sms_gateway.logic.sending import new_message
-from sms_gateway.store import api_keys, message_store, opt_out_store
+from sms_gateway.store import api_keys, message_store, opt_out_store, provider_health
 from sms_local.aws_resources import REGION, LocalStack
 from sms_local.lambda_runtime import reset_cached_state
 from sms_tools import cli
-from tests.integration.conftest import Api, Tenant
+from tests.integration.conftest import Api, Tenant, restore_settings, set_settings
 from tests.integration.test_send_api import drain_handoff_queue, send_body
 
 
@@ -444,3 +444,60 @@ def test_a_wallet_keeps_its_currency_and_limits_need_a_workspace(
     assert (
         cli.main(["workspace", "set-limits", "--workspace", "nope", "--monthly-segments", "1"]) == 1
     )
+
+
+def test_eum_identities_are_bound_to_one_workspace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine, theirs = (api_keys.create_workspace(n)["workspace_id"] for n in ("mine", "theirs"))
+    pool = "pool-" + uuid.uuid4().hex
+    bind = ["eum-identity", "bind", "--identity", pool, "--workspace"]
+    assert run(capsys, *bind, mine) == {"workspace_id": mine, "origination_identity": pool}
+    run(capsys, *bind, mine)  # again: nothing changes
+    assert cli.main([*bind, theirs]) == 1
+    assert f"{pool} belongs to another workspace" in capsys.readouterr().err
+    assert api_keys.eum_identity_owner(pool) == mine
+    # use-case create binds the use case's own identity, and refuses another workspace's
+    other_pool = "pool-" + uuid.uuid4().hex
+    spec = use_case_file(
+        tmp_path, providers=[{"name": "aws_eum", "origination_identity": other_pool}]
+    )
+    created = run(capsys, "use-case", "create", "--workspace", theirs, "--file", str(spec))
+    assert created["providers"][0]["origination_identity"] == other_pool
+    assert api_keys.eum_identity_owner(other_pool) == theirs
+    taken = use_case_file(tmp_path, providers=[{"name": "aws_eum", "origination_identity": pool}])
+    assert cli.main(["use-case", "create", "--workspace", theirs, "--file", str(taken)]) == 1
+    # An identity no use case could name is not bound at all
+    with pytest.raises(SystemExit) as usage:
+        cli.main(["eum-identity", "bind", "--workspace", mine, "--identity", "pool 1"])
+    assert usage.value.code == 2
+
+
+def test_providers_status_shows_a_cool_down_and_reset_ends_it(
+    aws: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = set_settings(PROVIDER_FAILURE_THRESHOLD="2")
+    try:
+        run(capsys, "providers", "reset", "--provider", "twilio")
+        provider_health.record_failure("twilio", utc_now())
+        [twilio, eum] = run(capsys, "providers", "status")
+        assert (twilio["provider"], twilio["failures_in_window"], twilio["cooling"]) == (
+            "twilio",
+            1,
+            False,
+        )
+        assert eum["provider"] == "aws_eum"
+        provider_health.record_failure("twilio", utc_now())
+        [twilio, _] = run(capsys, "providers", "status")
+        assert twilio["cooling"] is True and twilio["cooling_until"] > iso(utc_now())
+        assert run(capsys, "providers", "reset", "--provider", "twilio") == {
+            "provider": "twilio",
+            "cooling": False,
+        }
+        [twilio, _] = run(capsys, "providers", "status")
+        assert (twilio["cooling"], twilio["failures_in_window"]) == (False, 0)
+        assert "twilio" not in provider_health.cooling(utc_now())
+    finally:
+        restore_settings(saved)
+    with pytest.raises(SystemExit):
+        cli.main(["providers", "reset", "--provider", "carrier-pigeon"])

@@ -68,6 +68,7 @@ AWS_USES: dict[tuple[str, Grant], str] = {
             ("UsageFunction", "UsageLogGroup"),
             ("CallerWebhookFunction", "CallerWebhookLogGroup"),
             ("ReplyForwardingFunction", "ReplyForwardingLogGroup"),
+            ("EumEventsFunction", "EumEventsLogGroup"),
         )
         for action in ("CreateLogStream", "PutLogEvents")
     },
@@ -76,6 +77,7 @@ AWS_USES: dict[tuple[str, Grant], str] = {
         for function, queue in (
             ("CallerWebhookFunction", "CallerWebhookQueue"),
             ("ReplyForwardingFunction", "ReplyForwardingQueue"),
+            ("EumEventsFunction", "EumEventsQueue"),
         )
         for action in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
     },

@@ -133,6 +133,24 @@ POLICY = iam.Policy(TEMPLATE, iam.environment_values(TEMPLATE, ENVIRONMENT))
         ("scheduler", "CreateScheduleGroup", {"Name": "g"},
          [("scheduler:CreateScheduleGroup", "schedule-group/g")]),
         ("sts", "GetCallerIdentity", {}, [("sts:GetCallerIdentity", "*")]),
+        # A send is authorized against its origination identity and its configuration set.
+        ("sms-voice", "SendTextMessage",
+         {"OriginationIdentity": "pool-abc", "ConfigurationSetName": "EventsSet"},
+         [("sms-voice:SendTextMessage", "pool/pool-abc"),
+          ("sms-voice:SendTextMessage", "EventsSet")]),
+        ("sms-voice", "SendTextMessage",
+         {"OriginationIdentity": "arn:aws:sms-voice:us-east-1:123456789012:pool/pool-abc",
+          "ConfigurationSetName": "EventsSet"},
+         [("sms-voice:SendTextMessage", "pool/pool-abc"),
+          ("sms-voice:SendTextMessage", "EventsSet")]),
+        ("sms-voice", "SendTextMessage",
+         {"OriginationIdentity": "phone-123", "ConfigurationSetName": "EventsSet"},
+         [("sms-voice:SendTextMessage", "phone-number/phone-123"),
+          ("sms-voice:SendTextMessage", "EventsSet")]),
+        # A number or a sender ID as such: only AWS knows its ARN, so no grant of ours allows it
+        ("sms-voice", "SendTextMessage",
+         {"OriginationIdentity": "+12065550100", "ConfigurationSetName": "EventsSet"},
+         [("sms-voice:SendTextMessage", "*"), ("sms-voice:SendTextMessage", "EventsSet")]),
     ],
 )  # fmt: skip
 def test_a_call_needs_its_action_on_what_it_touches_named_as_the_template_names_it(
@@ -301,3 +319,16 @@ def test_a_handler_loaded_by_the_runtime_runs_as_its_function_only_while_it_runs
     assert iam.running_function() is None
     assert handler({}, LambdaContext("CancelFunction", 3)) == "CancelFunction"
     assert iam.running_function() is None
+
+
+def test_a_parameter_of_arns_grants_each_of_them_and_nothing_else() -> None:
+    grants = [("sms-voice:SendTextMessage", "${Identities}")]
+    arns = (
+        "arn:aws:sms-voice:us-east-1:123456789012:pool/pool-a,"
+        "arn:aws:sms-voice:us-east-1:123456789012:phone-number/phone-b"
+    )
+    policy = iam.FunctionPolicy("Role", grants, {"Identities": arns})
+    assert policy.allows(("sms-voice:SendTextMessage", "pool/pool-a"))
+    assert policy.allows(("sms-voice:SendTextMessage", "phone-number/phone-b"))
+    assert not policy.allows(("sms-voice:SendTextMessage", "pool/pool-c"))
+    assert not policy.allows(("sms-voice:SendTextMessage", "*"))

@@ -404,3 +404,46 @@ def test_the_handoff_alarms_watch_metrics_the_handoff_emits_in_its_namespace() -
         assert f'"{name}"' in source, f"functions/handoff/app.py no longer emits {name}"
         assert metric["Namespace"] == namespace
         assert metric["Dimensions"] == [{"Name": "service", "Value": service}]
+
+
+# --- AWS End User Messaging SMS -----------------------------------------------------------------
+
+
+def test_eum_events_reach_their_function_through_sns_and_sqs() -> None:
+    # The configuration set's destination: the topic, for every SMS event
+    [destination] = props("EumConfigurationSet")["EventDestinations"]
+    assert destination["Enabled"] is True and destination["MatchingEventTypes"] == ["TEXT_ALL"]
+    assert destination["SnsDestination"] == {"TopicArn": {"Ref": "EumEventsTopic"}}
+    # Only AWS End User Messaging SMS of this account may publish to the topic
+    [publish] = props("EumEventsTopicPolicy")["PolicyDocument"]["Statement"]
+    assert publish["Principal"] == {"Service": "sms-voice.amazonaws.com"}
+    assert publish["Action"] == "sns:Publish"
+    assert publish["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    }
+    # The topic feeds the queue, raw (a body is the event's JSON), and only that topic may
+    subscription = props("EumEventsSubscription")
+    assert subscription["Protocol"] == "sqs" and subscription["RawMessageDelivery"] is True
+    assert resource_id(subscription["Endpoint"]) == "EumEventsQueue"
+    [send] = props("EumEventsQueuePolicy")["PolicyDocument"]["Statement"]
+    assert send["Principal"] == {"Service": "sns.amazonaws.com"}
+    assert send["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "EumEventsTopic"}}}
+    # The queue feeds the function, which reports partial batch failures
+    [event] = props("EumEventsFunction")["Events"].values()
+    assert resource_id(event["Properties"]["Queue"]) == "EumEventsQueue"
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_the_handoff_may_send_through_aws_only_from_what_the_operator_listed() -> None:
+    sends = {
+        resource
+        for action, resource in function_grants(TEMPLATE, "HandoffFunction")
+        if action.startswith("sms-voice:")
+    }
+    assert sends == {"EumConfigurationSet", "${EumOriginationIdentityArns}"}
+    assert {a for a, _ in function_grants(TEMPLATE, "HandoffFunction") if "sms-voice" in a} == {
+        "sms-voice:SendTextMessage"
+    }
+    # The default names nothing that exists
+    default = TEMPLATE["Parameters"]["EumOriginationIdentityArns"]["Default"]
+    assert default.startswith("arn:aws:sms-voice:::")

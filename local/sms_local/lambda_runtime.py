@@ -114,6 +114,7 @@ def reset_cached_state() -> None:
         price_store,
         provider_health,
         secrets,
+        sms_voice,
         use_case_store,
     )
 
@@ -126,6 +127,7 @@ def reset_cached_state() -> None:
     use_case_store.clear_cache()
     price_store.clear_cache()
     provider_health.forget()
+    sms_voice.reset()
 
 
 def use_local_aws(

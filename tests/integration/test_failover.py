@@ -490,3 +490,38 @@ def test_an_unreadable_health_state_does_not_stop_a_message(
     finally:
         restore_settings(saved)
     assert settle(tenant, providers, message_id, {"delivered"})["provider"] == "twilio"
+
+
+def test_a_send_botocore_refuses_to_make_reaches_no_one_and_fails_over(
+    aws: LocalStack, tenant: Tenant, eum_first: UseCase, providers: Providers
+) -> None:
+    # A stack without its configuration set's name: botocore refuses the request itself
+    saved = set_settings(EUM_CONFIGURATION_SET="")
+    try:
+        message_id = send(tenant, eum_first, PLAIN_TO)
+        hand_off(aws, message_id)
+    finally:
+        restore_settings(saved)
+    message = settle(tenant, providers, message_id, {"delivered"})
+
+    assert outcomes(message) == [("aws_eum", "refused", 99006), ("twilio", "accepted", None)]
+    assert providers.eum.send_count() == 0
+    # Nothing reached AWS: its health is untouched
+    assert provider_health.cooling(utc_now()) == frozenset()
+    [_, eum] = provider_health.status(utc_now())
+    assert eum.failures_in_window == 0
+
+
+def test_an_aws_error_after_the_request_left_is_one_request_and_never_resent(
+    aws: LocalStack, tenant: Tenant, eum_first: UseCase, providers: Providers
+) -> None:
+    message_id = send(tenant, eum_first, "+14155550500")  # AWS answers 500
+
+    hand_off(aws, message_id)
+    message = read(tenant, message_id)
+
+    # botocore did not retry it, and nothing else sent it
+    assert providers.eum.send_count() == 1
+    assert providers.twilio.create_count() == 0
+    assert (message["status"], message["error_code"]) == ("failed", 99001)
+    assert outcomes(message) == [("aws_eum", "unknown", None)]

@@ -14,6 +14,8 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
     ReadTimeoutError,
 )
 from hypothesis import given
@@ -24,6 +26,7 @@ from sms_gateway.domain.provider_choices import AwsEumChoice, TwilioChoice
 from sms_gateway.domain.provider_routing import route
 from sms_gateway.providers.aws_eum import answers, events
 from sms_gateway.providers.results import OutcomeUnknown, Rejected, RetryLater
+from sms_gateway.store.sms_voice import NotSentError
 
 MESSAGE_ID = "5f0c7a2e-3b1d-4e8f-a6c9-00000000000a"
 
@@ -45,7 +48,11 @@ def client_error(
     ("response", "expected"),
     [
         # Certainly not taken, worth retrying: the next provider at once, this one later.
-        (client_error("ThrottlingException"), RetryLater("throttled", 20429)),
+        # (A throttle is the account's rate, not AWS's health.)
+        (
+            client_error("ThrottlingException"),
+            RetryLater("throttled", 20429, provider_unavailable=False),
+        ),
         (client_error("ServiceUnavailableException", 503), RetryLater("HTTP 503", 20503)),
         # The request reached AWS: it may have created the message.
         (
@@ -109,17 +116,40 @@ def test_an_answer_is_classified_by_what_it_proves(response: dict[str, Any], exp
     assert answers.from_client_error(response) == expected
 
 
+def not_sent(cause: Exception) -> NotSentError:
+    """What store.sms_voice raises for a failure before the request was sent."""
+    try:
+        raise NotSentError(type(cause).__name__) from cause
+    except NotSentError as exc:
+        return exc
+
+
 @pytest.mark.parametrize(
     "exc",
     [
         EndpointConnectionError(endpoint_url="https://sms-voice.example"),
         ConnectTimeoutError(endpoint_url="https://sms-voice.example"),
-        NoCredentialsError(),
     ],
     ids=type,
 )
-def test_a_failure_before_the_request_left_may_be_retried(exc: Exception) -> None:
+def test_a_connection_that_failed_may_be_retried(exc: Exception) -> None:
     assert isinstance(answers.from_error(exc), RetryLater)
+
+
+def test_credentials_missing_before_sending_are_retried_without_blaming_aws() -> None:
+    assert answers.from_error(not_sent(NoCredentialsError())) == RetryLater(
+        "not sent: NoCredentialsError", provider_unavailable=False
+    )
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [ParamValidationError(report="ConfigurationSetName: too short"), NoRegionError()],
+    ids=type,
+)
+def test_a_request_botocore_would_not_send_is_this_stacks_refusal(cause: Exception) -> None:
+    # Nothing reached AWS, and no retry would change it: the next provider may take it
+    assert answers.from_error(not_sent(cause)) == Rejected(99006, 0)
 
 
 @pytest.mark.parametrize(
@@ -263,3 +293,21 @@ def test_a_cooling_provider_goes_last_and_nothing_else_moves(
 def test_with_every_provider_cooling_the_use_cases_order_stands() -> None:
     assert route([TWILIO, EUM], {"twilio", "aws_eum"}) == [TWILIO, EUM]
     assert route([TWILIO, EUM], {"twilio"}) == [EUM, TWILIO]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "status"),
+    [
+        ("TEXT_CARRIER_UNREACHABLE", None),
+        ("TEXT_UNREACHABLE", None),
+        ("TEXT_SUCCESSFUL", MessageStatus.SENT),
+        ("TEXT_DELIVERED", MessageStatus.SENT),
+        ("TEXT_PENDING", MessageStatus.SENT),
+    ],
+)
+def test_an_event_that_is_not_final_never_ends_a_message(
+    event_type: str, status: MessageStatus | None
+) -> None:
+    delivery = events.read_event(json.dumps(event(event_type, isFinal=False)))
+    assert (delivery.event.status, delivery.event.error_code) == (status, None)
+    assert delivery.event.provider_status == event_type

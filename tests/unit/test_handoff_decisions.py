@@ -942,3 +942,57 @@ def test_aws_keeps_the_message_no_longer_than_its_validity_within_its_bounds(
     handoff.hand_off("msg-1")
 
     assert eum_requests[0]["TimeToLive"] == time_to_live
+
+
+def test_an_answer_from_aws_without_a_message_id_is_an_unknown_outcome(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 200 whose body botocore could not read (it parses it as {}): AWS may have taken it
+    with_providers(world, EUM_CHOICE, {"name": "twilio"})
+    monkeypatch.setattr(sms_voice, "send_text_message", lambda params: {})
+
+    assert handoff.hand_off("msg-1") is HandoffOutcome.OUTCOME_UNKNOWN
+
+    assert world.posts == 0  # never sent through Twilio after it
+    assert [(a.provider, a.outcome) for a in world.attempts] == [("aws_eum", "unknown")]
+
+
+def test_a_message_with_a_sender_id_is_not_sent_through_aws(
+    world: World, eum_requests: list[dict[str, Any]]
+) -> None:
+    with_providers(world, EUM_CHOICE, {"name": "twilio"})
+    world.message = world.message.model_copy(
+        update={"sender_id": "ACME", "sender_id_applied": True}
+    )
+
+    assert handoff.hand_off("msg-1") is HandoffOutcome.ACCEPTED
+
+    assert eum_requests == []
+    assert world.requests[0]["sender_id"] == "ACME"
+    assert [(a.provider, a.outcome, a.error_code) for a in world.attempts] == [
+        ("aws_eum", "refused", 21606),
+        ("twilio", "accepted", None),
+    ]
+
+
+def test_a_failover_write_that_keeps_failing_gives_the_claim_back_unsent(
+    world: World, eum_requests: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_providers(world, {"name": "twilio"}, EUM_CHOICE)
+    world.answer = twilio_client.RetryLater("HTTP 503", 20503)
+    monkeypatch.setattr(handoff.time, "sleep", lambda _: None)
+
+    def throttled(*_: Any, **__: Any) -> bool:
+        raise ClientError(
+            {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "UpdateItem"
+        )
+
+    monkeypatch.setattr(transitions, "hand_to_next_provider", throttled)
+
+    with pytest.raises(ClientError):
+        handoff.hand_off("msg-1")
+
+    # AWS never asked; the claim given back with Twilio's attempt, so a retry sends it
+    assert eum_requests == []
+    assert world.writes[-1][:3] == ("release_claim", "msg-1", world.writes[0][2])
+    assert [(a.provider, a.outcome) for a in world.attempts] == [("twilio", "retry_later")]

@@ -418,9 +418,9 @@ def test_eum_events_reach_their_function_through_sns_and_sqs() -> None:
     [publish] = props("EumEventsTopicPolicy")["PolicyDocument"]["Statement"]
     assert publish["Principal"] == {"Service": "sms-voice.amazonaws.com"}
     assert publish["Action"] == "sns:Publish"
-    assert publish["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-    }
+    condition = publish["Condition"]
+    assert condition["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert str(condition["ArnLike"]["aws:SourceArn"]).endswith(":configuration-set/*'}")
     # The topic feeds the queue, raw (a body is the event's JSON), and only that topic may
     subscription = props("EumEventsSubscription")
     assert subscription["Protocol"] == "sqs" and subscription["RawMessageDelivery"] is True

@@ -50,6 +50,7 @@ _STACK_OUTPUTS = {
     "IdempotencyTableName": "IDEMPOTENCY_TABLE",
     "CatalogTableName": "CATALOG_TABLE",
     "HandoffQueueUrl": "HANDOFF_QUEUE_URL",
+    "ProviderHealthTableName": "PROVIDER_HEALTH_TABLE",
 }
 
 

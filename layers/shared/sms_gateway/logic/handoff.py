@@ -26,9 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import partial
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from sms_gateway import providers
 from sms_gateway.config import get_settings
@@ -167,7 +168,7 @@ def _cooling() -> frozenset[str]:
     is an optimisation: a message must not wait for it)."""
     try:
         return provider_health.cooling(utc_now())
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         logger.warning("provider health unreadable", extra={"error": str(exc)})
         return frozenset()
 
@@ -216,9 +217,16 @@ def _abandoned(message: Message) -> ProviderAttempt | None:
 
 
 def _end_claim_as_outcome_unknown(
-    message_id: str, claimed_at: str, attempt: ProviderAttempt | None
+    message_id: str,
+    claimed_at: str,
+    attempt: ProviderAttempt | None,
+    *,
+    own_attempt: bool = False,
 ) -> HandoffOutcome:
-    """Fail the message as outcome unknown, if that claim still holds it with no answer."""
+    """Fail the message as outcome unknown, if that claim still holds it with no answer.
+    `own_attempt`: the attempt is this worker's (its call got no answer), kept even when the
+    answer came another way first; a resolver's guess for a dead worker is kept only with the
+    failure it explains."""
     failed = transitions.fail(
         message_id,
         now_iso(),
@@ -228,7 +236,7 @@ def _end_claim_as_outcome_unknown(
         attempt=attempt,
     )
     logger.warning("handoff claim resolved", extra={"message_id": message_id, "failed": failed})
-    if not failed and attempt is not None:
+    if not failed and attempt is not None and own_attempt:
         # Its answer came another way first (a callback): the attempt is kept all the same.
         transitions.record_attempt(message_id, claimed_at, attempt=attempt)
     return HandoffOutcome.OUTCOME_UNKNOWN if failed else HandoffOutcome.ALREADY_HANDLED
@@ -321,16 +329,21 @@ class _Handoff:
     def run(self, route: list[ProviderChoice]) -> HandoffOutcome:
         last: ProviderAttempt | None = None
         for index, choice in enumerate(route):
-            if last is not None and not transitions.hand_to_next_provider(
-                self.message.id, self.claimed_at, attempt=last, provider=choice.name
-            ):
-                raise _claimed_elsewhere()
             try:
+                if index > 0:
+                    self._hand_to(choice, last)
+                    last = None  # written
                 result = self._try(choice)
             except Exception:
                 # Nothing of this try left (it raised before the request did): give the claim
                 # back, so a retry sends the message instead of failing it as outcome unknown.
-                _with_retries(lambda: transitions.release_claim(self.message.id, self.claimed_at))
+                # (A claim another delivery resolved meanwhile is not given back: its
+                # condition fails.)
+                _with_retries(
+                    partial(
+                        transitions.release_claim, self.message.id, self.claimed_at, attempt=last
+                    )
+                )
                 raise
             attempt = _attempt_of(choice.name, result)
             if not isinstance(result, results.Rejected | results.RetryLater) or (
@@ -342,6 +355,17 @@ class _Handoff:
             if index + 1 == len(route):
                 return self._every_provider_refused(last)
         raise AssertionError("a use case names at least one provider")
+
+    def _hand_to(self, choice: ProviderChoice, last: ProviderAttempt | None) -> None:
+        """Write the refusal before and the next provider's name, under the claim: a claim
+        another delivery resolved meanwhile stops everything here (it is always written, so a
+        message with no room left for attempts is checked all the same)."""
+        if not _with_retries(
+            lambda: transitions.hand_to_next_provider(
+                self.message.id, self.claimed_at, attempt=last, provider=choice.name
+            )
+        ):
+            raise _claimed_elsewhere()
 
     def _try(self, choice: ProviderChoice) -> results.HandoffResult:
         """One provider's answer. Raises only while the provider has created nothing."""
@@ -461,7 +485,9 @@ class _Handoff:
             case results.OutcomeUnknown():
                 logger.warning("provider outcome unknown", extra={**log, "reason": result.reason})
                 _count_failure(choice.name)
-                return _end_claim_as_outcome_unknown(message.id, self.claimed_at, attempt)
+                return _end_claim_as_outcome_unknown(
+                    message.id, self.claimed_at, attempt, own_attempt=True
+                )
 
     def _log(self, choice: ProviderChoice) -> dict[str, str]:
         return self._log_name(choice.name)
@@ -507,7 +533,7 @@ def _count_failure(provider: str) -> None:
     try:
         if provider_health.record_failure(provider, utc_now()):
             logger.warning("provider cooling down", extra={"provider": provider})
-    except ClientError as exc:
+    except (ClientError, BotoCoreError) as exc:
         logger.warning("provider failure not counted", extra={"error": str(exc)})
 
 

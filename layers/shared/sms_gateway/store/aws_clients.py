@@ -10,7 +10,6 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_pinpoint_sms_voice_v2.client import PinpointSMSVoiceV2Client
     from mypy_boto3_scheduler.client import EventBridgeSchedulerClient
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
     from mypy_boto3_sesv2.client import SESV2Client
@@ -28,6 +27,11 @@ _CONFIG = Config(
 @lru_cache(maxsize=1)
 def _session() -> boto3.session.Session:
     return boto3.session.Session()
+
+
+def session() -> boto3.session.Session:
+    """The one session every client of this package is made from."""
+    return _session()
 
 
 @lru_cache(maxsize=1)
@@ -55,23 +59,7 @@ def sesv2() -> SESV2Client:
     return _session().client("sesv2", config=_CONFIG)
 
 
-@lru_cache(maxsize=1)
-def sms_voice() -> PinpointSMSVoiceV2Client:
-    """AWS End User Messaging SMS, as a provider is called: never retried by botocore (a retry
-    after a timeout could text a person twice; the handoff decides what may be retried), with
-    the provider timeouts."""
-    from sms_gateway.config import get_settings
-
-    settings = get_settings()
-    config = Config(
-        connect_timeout=settings.provider_connect_timeout_seconds,
-        read_timeout=settings.provider_read_timeout_seconds,
-        retries={"total_max_attempts": 1, "mode": "standard"},
-    )
-    return _session().client("pinpoint-sms-voice-v2", config=config)
-
-
 def reset_clients() -> None:
     """Drop cached clients (tests switch endpoints and credentials)."""
-    for factory in (_session, dynamodb, sqs, secretsmanager, scheduler, sesv2, sms_voice):
+    for factory in (_session, dynamodb, sqs, secretsmanager, scheduler, sesv2):
         factory.cache_clear()

@@ -6,10 +6,16 @@ ValidationException and ConflictException with their `Reason` enums, InternalSer
 botocore's exceptions, and the AWS End User Messaging SMS user guide. Error codes are ours
 (Twilio's numbering where one says the same, domain.error_codes otherwise).
 
-Whether a failed call could have created a message decides everything: botocore raises
-EndpointConnectionError or ConnectTimeoutError only while connecting, before a byte of the
-request is sent, and the credential errors before signing it; after that (a read timeout, a
-closed connection, an unparseable answer, a 5xx) AWS may have taken the message.
+Whether a failed call could have created a message decides everything. store.sms_voice says
+when an exception came before the request was sent (NotSentError: a parameter botocore refuses,
+no region, no credentials); botocore raises EndpointConnectionError or ConnectTimeoutError only
+while connecting, before a byte of the request is sent; after that (a read timeout, a closed
+connection, an unparseable answer, a 5xx) AWS may have taken the message.
+
+A throttle says the account is sending faster than its rate allows, not that AWS is down: it is
+retried (the next provider at once, this one later) but does not count against AWS's health.
+A refusal by the account's own protect configuration of a whole country fails over (another
+provider may be allowed there); of one number, it does not.
 """
 
 from __future__ import annotations
@@ -28,15 +34,12 @@ from botocore.exceptions import (
 
 from sms_gateway.domain import error_codes
 from sms_gateway.providers.results import HandoffResult, OutcomeUnknown, Rejected, RetryLater
+from sms_gateway.store.sms_voice import NotSentError
 
-# Raised before the request left: nothing was created.
-NOT_SENT = (
-    EndpointConnectionError,
-    ConnectTimeoutError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    CredentialRetrievalError,
-)
+# Raised once the request was on its way but before a connection carried it: nothing was
+# created.
+NOT_SENT = (EndpointConnectionError, ConnectTimeoutError)
+CREDENTIAL_ERRORS = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)
 
 # Twilio's codes for the same answers: 429 "Too Many Requests", 503 "Service Unavailable".
 TOO_MANY_REQUESTS = 20429
@@ -74,6 +77,13 @@ def from_error(exc: Exception) -> HandoffResult:
     """The meaning of an exception SendTextMessage raised."""
     if isinstance(exc, ClientError):
         return from_client_error(exc.response)
+    if isinstance(exc, NotSentError):
+        # Nothing reached AWS. Credentials may come back; a parameter botocore refuses or a
+        # missing region is this stack's configuration: refused here, the next provider may
+        # take the message.
+        if isinstance(exc.__cause__, CREDENTIAL_ERRORS):
+            return RetryLater(f"not sent: {exc}", provider_unavailable=False)
+        return Rejected(error_codes.PROVIDER_REFUSED, 0)
     if isinstance(exc, NOT_SENT):
         return RetryLater(f"not sent: {type(exc).__name__}")
     return OutcomeUnknown(f"no answer after sending: {type(exc).__name__}")
@@ -85,7 +95,7 @@ def from_client_error(response: Mapping[str, Any]) -> HandoffResult:
     reason = str(response.get("Reason", ""))
     status = int((response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
     if code in ("ThrottlingException", "TooManyRequestsException") or status == 429:
-        return RetryLater("throttled", TOO_MANY_REQUESTS)
+        return RetryLater("throttled", TOO_MANY_REQUESTS, provider_unavailable=False)
     if status == 503 or code == "ServiceUnavailableException":
         return RetryLater("HTTP 503", SERVICE_UNAVAILABLE)
     if status >= 500 or code == "InternalServerException":

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sms_gateway.providers.aws_eum import answers
-from sms_gateway.providers.results import Accepted, HandoffResult
+from sms_gateway.providers.results import Accepted, HandoffResult, OutcomeUnknown
 from sms_gateway.store import sms_voice
 
 if TYPE_CHECKING:
@@ -22,8 +22,8 @@ MESSAGE_ID_CONTEXT_KEY = "message_id"
 def send_text_message(
     sms: OutboundSms, origination_identity: str, configuration_set: str
 ) -> HandoffResult:
-    """Ask AWS End User Messaging SMS to send one message. Raises only while nothing of the
-    request has left (a parameter botocore refuses, a bug): every other failure is answered."""
+    """Ask AWS End User Messaging SMS to send one message; every failure is answered, none
+    raised (what an exception or an answer without a MessageId means: answers.py)."""
     params: dict[str, Any] = {
         "DestinationPhoneNumber": sms.to,
         "OriginationIdentity": origination_identity,
@@ -40,4 +40,8 @@ def send_text_message(
         response = sms_voice.send_text_message(params)
     except Exception as exc:
         return answers.from_error(exc)
-    return Accepted(message_sid=response["MessageId"], num_segments=None, from_number=None)
+    message_id = response.get("MessageId") if isinstance(response, dict) else None
+    if not isinstance(message_id, str) or not message_id:
+        # A 200 botocore could not read (an HTML page from a proxy, say): AWS may have taken it.
+        return OutcomeUnknown("an answer without a MessageId")
+    return Accepted(message_sid=message_id, num_segments=None, from_number=None)

@@ -8,9 +8,13 @@ provider's id.
 The table below maps `eventType` to our status and error code. Source: "Event types for SMS,
 MMS, and voice" and "Example SMS event data" in the AWS End User Messaging SMS user guide.
 TEXT_DELIVERED and TEXT_SUCCESSFUL are the carrier's acceptance, used interchangeably by
-country (the guide says so); both end the message `delivered`. A type not listed (a new one, or
-TEXT_QUEUED and TEXT_PENDING before any answer of the carrier's) moves nothing and is kept in
-the history.
+country (the guide says so); both end the message `delivered`. TEXT_PENDING (on its way to the
+carrier) makes it `sent`. A type not listed (a new one, or TEXT_QUEUED) moves nothing and is kept
+in the history.
+
+An event with `isFinal: false` is an intermediate report (AWS may still answer otherwise, e.g.
+after a transient TEXT_CARRIER_UNREACHABLE): it never ends a message. A failure that is not
+final moves nothing, a success that is not final makes it `sent` at most.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ EVENT_TYPES: Mapping[str, tuple[MessageStatus | None, int | None]] = {
     "TEXT_PROTECT_BLOCKED": (S.FAILED, 30004),
 }
 
+_ENDINGS = frozenset({S.DELIVERED, S.UNDELIVERED, S.FAILED})
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _EVENT_TYPE = re.compile(r"^[A-Z_]{1,64}$")
 _PROVIDER_ID = re.compile(r"^[A-Za-z0-9-]{1,128}$")
@@ -93,6 +98,8 @@ def read_event(body: str) -> DeliveryEvent:
     if not isinstance(provider_id, str) or not _PROVIDER_ID.fullmatch(provider_id):
         raise EventUnreadableError("no messageId")
     status, error_code = EVENT_TYPES.get(event_type, (None, None))
+    if data.get("isFinal") is False and status in _ENDINGS:
+        status, error_code = (S.SENT, None) if status is S.DELIVERED else (None, None)
     return DeliveryEvent(
         message_id=message_id,
         event=ProviderEvent(

@@ -178,7 +178,8 @@ def _interpret(status: int, raw: bytes) -> HandoffResult:
     code = data.get("code")
     known = values.small_int(code) if isinstance(code, int) else None
     if status in (429, 503):
-        return RetryLater(f"HTTP {status}", known)
+        # A 429 is one account's rate, not Twilio's health.
+        return RetryLater(f"HTTP {status}", known, provider_unavailable=status == 503)
     if 400 <= status < 500:
         # Twilio's error codes are ours as they are (see statuses.py).
         error_code = _FALLBACK_REJECTION if known is None else known

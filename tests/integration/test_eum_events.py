@@ -10,7 +10,7 @@ from itertools import count
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sms_gateway.domain.clock import now_iso
@@ -22,7 +22,14 @@ from sms_local.aws_resources import LocalStack
 from sms_local.lambda_runtime import invoke
 from sms_local.sqs_poller import sqs_event
 from tests.integration.conftest import EUM_POOL_ID, Tenant, use_case_spec
-from tests.integration.test_status_callback import get, new_message, provider_entries, stored_item
+from tests.integration.test_status_callback import (
+    get,
+    new_message,
+    provider_entries,
+    reproducible,
+    shuffled_with_duplicates,
+    stored_item,
+)
 from tests.unit.test_transitions import RANK, TERMINAL
 
 _moments = count(1_795_608_000_000)
@@ -77,16 +84,6 @@ def deliver(aws: LocalStack, *events: dict[str, Any]) -> Any:
     return invoke(spec, sqs_event(records, aws.attributes["EumEventsQueue"]["Arn"]))
 
 
-def reproducible(max_examples: int) -> Any:
-    return settings(
-        max_examples=max_examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture],
-    )
-
-
 # What AWS reports for one message, whatever the order: each way its life can go, and where it
 # must end, with the error code that ending sets.
 LIVES: dict[str, tuple[tuple[str, ...], str, int | None]] = {
@@ -100,13 +97,6 @@ LIVES: dict[str, tuple[tuple[str, ...], str, int | None]] = {
     "still pending": (("TEXT_QUEUED", "TEXT_PENDING"), "sent", None),
     "only queued": (("TEXT_QUEUED",), "pending", None),
 }
-
-
-def shuffled_with_duplicates(types: tuple[str, ...]) -> st.SearchStrategy[list[str]]:
-    """Every event of the life at least once, some more than once, in any order."""
-    return st.lists(st.sampled_from(types), max_size=3).flatmap(
-        lambda extra: st.permutations([*types, *extra])
-    )
 
 
 @pytest.mark.parametrize("life", list(LIVES))

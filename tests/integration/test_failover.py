@@ -144,6 +144,15 @@ def settle(
         time.sleep(0.05)
 
 
+def sent_and_settled(
+    aws: LocalStack, tenant: Tenant, providers: Providers, use_case: UseCase
+) -> tuple[str, dict[str, Any]]:
+    """A message to PLAIN_TO through `use_case`, handed off once and delivered; its id and it."""
+    message_id = send(tenant, use_case, PLAIN_TO)
+    hand_off(aws, message_id)
+    return message_id, settle(tenant, providers, message_id, {"delivered"})
+
+
 def outcomes(message: dict[str, Any]) -> list[tuple[str, str, int | None]]:
     return [(a["provider"], a["outcome"], a["error_code"]) for a in message["provider_attempts"]]
 
@@ -176,10 +185,7 @@ def test_with_twilio_down_the_message_is_delivered_through_aws(
 def test_with_no_outage_the_same_use_case_sends_through_twilio(
     aws: LocalStack, tenant: Tenant, both_first: UseCase, providers: Providers
 ) -> None:
-    message_id = send(tenant, both_first, PLAIN_TO)
-
-    hand_off(aws, message_id)
-    message = settle(tenant, providers, message_id, {"delivered"})
+    _, message = sent_and_settled(aws, tenant, providers, both_first)
 
     assert (message["status"], message["provider"]) == ("delivered", "twilio")
     assert outcomes(message) == [("twilio", "accepted", None)]
@@ -191,10 +197,7 @@ def test_with_no_outage_the_same_use_case_sends_through_twilio(
 def test_a_use_case_may_put_aws_first(
     aws: LocalStack, tenant: Tenant, eum_first: UseCase, providers: Providers
 ) -> None:
-    message_id = send(tenant, eum_first, PLAIN_TO)
-
-    hand_off(aws, message_id)
-    message = settle(tenant, providers, message_id, {"delivered"})
+    message_id, message = sent_and_settled(aws, tenant, providers, eum_first)
 
     assert (message["status"], message["provider"]) == ("delivered", "aws_eum")
     assert providers.twilio.create_count() == 0
@@ -211,10 +214,7 @@ def test_an_account_error_at_twilio_fails_over_at_once(
 ) -> None:
     # The use case's Twilio token is not where it should be: Twilio cannot be asked at all.
     created = create_use_case(tenant.workspace_id, use_case_spec(providers=[TWILIO, EUM]))
-    message_id = send(tenant, created, PLAIN_TO)
-
-    hand_off(aws, message_id)
-    message = settle(tenant, providers, message_id, {"delivered"})
+    _, message = sent_and_settled(aws, tenant, providers, created)
 
     assert message["provider"] == "aws_eum"
     assert outcomes(message) == [("twilio", "refused", 99002), ("aws_eum", "accepted", None)]

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -980,7 +981,7 @@ def test_a_failover_write_that_keeps_failing_gives_the_claim_back_unsent(
 ) -> None:
     with_providers(world, {"name": "twilio"}, EUM_CHOICE)
     world.answer = twilio_client.RetryLater("HTTP 503", 20503)
-    monkeypatch.setattr(handoff.time, "sleep", lambda _: None)
+    monkeypatch.setattr(time, "sleep", lambda _: None)
 
     def throttled(*_: Any, **__: Any) -> bool:
         raise ClientError(

@@ -18,9 +18,9 @@ It listens on an IPv4 loopback address only (any other host is refused), on a
 the context manager work as for ``TwilioSimulator``.
 
 Modules, each importing only those after it: ``server`` (HTTP handler, EumSimulator; reuses the
-Twilio simulator's worker ``_Scheduler`` and ``_require_loopback``) → ``events`` (message model,
-timeline, event JSON) → ``rules`` (request checks, errors, test numbers) → ``config``
-(EumSimulatorConfig).
+Twilio simulator's worker ``_Scheduler``, and ``sms_local.simulator_http`` for the loopback check,
+the server, the handler's common part and the lifecycle) → ``events`` (message model, timeline,
+event JSON) → ``rules`` (request checks, errors, test numbers) → ``config`` (EumSimulatorConfig).
 
 Wire format (AWS JSON 1.0, as botocore's service model states it)
 -----------------------------------------------------------------

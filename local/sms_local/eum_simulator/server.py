@@ -2,7 +2,8 @@
 
 ``EumSimulator`` owns the state (accepted messages, counters, the event log), applies the rules to
 a SendTextMessage request, and publishes each message's events to its configuration set's SNS
-topic on the worker thread; ``_Server``/``_Handler`` carry requests to it and write replies.
+topic on the worker thread; ``_Handler`` carries requests to it and writes replies, on the
+plumbing of ``sms_local.simulator_http``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import boto3
 from botocore.config import Config
@@ -45,12 +45,11 @@ from sms_local.eum_simulator.rules import (
     _too_large,
     _validation,
 )
+from sms_local.simulator_http import LoopbackSimulator, SimulatorHandler
 from sms_local.twilio_simulator.scheduler import _Scheduler
-from sms_local.twilio_simulator.server import _require_loopback
 
 logger = logging.getLogger(__name__)
 
-SLOW_RESPONSE_SECONDS: Final = 30.0
 CONTROL_PATH: Final = "/_simulator/control"
 MESSAGES_PATH: Final = "/_simulator/messages"
 _CONTROL_KNOBS: Final = ("outage", "duplicate_events", "reorder_events")
@@ -88,37 +87,11 @@ class _Reply:
 # --- HTTP plumbing ------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    # server_close() then joins every request thread, which is what lets stop() leave none behind.
-    block_on_close = True
-
-    def __init__(self, address: tuple[str, int], simulator: EumSimulator) -> None:
-        self.simulator = simulator
-        super().__init__(address, _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(SimulatorHandler["EumSimulator"]):
     server_version = "EumSimulator/1.0"
-    # A client that connects and never sends must not pin a thread that stop() has to join.
-    timeout = 10
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s - %s", self.address_string(), format % args)
-
-    def _simulator(self) -> EumSimulator:
-        return cast(_Server, self.server).simulator
 
     def _read_body(self) -> tuple[bytes, bool]:
-        try:
-            length = max(int(self.headers.get("Content-Length") or 0), 0)
-        except ValueError:
-            length = 0
+        length = self._content_length()
         if length <= _MAX_REQUEST_BYTES:
             return self.rfile.read(length), False
         # Refused unparsed. Read and dropped when it is not huge, so that the client, still
@@ -130,99 +103,42 @@ class _Handler(BaseHTTPRequestHandler):
         return b"", True
 
     def _dispatch(self, method: str) -> None:
-        simulator = self._simulator()
         body, too_large = self._read_body() if method == "POST" else (b"", False)
         path = urllib.parse.urlsplit(self.path).path
-        reply = simulator._handle(_Request(method, path, self.headers, body, too_large))
-        if reply.slow and simulator._stopping.wait(SLOW_RESPONSE_SECONDS):
-            # Shutting down: drop the connection unanswered, as a dying upstream would.
-            self.close_connection = True
-            return
-        try:
-            self._send_reply(reply)
-        except OSError:
-            logger.debug("client went away before the %s reply", reply.status)
-
-    def _send_reply(self, reply: _Reply) -> None:
-        data = json.dumps(reply.payload).encode("utf-8")
-        self.send_response(reply.status)
-        self.send_header("Content-Type", JSON_CONTENT_TYPE)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        reply = self._simulator()._handle(_Request(method, path, self.headers, body, too_large))
+        headers = [("x-amzn-RequestId", str(uuid.uuid4()))]
         if reply.error_code is not None:
-            self.send_header("x-amzn-ErrorType", reply.error_code)
-        self.end_headers()
-        self.wfile.write(data)
+            headers.append(("x-amzn-ErrorType", reply.error_code))
+        self._answer(reply.status, reply.payload, JSON_CONTENT_TYPE, headers, slow=reply.slow)
 
 
 # --- the simulator ------------------------------------------------------------------------------
 
 
-class EumSimulator:
+class EumSimulator(LoopbackSimulator):
     """An End User Messaging SMS (pinpoint-sms-voice-v2) look-alike on loopback; see the package
     docstring for the contract."""
 
     def __init__(self, config: EumSimulatorConfig, host: str = "127.0.0.1", port: int = 0) -> None:
-        _require_loopback(host)
+        super().__init__(
+            host, port, _Handler, _Scheduler("eum-simulator-events"), "eum-simulator-http"
+        )
         self.config = config
-        self._address = (host, port)
         self._lock = threading.Lock()
         self._messages: dict[str, _Message] = {}
         self._send_count = 0
         self._publish_failures = 0
         self._event_log: list[dict[str, Any]] = []
         self._sns_clients: dict[tuple[str, str], Any] = {}
-        self._stopping = threading.Event()
-        self._scheduler = _Scheduler("eum-simulator-events")
-        self._server: _Server | None = None
-        self._serve_thread: threading.Thread | None = None
-        self._port: int | None = None
-
-    # lifecycle
-
-    def start(self) -> None:
-        if self._server is not None or self._stopping.is_set():
-            raise RuntimeError("a simulator can be started only once")
-        server = _Server(self._address, self)
-        self._server = server
-        self._port = server.server_port
-        self._scheduler.start()
-        self._serve_thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="eum-simulator-http",
-            daemon=True,
-        )
-        self._serve_thread.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._serve_thread is not None:
-            self._serve_thread.join()
-        self._scheduler.stop()
+        super().stop()
         # Their kept-alive connections would keep a request thread of the SNS server alive.
         clients, self._sns_clients = list(self._sns_clients.values()), {}
         for client in clients:
             client.close()
 
-    def __enter__(self) -> EumSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     # observation
-
-    @property
-    def base_url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("the simulator has not been started")
-        return f"http://{self._address[0]}:{self._port}"
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -245,10 +161,6 @@ class EumSimulator:
         """Events that had a topic but could not be published to it."""
         with self._lock:
             return self._publish_failures
-
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Wait until every scheduled event has been published (or failed to be)."""
-        return self._scheduler.wait_idle(timeout)
 
     def configure(self, **changes: Any) -> None:
         """Change config fields at runtime, e.g. ``configure(duplicate_events=True)``."""

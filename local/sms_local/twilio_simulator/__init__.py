@@ -13,7 +13,8 @@ its incoming messages); with exactly one ``--account``, every ``--service`` not 
 belongs to it.
 
 Modules, each importing only those after it: ``cli`` (command line) → ``server`` (HTTP handler,
-TwilioSimulator) → ``inbound`` (incoming-message request checks and form), ``callbacks`` (signed
+TwilioSimulator; its loopback server and lifecycle are ``sms_local.simulator_http``'s, shared with
+the EUM simulator) → ``inbound`` (incoming-message request checks and form), ``callbacks`` (signed
 webhook POSTs, status-callback form), ``scheduler`` (timed jobs) → ``messages`` (message model,
 timeline) → ``rules`` (create-request checks, test numbers, sender choice) → ``config``
 (SimulatorConfig).

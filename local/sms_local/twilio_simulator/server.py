@@ -3,16 +3,15 @@
 ``TwilioSimulator`` owns the state (messages, sticky senders, counters, the callback and inbound
 logs), applies the rules to a create request, schedules each message's timeline on the worker
 thread and delivers its status callbacks, and posts incoming messages to the Inbound Request URL;
-``_Server``/``_Handler`` carry requests to it and write replies.
+``_Handler`` carries requests to it and writes replies, on the plumbing of
+``sms_local.simulator_http``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import ipaddress
 import json
-import logging
 import re
 import secrets
 import threading
@@ -21,11 +20,11 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from sms_gateway.domain.segments import count_segments
 from sms_gateway.providers.twilio.signature import compute_signature
+from sms_local.simulator_http import LoopbackSimulator, SimulatorHandler
 from sms_local.twilio_simulator.callbacks import (
     CALLBACK_MAX_RETRIES,
     CALLBACK_RETRY_BACKOFF_SECONDS,
@@ -72,9 +71,6 @@ from sms_local.twilio_simulator.rules import (
 )
 from sms_local.twilio_simulator.scheduler import _Scheduler
 
-logger = logging.getLogger(__name__)
-
-SLOW_RESPONSE_SECONDS: Final = 30.0
 CONTROL_PATH: Final = "/_simulator/control"
 _CONTROL_KNOBS: Final = (
     "duplicate_callbacks",
@@ -99,138 +95,44 @@ class _Reply:
 # --- HTTP plumbing ------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    # server_close() then joins every request thread, which is what lets stop() leave none behind.
-    block_on_close = True
-
-    def __init__(self, address: tuple[str, int], simulator: TwilioSimulator) -> None:
-        self.simulator = simulator
-        super().__init__(address, _Handler)
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(SimulatorHandler["TwilioSimulator"]):
     server_version = "TwilioSimulator/1.0"
-    # A client that connects and never sends must not pin a thread that stop() has to join.
-    timeout = 10
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s - %s", self.address_string(), format % args)
-
-    def _simulator(self) -> TwilioSimulator:
-        return cast(_Server, self.server).simulator
-
-    def _read_body(self) -> bytes:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        return self.rfile.read(min(max(length, 0), _MAX_REQUEST_BYTES))
 
     def _dispatch(self, method: str) -> None:
+        body = b""
+        if method == "POST":
+            # A longer body is cut at the limit, not refused.
+            body = self.rfile.read(min(self._content_length(), _MAX_REQUEST_BYTES))
         simulator = self._simulator()
-        body = self._read_body() if method == "POST" else b""
         reply = simulator._handle(method, self.path, self.headers.get("Authorization"), body)
-        if reply.slow and simulator._stopping.wait(SLOW_RESPONSE_SECONDS):
-            # Shutting down: drop the connection unanswered, as a dying upstream would.
-            self.close_connection = True
-            return
-        try:
-            self._send_reply(reply)
-        except OSError:
-            logger.debug("client went away before the %s reply", reply.status)
-
-    def _send_reply(self, reply: _Reply) -> None:
-        data = json.dumps(reply.payload).encode("utf-8")
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Twilio-Request-Id", "RQ" + secrets.token_hex(16))
+        headers = [("Twilio-Request-Id", "RQ" + secrets.token_hex(16))]
         if reply.status == 401:
-            self.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')
-        self.end_headers()
-        self.wfile.write(data)
-
-
-def _require_loopback(host: str) -> None:
-    try:
-        address = ipaddress.IPv4Address(host)
-    except ValueError:
-        address = None
-    if address is None or not address.is_loopback:
-        raise ValueError(f"the simulator binds only to an IPv4 loopback address, not {host!r}")
+            headers.append(("WWW-Authenticate", 'Basic realm="Twilio API"'))
+        content_type = "application/json; charset=utf-8"
+        self._answer(reply.status, reply.payload, content_type, headers, slow=reply.slow)
 
 
 # --- the simulator ------------------------------------------------------------------------------
 
 
-class TwilioSimulator:
+class TwilioSimulator(LoopbackSimulator):
     """A Twilio Messaging API look-alike on loopback; see the package docstring for the contract."""
 
     def __init__(self, config: SimulatorConfig, host: str = "127.0.0.1", port: int = 0) -> None:
-        _require_loopback(host)
+        super().__init__(
+            host, port, _Handler, _Scheduler("twilio-simulator-callbacks"), "twilio-simulator-http"
+        )
         self.config = config
-        self._address = (host, port)
         self._lock = threading.Lock()
         self._messages: dict[str, _Message] = {}
         self._sticky: dict[tuple[str, str], str] = {}
         self._create_count = 0
         self._callback_log: list[dict[str, Any]] = []
         self._inbound_log: list[dict[str, Any]] = []
-        self._stopping = threading.Event()
-        self._scheduler = _Scheduler("twilio-simulator-callbacks")
         # Environment proxies must not capture callbacks aimed at loopback receivers.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        self._server: _Server | None = None
-        self._serve_thread: threading.Thread | None = None
-        self._port: int | None = None
-
-    # lifecycle
-
-    def start(self) -> None:
-        if self._server is not None or self._stopping.is_set():
-            raise RuntimeError("a simulator can be started only once")
-        server = _Server(self._address, self)
-        self._server = server
-        self._port = server.server_port
-        self._scheduler.start()
-        self._serve_thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="twilio-simulator-http",
-            daemon=True,
-        )
-        self._serve_thread.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._serve_thread is not None:
-            self._serve_thread.join()
-        self._scheduler.stop()
-
-    def __enter__(self) -> TwilioSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     # observation
-
-    @property
-    def base_url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("the simulator has not been started")
-        return f"http://{self._address[0]}:{self._port}"
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -251,9 +153,6 @@ class TwilioSimulator:
     def create_count(self) -> int:
         with self._lock:
             return self._create_count
-
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        return self._scheduler.wait_idle(timeout)
 
     def configure(self, **changes: Any) -> None:
         """Change config fields at runtime, e.g. ``configure(duplicate_callbacks=True)``."""

@@ -476,7 +476,8 @@ def test_eum_identities_are_bound_to_one_workspace(
 def test_providers_status_shows_a_cool_down_and_reset_ends_it(
     aws: LocalStack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    saved = set_settings(PROVIDER_FAILURE_THRESHOLD="2")
+    # One window for the whole test, wherever the clock is (its boundaries are 2001 and 2033)
+    saved = set_settings(PROVIDER_FAILURE_THRESHOLD="2", PROVIDER_FAILURE_WINDOW_SECONDS=str(10**9))
     try:
         run(capsys, "providers", "reset", "--provider", "twilio")
         provider_health.record_failure("twilio", utc_now())

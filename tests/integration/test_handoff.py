@@ -645,7 +645,7 @@ def test_a_scheduled_message_to_a_number_that_opted_out_meanwhile_is_not_sent(
         opt_out_store.add_opt_out(opt_out_store.use_case_scope(use_case.id), "+14155552671", "test")
     else:
         # Twilio's STOP: a 21610 for another message through the use case's Messaging Service
-        opt_out_store.add_twilio_unsubscribed(use_case.messaging_service_sid, "+14155552671")
+        opt_out_store.add_provider_unsubscribed(use_case.messaging_service_sid, "+14155552671")
     assert scheduling.dispatch_scheduled(message_id)
     poller.poll_once()
     final = message(tenant, message_id)

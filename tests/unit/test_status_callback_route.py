@@ -75,7 +75,7 @@ class Recorder:
         self.events.append((message_id, event))
         return True
 
-    def add_twilio_unsubscribed(
+    def add_provider_unsubscribed(
         self, service_sid: str, number: str, message_id: str | None = None
     ) -> bool:
         if self.opt_out_error is not None:
@@ -156,7 +156,9 @@ def stack(settings: None, monkeypatch: pytest.MonkeyPatch) -> Stack:
     clock = FrozenClock()
     monkeypatch.setattr(provider_credentials, "auth_token", secrets.auth_token)
     monkeypatch.setattr(transitions, "apply_provider_event", recorder.apply_provider_event)
-    monkeypatch.setattr(opt_out_store, "add_twilio_unsubscribed", recorder.add_twilio_unsubscribed)
+    monkeypatch.setattr(
+        opt_out_store, "add_provider_unsubscribed", recorder.add_provider_unsubscribed
+    )
     monkeypatch.setattr(status_callback, "logger", log)
     monkeypatch.setattr(status_updates, "logger", log)
     monkeypatch.setattr(

@@ -58,8 +58,8 @@ class Settings(BaseModel):
     # A second provider, AWS End User Messaging SMS: the stack's configuration set (whose event
     # destination feeds EumEventsQueue), used by a use case that names none.
     eum_configuration_set: str = ""
-    # Health-based routing: a provider that was unavailable (no connection, 429, 503, no
-    # answer) this many times within one window is tried last by new messages for the
+    # Health-based routing: a provider that was unavailable (no connection, 503, no answer)
+    # this many times within one window is tried last by new messages for the
     # cool-down, a state kept in this table and shared by every handoff instance.
     provider_health_table: str = ""
     provider_failure_threshold: int = Field(default=5, ge=1)

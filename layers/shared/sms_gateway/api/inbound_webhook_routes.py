@@ -7,10 +7,9 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from sms_gateway.api.docs import WEBHOOKS_TAG, parameter, route_doc
-from sms_gateway.api.twilio_requests import callback_request
+from sms_gateway.api.twilio_requests import SIGNATURE_PARAMETER, callback_request
 from sms_gateway.domain.errors import ForbiddenError, ServiceUnavailableError
 from sms_gateway.logic import inbound
-from sms_gateway.providers.twilio import callbacks as twilio_callbacks
 from sms_gateway.providers.twilio import inbound as twilio_inbound
 
 router = APIGatewayHttpRouter()
@@ -41,13 +40,7 @@ router = APIGatewayHttpRouter()
                 "messages, seen by test keys only)",
                 {"type": "string", "enum": ["test"]},
             ),
-            parameter(
-                twilio_callbacks.SIGNATURE_HEADER,
-                "header",
-                "Twilio's signature of the URL and the form, with the subaccount's auth token",
-                {"type": "string"},
-                required=True,
-            ),
+            SIGNATURE_PARAMETER,
         ),
     ),
 )

@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from sms_gateway import providers
 from sms_gateway.api.docs import UUID_SCHEMA, WEBHOOKS_TAG, parameter, route_doc
-from sms_gateway.api.twilio_requests import callback_request
+from sms_gateway.api.twilio_requests import SIGNATURE_PARAMETER, callback_request
 from sms_gateway.domain.errors import ForbiddenError, ServiceUnavailableError
 from sms_gateway.logic import status_updates
 from sms_gateway.providers.twilio import callbacks as twilio_callbacks
@@ -36,13 +36,7 @@ router = APIGatewayHttpRouter()
                 UUID_SCHEMA,
                 required=True,
             ),
-            parameter(
-                twilio_callbacks.SIGNATURE_HEADER,
-                "header",
-                "Twilio's signature of the URL and the form, with the subaccount's auth token",
-                {"type": "string"},
-                required=True,
-            ),
+            SIGNATURE_PARAMETER,
         ),
     ),
 )

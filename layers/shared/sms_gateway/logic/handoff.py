@@ -374,7 +374,7 @@ class _Handoff:
         if isinstance(token, _Unreadable):
             return results.RetryLater("credentials unavailable now", provider_unavailable=False)
         if token is None:
-            logger.error("no provider credentials", extra=self._log(choice))
+            logger.error("no provider credentials", extra=self._log(choice.name))
             return results.Rejected(error_codes.CREDENTIALS_UNAVAILABLE, 0)
         result = self._post(provider, choice, token)
         if isinstance(result, results.Rejected) and result.credentials_refused:
@@ -385,7 +385,9 @@ class _Handoff:
             except CredentialsUnavailableError:
                 return results.RetryLater("credentials unavailable now", provider_unavailable=False)
             if fresh is not None and fresh != token:
-                logger.info("auth token refused; sending with the new one", extra=self._log(choice))
+                logger.info(
+                    "auth token refused; sending with the new one", extra=self._log(choice.name)
+                )
                 result = self._post(provider, choice, fresh)
         return result
 
@@ -412,7 +414,7 @@ class _Handoff:
     def _note_unavailable(
         self, provider: str, result: results.Rejected | results.RetryLater
     ) -> None:
-        log = {**self._log_name(provider), "result": type(result).__name__}
+        log = {**self._log(provider), "result": type(result).__name__}
         if isinstance(result, results.RetryLater):
             self.busy.append(f"{provider}: {result.reason}")
             logger.info("provider unavailable", extra={**log, "reason": result.reason})
@@ -454,7 +456,7 @@ class _Handoff:
         self, choice: ProviderChoice, result: Answer, attempt: ProviderAttempt | None
     ) -> HandoffOutcome:
         message = self.message
-        log = {**self._log(choice), "result": type(result).__name__}
+        log = {**self._log(choice.name), "result": type(result).__name__}
         match result:
             case results.Accepted():
                 segments = result.num_segments or count_segments(message.body).segments
@@ -489,10 +491,7 @@ class _Handoff:
                     message.id, self.claimed_at, attempt, own_attempt=True
                 )
 
-    def _log(self, choice: ProviderChoice) -> dict[str, str]:
-        return self._log_name(choice.name)
-
-    def _log_name(self, provider: str) -> dict[str, str]:
+    def _log(self, provider: str) -> dict[str, str]:
         return {"message_id": self.message.id, "provider": provider}
 
 

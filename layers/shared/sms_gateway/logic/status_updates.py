@@ -76,7 +76,7 @@ def _record_opt_out(message_id: str, service_sid: str | None, to: str | None) ->
         logger.warning("21610 without a usable To", extra={"message_id": message_id})
         return
     try:
-        added = opt_out_store.add_twilio_unsubscribed(service_sid, number, message_id)
+        added = opt_out_store.add_provider_unsubscribed(service_sid, number, message_id)
     except ClientError as exc:
         # The status is applied, but 204 would lose the opt-out without a trace. Twilio does not
         # retry a 5xx by default either, yet a 503 counts in the API's 5xx metrics and access

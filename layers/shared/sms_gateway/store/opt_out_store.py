@@ -35,14 +35,6 @@ if TYPE_CHECKING:
 UNSUBSCRIBED_ERROR_CODE = 21610
 
 
-def add_twilio_unsubscribed(
-    messaging_service_sid: str, phone_number: str, message_id: str | None = None
-) -> bool:
-    """Record that Twilio refused the number as unsubscribed from the Messaging Service (it
-    keeps STOP per service; so do we, to refuse at send time); False if it was already there."""
-    return add_provider_unsubscribed(messaging_service_sid, phone_number, message_id)
-
-
 def add_provider_unsubscribed(
     messaging_service_sid: str,
     phone_number: str,
@@ -50,8 +42,9 @@ def add_provider_unsubscribed(
     *,
     source: OptOutSource | None = None,
 ) -> bool:
-    """Record that a provider refused the number as opted out, on the list of the use case's
-    Messaging Service (where a STOP puts it); False if it was already there."""
+    """Record that a provider refused the number as opted out (by default Twilio, whose 21610
+    says so), on the list of the use case's Messaging Service (Twilio keeps STOP per service;
+    so do we, to refuse at send time); False if it was already there."""
     source = source or OptOutSource.PROVIDER
     return add_opt_out(
         service_scope(messaging_service_sid),

@@ -1,13 +1,15 @@
 """Providers' recent health, shared by every handoff instance (ProviderHealthTable).
 
-Each time a provider is unavailable (no connection, 429, 503, no answer) its counter of the
-current window goes up by one (one item per provider and window, expiring after a day); the
+Each time a provider is unavailable (no connection, 503, no answer) its counter of the current
+window goes up by one (one item per provider and window, with the last failure's time, expiring
+after a day); the
 failure that reaches the threshold, and each one after it in that window, puts the provider in a
 cool-down: its state item's `cooling_until`. New messages try a cooling provider last until then;
 it comes back by itself (or at once, with `sms-gateway-admin providers reset`).
 
-A refusal (an account, route or recipient error) is not counted: it says something of one use
-case's account or one message, not of the provider, and must not move everyone's traffic.
+A refusal (an account, route or recipient error) or a 429 is not counted: it says something of
+one use case's account or one message (a 429 is one account's rate), not of the provider, and
+must not move everyone's traffic.
 
 The handoff reads the state items once per CACHE_SECONDS per instance (one BatchGetItem), not
 once per message.
@@ -39,6 +41,7 @@ class ProviderHealth:
     failures_in_window: int
     window_started: str
     cooling_until: str | None
+    # The last failure counted in the current window.
     last_failure_at: str | None
 
     def cooling_at(self, moment: datetime) -> bool:
@@ -54,38 +57,35 @@ def _window_key(provider: str, start: int) -> dict[str, dict[str, str]]:
 
 
 def record_failure(provider: str, moment: datetime) -> bool:
-    """Count one failure of `provider`; True when it (re)starts the provider's cool-down."""
+    """Count one failure of `provider`; True when it (re)starts the provider's cool-down. One
+    write, and a second only for the failure that reaches the threshold or passes it."""
     settings = get_settings()
     start = window_start(moment, settings.provider_failure_window_seconds)
     table = settings.provider_health_table
     response = aws_clients.dynamodb().update_item(
         TableName=table,
         Key=_window_key(provider, start),
-        UpdateExpression="ADD failures :one SET expiration = :expiration",
+        UpdateExpression="ADD failures :one SET expiration = :expiration, last_failure_at = :at",
         ExpressionAttributeValues={
             ":one": {"N": "1"},
             ":expiration": {
                 "N": str(start + settings.provider_failure_window_seconds + WINDOW_KEPT_SECONDS)
             },
+            ":at": {"S": iso(moment)},
         },
         ReturnValues="UPDATED_NEW",
     )
-    failures = int(response["Attributes"]["failures"]["N"])
-    tripped = failures >= settings.provider_failure_threshold
-    expression = "SET last_failure_at = :at"
-    values = {":at": {"S": iso(moment)}}
-    if tripped:
-        expression += ", cooling_until = :until"
-        values[":until"] = {"S": iso(cooling_until(moment, settings.provider_cooldown_seconds))}
+    if int(response["Attributes"]["failures"]["N"]) < settings.provider_failure_threshold:
+        return False
+    until = cooling_until(moment, settings.provider_cooldown_seconds)
     aws_clients.dynamodb().update_item(
         TableName=table,
         Key=_state_key(provider),
-        UpdateExpression=expression,
-        ExpressionAttributeValues=values,
+        UpdateExpression="SET cooling_until = :until",
+        ExpressionAttributeValues={":until": {"S": iso(until)}},
     )
-    if tripped:
-        forget()
-    return tripped
+    forget()
+    return True
 
 
 def cooling(moment: datetime) -> frozenset[str]:
@@ -117,33 +117,33 @@ def _read_cooling_until() -> dict[str, str]:
 
 
 def status(moment: datetime) -> list[ProviderHealth]:
-    """Every provider's state now (the admin CLI's `providers status`)."""
+    """Every provider's state now (the admin CLI's `providers status`), in one read."""
     settings = get_settings()
+    table = settings.provider_health_table
     start = window_start(moment, settings.provider_failure_window_seconds)
-    client = aws_clients.dynamodb()
+    keys = [
+        key
+        for name in ProviderName
+        for key in (_state_key(name.value), _window_key(name.value, start))
+    ]
+    response = aws_clients.dynamodb().batch_get_item(
+        RequestItems={table: {"Keys": keys, "ConsistentRead": True}}
+    )
+    items = {
+        str(item["pk"]): item
+        for item in map(from_item, response.get("Responses", {}).get(table, []))
+    }
     out = []
     for name in ProviderName:
-        state = from_item(
-            client.get_item(
-                TableName=settings.provider_health_table,
-                Key=_state_key(name.value),
-                ConsistentRead=True,
-            ).get("Item", {})
-        )
-        window = from_item(
-            client.get_item(
-                TableName=settings.provider_health_table,
-                Key=_window_key(name.value, start),
-                ConsistentRead=True,
-            ).get("Item", {})
-        )
+        state = items.get(_state_key(name.value)["pk"]["S"], {})
+        window = items.get(_window_key(name.value, start)["pk"]["S"], {})
         out.append(
             ProviderHealth(
                 provider=name.value,
                 failures_in_window=int(window.get("failures", 0)),
                 window_started=iso(datetime.fromtimestamp(start, moment.tzinfo)),
                 cooling_until=state.get("cooling_until"),
-                last_failure_at=state.get("last_failure_at"),
+                last_failure_at=window.get("last_failure_at"),
             )
         )
     return out

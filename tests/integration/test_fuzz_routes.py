@@ -37,7 +37,7 @@ from sms_gateway.config import get_settings
 from sms_gateway.domain.clock import utc_now
 from sms_gateway.domain.use_cases import UseCase
 from sms_gateway.logic.use_case_admin import create_use_case
-from sms_gateway.store import api_keys, aws_clients
+from sms_gateway.store import api_keys, aws_clients, index_pages
 from sms_local.gateway import HttpApiGateway, HttpResult
 from sms_local.http_server import ApiServer
 from tests.integration.conftest import AUTH_TOKENS, PUBLIC_BASE_URL, Tenant, use_case_spec
@@ -248,9 +248,9 @@ def state_of(target: Target) -> State:
         IndexName="by_workspace",
         KeyConditionExpression="workspace_id = :w",
         ExpressionAttributeValues=key,
-        ProjectionExpression="id, #s, updated_at",
-        ExpressionAttributeNames={"#s": "status"},
     )["Items"]
+    # The index holds keys only: the messages themselves are the table's.
+    found = index_pages.batch_get(settings_.messages_table, "id", [m["id"]["S"] for m in messages])
     use_cases = client.query(
         TableName=settings_.use_cases_table,
         IndexName="by_workspace",
@@ -259,7 +259,7 @@ def state_of(target: Target) -> State:
         ProjectionExpression="id, updated_at, deleted",
     )["Items"]
     return (
-        frozenset((m["id"]["S"], m["status"]["S"], m["updated_at"]["S"]) for m in messages),
+        frozenset((m["id"], m["status"], m["updated_at"]) for m in found.values()),
         frozenset((u["id"]["S"], u["updated_at"]["S"], str(u["deleted"])) for u in use_cases),
     )
 

@@ -13,7 +13,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from sms_gateway.config import get_settings
 from sms_gateway.domain.use_cases import UseCase, UseCaseSpec
 from sms_gateway.logic.use_case_admin import create_use_case, delete_use_case
-from sms_gateway.store import api_keys, aws_clients, opt_out_store
+from sms_gateway.store import api_keys, aws_clients, index_pages, opt_out_store
 from sms_gateway.store.dynamo import from_item
 from sms_local.pipe_runner import pump_all
 from tests.integration.conftest import Api, Tenant, make_tenant, use_case_spec
@@ -59,7 +59,10 @@ def stored_messages(workspace_id: str) -> list[dict[str, Any]]:
         KeyConditionExpression="workspace_id = :w",
         ExpressionAttributeValues={":w": {"S": workspace_id}},
     )
-    return [from_item(item) for item in response["Items"]]
+    # The index holds keys only: the messages themselves are the table's.
+    ids = [item["id"]["S"] for item in response["Items"]]
+    found = index_pages.batch_get(get_settings().messages_table, "id", ids)
+    return [found[i] for i in ids if i in found]
 
 
 def send_body(use_case: UseCase, **overrides: Any) -> dict[str, Any]:

@@ -251,6 +251,25 @@ def test_tables_holding_state_are_retained_and_protected_the_others_go(table: st
     assert props(table)["DeletionProtectionEnabled"] == {"Fn::If": ["ProtectTables", True, False]}
 
 
+# What a message's item holds from its creation on and never changes after: an index holding
+# only these (and keys) is written when a message enters it, never by a status change.
+MESSAGE_ATTRIBUTES_FIXED_AT_CREATION = frozenset(
+    {"workspace_id", "use_case_id", "reply_forwarding"}
+)
+
+
+@pytest.mark.parametrize(
+    "index", [i["IndexName"] for i in props("MessagesTable")["GlobalSecondaryIndexes"]]
+)
+def test_no_message_index_is_written_by_a_status_change(index: str) -> None:
+    (spec,) = [
+        i for i in props("MessagesTable")["GlobalSecondaryIndexes"] if i["IndexName"] == index
+    ]
+    projection = spec["Projection"]
+    assert projection["ProjectionType"] in ("KEYS_ONLY", "INCLUDE")
+    assert set(projection.get("NonKeyAttributes", [])) <= MESSAGE_ATTRIBUTES_FIXED_AT_CREATION
+
+
 def test_idempotency_records_expire() -> None:
     assert props("IdempotencyTable")["TimeToLiveSpecification"] == {
         "AttributeName": "expiration",

@@ -121,6 +121,12 @@ class HistoryEntry(BaseModel):
     applied: bool = True
 
 
+def history_item(entry: HistoryEntry) -> dict[str, Any]:
+    """A history entry as stored: without what its defaults give back (no status, applied),
+    since every byte of a message's item is paid at each of its writes."""
+    return entry.model_dump(mode="json", exclude_defaults=True)
+
+
 class Message(BaseModel):
     """A message as stored. API_FIELDS are what a caller sees of it, described here once (the
     API reference's Message schema is built from these fields)."""

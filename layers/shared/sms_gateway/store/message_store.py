@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 from botocore.exceptions import ClientError
 
 from sms_gateway.config import get_settings
-from sms_gateway.domain.messages import Message, MessageStatus
+from sms_gateway.domain.messages import Message, MessageStatus, history_item
 from sms_gateway.domain.reply_forwarding import ReplyForwarding
 from sms_gateway.domain.reply_keys import reply_prefix, reply_sort
 from sms_gateway.store import aws_clients
@@ -52,6 +52,8 @@ def _external_key(workspace_id: str, test: bool, external_id: str) -> str:
 
 def message_to_item(message: Message) -> dict[str, AttributeValueTypeDef]:
     data = message.model_dump(mode="json")
+    # A history entry's defaults (no status, applied) are left out: the item stays small.
+    data["history"] = [history_item(entry) for entry in message.history]
     # The defaults of a message's status webhooks are stored as absent attributes: a message
     # that asks for nothing special pays no write bytes for them.
     if data["delivery_receipt"]:
@@ -166,7 +168,9 @@ def list_messages(
     external_id: str | None = None,
 ) -> MessagePage:
     """Newest first from an index (store.index_pages). Only messages of the mode `test` are
-    read (the sort key begins with it)."""
+    read (the sort key begins with it). The indexes hold the keys and what never changes (the
+    use case's index its workspace, the external-id index its use case), so that no status
+    change writes them; the messages are read from the table and filtered by status there."""
     equal: dict[str, str] = {}
     if external_id is not None:
         index, partition_name = BY_EXTERNAL_ID_INDEX, "external_key"
@@ -175,12 +179,11 @@ def list_messages(
             equal["use_case_id"] = use_case_id
     elif use_case_id:
         index, partition_name, partition_value = BY_USE_CASE_INDEX, "use_case_id", use_case_id
-        # A use case id of another workspace must look empty, never leak its messages.
+        # A use case id of another workspace must look empty, never leak its messages: its
+        # entries are passed over in the index, never read from the table.
         equal["workspace_id"] = workspace_id
     else:
         index, partition_name, partition_value = BY_WORKSPACE_INDEX, "workspace_id", workspace_id
-    if status is not None:
-        equal["status"] = status.value
     listing = Listing(
         table=get_settings().messages_table,
         index=index,
@@ -189,6 +192,8 @@ def list_messages(
         sort_name="created_sort",
         mode=_mode_prefix(test),
         equal=equal,
+        key_name="id",
+        item_equal={"status": status.value} if status is not None else {},
     )
     found, next_cursor = read_page(listing, limit, cursor)
     return MessagePage([Message.model_validate(data) for data in found], next_cursor)

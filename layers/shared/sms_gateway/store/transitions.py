@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sms_gateway.config import get_settings
-from sms_gateway.domain.messages import HistoryEntry, MessageStatus
+from sms_gateway.domain.messages import HistoryEntry, MessageStatus, history_item
 from sms_gateway.domain.provider_choices import ProviderName
 from sms_gateway.domain.provider_events import ProviderEvent
 from sms_gateway.domain.status_table import TRANSITIONS
@@ -47,7 +47,7 @@ class _Update(Expression):
 
     def append_history(self, entry: HistoryEntry) -> None:
         n = self.name("history")
-        entry_value = entry.model_dump(mode="json", exclude_none=True)
+        entry_value = history_item(entry)
         self.sets.append(
             f"{n} = list_append(if_not_exists({n}, {self.value([])}), {self.value([entry_value])})"
         )

@@ -97,9 +97,10 @@ class Event:
 
 
 def history_entry(at: str, event: str, **fields: Any) -> dict[str, Any]:
-    # Stored without its empty fields (status None, error_code None are absent).
+    # Stored without its defaults: status None, error_code None and applied True are absent.
     entry = {"at": at, "event": event, **{k: v for k, v in fields.items() if v is not None}}
-    entry.setdefault("applied", True)
+    if entry.get("applied") is True:
+        del entry["applied"]
     return entry
 
 
@@ -345,7 +346,6 @@ def test_sent_records_the_handoff_time_and_the_providers_facts() -> None:
         "event": "provider_status",
         "status": "sent",
         "provider_status": "sent",
-        "applied": True,
     }
 
 
@@ -628,7 +628,6 @@ def test_once_twilios_answer_is_recorded_the_claim_stays_and_no_one_claims_again
     assert after["history"][-1] == {
         "at": "2026-03-01T10:00:02Z",
         "event": "handed_off",
-        "applied": True,
     }
     assert not transitions.release_claim(item["id"], "2026-03-01T10:00:01Z")
     assert not transitions.fail(
@@ -704,7 +703,6 @@ def test_outcome_unknown_fails_only_the_claim_it_names() -> None:
         "event": "x",
         "status": "failed",
         "error_code": 99001,
-        "applied": True,
     }
 
 

@@ -6,6 +6,11 @@ parsing) and only the network round trip is skipped. Behind it sits the smallest
 that gives realistic answers: items are kept by key (PutItem, GetItem, BatchGetItem, DeleteItem),
 UpdateItem answers with the stored item unchanged (its expressions are not evaluated), queues
 accept everything, secrets are kept by name.
+
+Its state travels as JSON (`state()`, `from_state()`): the cold-start benchmark fills a store in
+its own process and answers a fresh process's first request from it. Importing this module loads
+nothing but botocore's request classes (which any client loads anyway), so that it does not
+warm up the measured process.
 """
 
 from __future__ import annotations
@@ -17,9 +22,6 @@ from collections import Counter
 from typing import Any, cast
 
 from botocore.awsrequest import AWSResponse
-
-from sms_local.aws_resources import ACCOUNT_ID, REGION
-from sms_local.template import resources_of_type
 
 _JSON_1_0 = "application/x-amz-json-1.0"
 _JSON_1_1 = "application/x-amz-json-1.1"
@@ -40,16 +42,42 @@ class _ServiceError(Exception):
 
 
 class FakeAws:
-    def __init__(self, template: dict[str, Any]) -> None:
+    def __init__(self, key_schema: dict[str, list[str]], *, region: str, account_id: str) -> None:
         # table name -> its key attributes (tables are named after their logical ids locally)
-        self.key_schema = {
-            name: [k["AttributeName"] for k in resource["Properties"]["KeySchema"]]
-            for name, resource in resources_of_type(template, "AWS::DynamoDB::Table").items()
-        }
+        self.key_schema = key_schema
+        self.region, self.account_id = region, account_id
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
         self.secrets: dict[str, str] = {}
         self.calls: Counter[str] = Counter()
         self.unanswered: Counter[str] = Counter()  # operations this fake does not know
+
+    @classmethod
+    def from_template(cls, template: dict[str, Any]) -> FakeAws:
+        from sms_local.aws_resources import ACCOUNT_ID, REGION
+        from sms_local.template import resources_of_type
+
+        key_schema = {
+            name: [k["AttributeName"] for k in resource["Properties"]["KeySchema"]]
+            for name, resource in resources_of_type(template, "AWS::DynamoDB::Table").items()
+        }
+        return cls(key_schema, region=REGION, account_id=ACCOUNT_ID)
+
+    def state(self) -> dict[str, Any]:
+        """Everything stored, as JSON-able data (from_state makes the same fake again)."""
+        return {
+            "key_schema": self.key_schema,
+            "region": self.region,
+            "account_id": self.account_id,
+            "items": [[table, key, item] for (table, key), item in self.items.items()],
+            "secrets": self.secrets,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> FakeAws:
+        fake = cls(state["key_schema"], region=state["region"], account_id=state["account_id"])
+        fake.items = {(table, key): item for table, key, item in state["items"]}
+        fake.secrets = dict(state["secrets"])
+        return fake
 
     def attach(self, client: Any) -> None:
         client.meta.events.register("before-send", self._answer)
@@ -117,14 +145,42 @@ class FakeAws:
     def _dynamodb_Query(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"Items": [], "Count": 0, "ScannedCount": 0}
 
-    # -- SQS and Secrets Manager --------------------------------------------------------------
+    def _dynamodb_TransactWriteItems(self, params: dict[str, Any]) -> dict[str, Any]:
+        # Accepted as a whole, nothing stored: like UpdateItem, its expressions are not evaluated.
+        return {}
+
+    # -- SQS, EventBridge Scheduler and Secrets Manager ------------------------------------------
+
+    def _sqs_SendMessageBatch(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Successful": [
+                {
+                    "Id": entry["Id"],
+                    "MessageId": str(uuid.uuid4()),
+                    "MD5OfMessageBody": hashlib.md5(
+                        entry["MessageBody"].encode(), usedforsecurity=False
+                    ).hexdigest(),
+                }
+                for entry in params["Entries"]
+            ],
+            "Failed": [],
+        }
+
+    def _sqs_ChangeMessageVisibility(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def _sqs_DeleteMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def _scheduler_DeleteSchedule(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {}
 
     def _sqs_SendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         digest = hashlib.md5(params["MessageBody"].encode(), usedforsecurity=False).hexdigest()
         return {"MessageId": str(uuid.uuid4()), "MD5OfMessageBody": digest}
 
     def _secret(self, name: str) -> dict[str, Any]:
-        arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:{name}-AbCdEf"
+        arn = f"arn:aws:secretsmanager:{self.region}:{self.account_id}:secret:{name}-AbCdEf"
         return {"ARN": arn, "Name": name, "VersionId": "00000000-0000-0000-0000-000000000001"}
 
     def _secrets_manager_CreateSecret(self, params: dict[str, Any]) -> dict[str, Any]:

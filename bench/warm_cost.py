@@ -15,6 +15,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -94,7 +95,25 @@ def cpu_ms_per_call(action: Callable[[int], Any], iterations: int) -> float:
     return (time.process_time() - started) * 1000.0 / iterations
 
 
-def measure(iterations: int, rounds: int) -> dict[str, Any]:
+@dataclass
+class Scenario:
+    """Both handlers loaded, their AWS calls answered by `fake`, the demo workspace stored and
+    one message sent (the callbacks' message)."""
+
+    fake: FakeAws
+    recorder: CallRecorder
+    functions: dict[str, Any]
+    demo: Any
+    send_handler: Any
+    callback_handler: Any
+    send_event: Callable[[], dict[str, Any]]
+    callback_event: Callable[[str], dict[str, Any]]
+    invoke: Callable[[Any, str, dict[str, Any], int], dict[str, Any]]
+    message_id: str
+    authorizer_context: dict[str, Any]
+
+
+def prepare() -> Scenario:
     template, functions = _set_environment()
     warnings.filterwarnings("ignore", "No application metrics to publish")
 
@@ -109,7 +128,7 @@ def measure(iterations: int, rounds: int) -> dict[str, Any]:
 
     config.reset_settings()
     aws_clients.reset_clients()
-    fake = FakeAws(template)
+    fake = FakeAws.from_template(template)
     recorder = CallRecorder()
     clients = {
         "dynamodb": aws_clients.dynamodb(),
@@ -160,7 +179,7 @@ def measure(iterations: int, rounds: int) -> dict[str, Any]:
             )
         return response
 
-    # A message for the callbacks to find, and warm caches (use case, secret, Powertools).
+    # A message for the callbacks to find.
     first = invoke(send_handler, SEND, send_event(), 201)
     message_id = json.loads(first["body"])["id"]
 
@@ -192,7 +211,30 @@ def measure(iterations: int, rounds: int) -> dict[str, Any]:
             route_key="POST /v1/webhook/twilio/sms-status",
         )
 
-    callback_events = [callback_event(status) for status in CALLBACK_STATUSES]
+    return Scenario(
+        fake=fake,
+        recorder=recorder,
+        functions=functions,
+        demo=demo,
+        send_handler=send_handler,
+        callback_handler=callback_handler,
+        send_event=send_event,
+        callback_event=callback_event,
+        invoke=invoke,
+        message_id=message_id,
+        authorizer_context=authorizer_context,
+    )
+
+
+def measure(iterations: int, rounds: int) -> dict[str, Any]:
+    scenario = prepare()
+    fake, recorder, invoke = scenario.fake, scenario.recorder, scenario.invoke
+    send_handler, callback_handler = scenario.send_handler, scenario.callback_handler
+    send_event = scenario.send_event
+    from sms_local.lambda_runtime import LambdaContext
+
+    # Warm caches (use case, secret, Powertools).
+    callback_events = [scenario.callback_event(status) for status in CALLBACK_STATUSES]
     for _ in range(50):
         invoke(send_handler, SEND, send_event(), 201)
         for event in callback_events:

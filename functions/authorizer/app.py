@@ -1,5 +1,9 @@
 """AuthorizerFunction: the HTTP API's Lambda authorizer (simple responses) for API keys."""
 
+# First, before Powertools: the garbage collector pauses and the packages whose __init__ a
+# function does not need load without it, until startup.finish() at the end of this module.
+from sms_gateway.runtime import startup  # isort: skip
+
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -16,3 +20,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:  # type: ignore
     if result.caller is None:
         logger.info("unauthenticated request", extra={"reason": result.reason})
     return authorizer_response(result)
+
+
+startup.finish()

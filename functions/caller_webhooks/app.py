@@ -9,6 +9,10 @@ queue. No module-level state changes per invocation, so invocations may run at o
 
 from __future__ import annotations
 
+# First, before Powertools: the garbage collector pauses and the packages whose __init__ a
+# function does not need load without it, until startup.finish() at the end of this module.
+from sms_gateway.runtime import startup  # isort: skip
+
 import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -112,3 +116,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             for future in futures:
                 failed.extend(future.result())
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+
+
+startup.finish()

@@ -10,6 +10,10 @@ to the dead-letter queue, whose alarm an operator watches.
 
 from __future__ import annotations
 
+# First, before Powertools: the garbage collector pauses and the packages whose __init__ a
+# function does not need load without it, until startup.finish() at the end of this module.
+from sms_gateway.runtime import startup  # isort: skip
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
@@ -49,3 +53,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:  # type: ignore
             event=event, record_handler=handle_record, processor=processor, context=context
         )
     )
+
+
+startup.finish()

@@ -8,6 +8,10 @@ failing records never fail the invocation: HandoffUnexpectedError (a record rais
 RetryHandoffLater), HandoffOutcomeUnknown (a message ended 99001), HandoffGaveUp (99003).
 """
 
+# First, before Powertools: the garbage collector pauses and the packages whose __init__ a
+# function does not need load without it, until startup.finish() at the end of this module.
+from sms_gateway.runtime import startup  # isort: skip
+
 from collections.abc import Callable
 from functools import partial
 
@@ -103,3 +107,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:  # type: ignore
             context=context,
         )
     )
+
+
+startup.finish()

@@ -2,6 +2,10 @@
 stream, read once for two jobs (DynamoDB Streams throttles more than two readers of a shard,
 and HandoffPipe is the other): usage counters and refunds, then status webhook events."""
 
+# First, before Powertools: the garbage collector pauses and the packages whose __init__ a
+# function does not need load without it, until startup.finish() at the end of this module.
+from sms_gateway.runtime import startup  # isort: skip
+
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -27,3 +31,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
         extra={"records": len(records), "usage_new": applied, "webhook_events": queued},
     )
     return {"applied": applied, "webhook_events": queued}
+
+
+startup.finish()

@@ -4,6 +4,10 @@ item failure: it comes back after the queue's visibility timeout and does what i
 
 from __future__ import annotations
 
+# First, before Powertools: the garbage collector pauses and the packages whose __init__ a
+# function does not need load without it, until startup.finish() at the end of this module.
+from sms_gateway.runtime import startup  # isort: skip
+
 import json
 
 from aws_lambda_powertools import Logger
@@ -47,3 +51,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:  # type: ignore
             event=event, record_handler=handle_record, processor=processor, context=context
         )
     )
+
+
+startup.finish()

@@ -1,5 +1,9 @@
 """ScheduledDispatchFunction: invoked by EventBridge Scheduler with {"message_id": ...}."""
 
+# First, before Powertools: the garbage collector pauses and the packages whose __init__ a
+# function does not need load without it, until startup.finish() at the end of this module.
+from sms_gateway.runtime import startup  # isort: skip
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -19,3 +23,6 @@ def lambda_handler(event: dict, context: LambdaContext) -> dict:  # type: ignore
         logger.error("scheduled dispatch without a valid message_id")
         return {"queued": False}
     return {"queued": scheduling.dispatch_scheduled(message_id)}
+
+
+startup.finish()

@@ -1,5 +1,9 @@
 """StatusCallbackFunction: POST /v1/webhook/twilio/sms-status."""
 
+# First, before Powertools: the garbage collector pauses and the packages whose __init__ a
+# function does not need load without it, until startup.finish() at the end of this module.
+from sms_gateway.runtime import startup  # isort: skip
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -17,3 +21,6 @@ app.include_router(webhook_routes.router)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict, context: LambdaContext) -> dict:  # type: ignore[type-arg]
     return app.resolve(event, context)
+
+
+startup.finish()

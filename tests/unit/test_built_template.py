@@ -288,8 +288,10 @@ def test_api_gateway_may_invoke_every_function_it_calls(function: str) -> None:
         for r in transformed()["Resources"].values()
         if r["Type"] == "AWS::Lambda::Permission"
     ]
+    # A route invokes the function's alias (AutoPublishAlias, for SnapStart), the authorizer the
+    # function itself.
     assert any(
-        resource_id(p["FunctionName"]) == function
+        resource_id(p["FunctionName"]) in (function, f"{function}Aliaslive")
         and p["Principal"] == "apigateway.amazonaws.com"
         and p["Action"] == "lambda:InvokeFunction"
         for p in permissions

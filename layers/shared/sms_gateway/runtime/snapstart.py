@@ -1,0 +1,80 @@
+"""Lambda SnapStart (template.yaml, parameter SnapStart): the init phase runs once, when a version
+is published, and every new execution environment resumes from its snapshot.
+
+With SnapStart on (SMS_GATEWAY_SNAPSTART=true, set by the template), `prepare()` (called by
+startup.finish() at the end of a function's import) does in the init phase what a first request
+would otherwise do: settings read and validated, the AWS clients made (their service models,
+endpoint rules and HTTP set-up), so that the snapshot holds them. It registers `after_restore`
+with Lambda's runtime hooks (the snapshot_restore_py module of Lambda's Python runtime; absent
+elsewhere, where nothing is registered), which resets what must not be shared by every
+environment resumed from one snapshot:
+
+- Python's `random`, reseeded from the OS (the snapshot holds one state of it; `secrets` and
+  uuid4 read the OS and need nothing);
+- the AWS clients, their connections and the credentials they hold, made again from the
+  snapshot's already parsed service models (their loader is kept: a model does not change);
+- cached secrets (Twilio auth tokens can be rotated while a snapshot lives on), the idempotency
+  layer's and the provider clients' connections, and the caches of use cases, prices and
+  provider health, as a new environment would start.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import random
+
+ENABLED_VARIABLE = "SMS_GATEWAY_SNAPSTART"
+
+
+def enabled() -> bool:
+    return os.environ.get(ENABLED_VARIABLE, "").lower() == "true"
+
+
+def prepare() -> bool:
+    """With SnapStart on and Lambda's hooks at hand: warm up in the init phase and register
+    `after_restore`. Whether it did."""
+    if not enabled():
+        return False
+    try:
+        hooks = importlib.import_module("snapshot_restore_py")  # Lambda's Python runtime has it
+    except ImportError:  # not Lambda's runtime: there is no snapshot to prepare
+        return False
+    warm_up()
+    hooks.register_after_restore(after_restore)
+    return True
+
+
+def warm_up() -> None:
+    """What every function's first request does anyway, done where the snapshot keeps it."""
+    from sms_gateway.config import get_settings
+    from sms_gateway.store import aws_clients
+
+    get_settings()
+    aws_clients.dynamodb()
+    aws_clients.sqs()
+    aws_clients.secretsmanager()
+
+
+def after_restore() -> None:
+    """Reset what each resumed environment must have of its own."""
+    from sms_gateway.providers.twilio import client as twilio_client
+    from sms_gateway.store import (
+        aws_clients,
+        idempotency,
+        price_store,
+        provider_health,
+        secrets,
+        sms_voice,
+        use_case_store,
+    )
+
+    random.seed()
+    aws_clients.reset_clients(keep_models=True)
+    idempotency.reset()
+    secrets.reset()
+    twilio_client.reset()
+    sms_voice.reset()
+    use_case_store.clear_cache()
+    price_store.clear_cache()
+    provider_health.forget()

@@ -70,13 +70,66 @@ class CallRecord:
     item_bytes: int | None = None
 
 
+@dataclass(frozen=True)
+class Gsi:
+    """A global secondary index of template.yaml, as far as its write cost goes."""
+
+    keys: list[str]
+    table_keys: list[str]
+    projection: str  # ALL, KEYS_ONLY or INCLUDE
+    included: list[str]
+
+    def entry(self, item: dict[str, Any] | None) -> dict[str, Any] | None:
+        """What the index holds of `item` (None: the item is not in it, a key is missing)."""
+        if item is None or not all(k in item for k in self.keys):
+            return None
+        if self.projection == "ALL":
+            return item
+        names = {*self.keys, *self.table_keys, *self.included}
+        return {name: value for name, value in item.items() if name in names}
+
+    def write_units(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> int:
+        """DynamoDB's index write for one table write from `old` to `new`: none when the
+        index's entry is unchanged (an update of attributes it does not hold); a put at the
+        entry's size when it enters or changes; a delete (one unit) when it leaves; both when
+        its keys change."""
+        before, after = self.entry(old), self.entry(new)
+        if before == after:
+            return 0
+        if after is None:
+            return 1
+        put = write_units(item_size(after))
+        moved = before is not None and any(before[k] != after[k] for k in self.keys)
+        return put + (1 if moved else 0)
+
+
 @dataclass
 class CallCounter:
     """Registered on clients; records the calls made while a phase is set."""
 
-    gsis: dict[str, list[tuple[list[str], str]]]  # table -> (key attributes, projection) per GSI
+    gsis: dict[str, list[Gsi]]  # table -> its global secondary indexes
     phase: str | None = None
     records: list[CallRecord] = field(default_factory=list)
+    # The last image seen of each item (table, key), from the writes' requests and answers and
+    # the reads' answers: what a write changed, so what it wrote in each index.
+    images: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+
+    def _image_key(self, table: str | None, item: dict[str, Any]) -> tuple[str, str] | None:
+        gsis = self.gsis.get(table or "")
+        if not gsis:
+            return None
+        return (table or "", json.dumps([item.get(k) for k in gsis[0].table_keys], sort_keys=True))
+
+    def _remember(self, table: str | None, item: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Store `item` as the latest image of its key; the image it replaces (None: unseen)."""
+        if item is None:
+            return None
+        key = self._image_key(table, item)
+        if key is None:
+            return None
+        old = self.images.get(key)
+        self.images[key] = item
+        return old
 
     def attach(self, client: Any) -> None:
         client.meta.events.register("before-parameter-build", self._before)
@@ -109,21 +162,11 @@ class CallCounter:
         if record.service == "dynamodb":
             self._capacity(record, params, parsed)
 
-    def _index_units(self, table: str | None, item: dict[str, Any], op: str) -> int:
-        """Write units the table's GSIs take for this write. A GSI holds only the items that have
-        all its key attributes; one projecting ALL is written at the item's size; a KEYS_ONLY one
-        only when the item enters it (our updates never change index keys); an INCLUDE one at
-        one unit (its few attributes)."""
-        units = 0
-        size = write_units(item_size(item))
-        for keys, projection in self.gsis.get(table or "", []):
-            if not all(k in item for k in keys):
-                continue
-            if projection == "ALL":
-                units += size
-            elif projection == "INCLUDE" or op == "PutItem":
-                units += 1
-        return units
+    def _index_units(
+        self, table: str | None, old: dict[str, Any] | None, new: dict[str, Any] | None
+    ) -> int:
+        """Write units the table's GSIs take for a write from `old` to `new` (Gsi.write_units)."""
+        return sum(gsi.write_units(old, new) for gsi in self.gsis.get(table or "", []))
 
     def _capacity(self, record: CallRecord, params: dict[str, Any], parsed: dict[str, Any]) -> None:
         op = record.operation
@@ -131,6 +174,7 @@ class CallCounter:
         if op == "GetItem":
             record.item_bytes = item_size(parsed.get("Item", {}))
             record.read_units = read_units(record.item_bytes, consistent=consistent)
+            self._remember(record.table, parsed.get("Item"))
         elif op == "BatchGetItem":
             for table, request in params["RequestItems"].items():
                 found = parsed.get("Responses", {}).get(table, [])
@@ -153,8 +197,12 @@ class CallCounter:
                 record.write_units = float(1 + len(self.gsis.get(record.table or "", [])))
                 return
             record.item_bytes = item_size(item)
+            old = self._remember(record.table, item)
+            if op == "UpdateItem" and old is None:
+                # An item never seen before this update: assume every index it is in written.
+                old = {}
             record.write_units = float(
-                write_units(record.item_bytes) + self._index_units(record.table, item, op)
+                write_units(record.item_bytes) + self._index_units(record.table, old, item)
             )
 
     def _transaction_units(self, params: dict[str, Any]) -> float:
@@ -168,9 +216,8 @@ class CallCounter:
             table = request.get("TableName")
             if kind == "Put":
                 size = item_size(request["Item"])
-                units += 2 * write_units(size) + self._index_units(
-                    table, request["Item"], "PutItem"
-                )
+                old = self._remember(table, request["Item"])
+                units += 2 * write_units(size) + self._index_units(table, old, request["Item"])
             else:
                 units += 2 * write_units(
                     item_size({**request["Key"], **request.get("ExpressionAttributeValues", {})})
@@ -284,9 +331,11 @@ def measure(lives: int) -> dict[str, Any]:
     authorizer_function = tpl.default_authorizer(template)
     gsis = {
         name: [
-            (
-                [k["AttributeName"] for k in index["KeySchema"]],
-                str(index.get("Projection", {}).get("ProjectionType", "KEYS_ONLY")),
+            Gsi(
+                keys=[k["AttributeName"] for k in index["KeySchema"]],
+                table_keys=[k["AttributeName"] for k in resource["Properties"]["KeySchema"]],
+                projection=str(index.get("Projection", {}).get("ProjectionType", "KEYS_ONLY")),
+                included=list(index.get("Projection", {}).get("NonKeyAttributes", [])),
             )
             for index in resource["Properties"].get("GlobalSecondaryIndexes", [])
         ]

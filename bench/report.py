@@ -7,6 +7,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from bench.feature_model import (
+    CALLBACK_PHASE_PREFIX,
+    FEATURE_LABELS,
+    callback_front,
+    feature_figures,
+)
 from bench.pricing import CostLine, PhaseUsage, Prices, cost_lines, total
 
 FLOOR = "floor"
@@ -79,22 +85,44 @@ def duration(seconds: float) -> str:
 
 
 def cold_start_rows(cold: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each function next to the floor measured in the same run: ratio and extra milliseconds."""
+    """Each function next to the floor measured in the same run: ratio and extra milliseconds,
+    of the import alone and of the import plus the first request (NaN where a result predates
+    the first request's measurement), and of the instructions executed when counted."""
     variants = cold["variants"]
     floor = variants[FLOOR]
+    nan = math.nan
     rows = []
     for name, v in sorted(variants.items(), key=lambda kv: (kv[0] != FLOOR, kv[0])):
+        total = float(v.get("median_total_ms", nan))
+        floor_total = float(floor.get("median_total_ms", nan))
+        instructions = v.get("instructions") or {}
+        floor_instructions = floor.get("instructions") or {}
         rows.append(
             {
                 "name": name,
                 "median_ms": v["median_ms"],
                 "ratio": v["median_ms"] / floor["median_ms"],
                 "extra_ms": v["median_ms"] - floor["median_ms"],
+                "first_request_ms": float(v.get("median_first_request_ms", nan)),
+                "total_ms": total,
+                "total_ratio": total / floor_total,
+                "total_extra_ms": total - floor_total,
+                "min_total_ms": float(v.get("min_total_ms", nan)),
+                "max_total_ms": float(v.get("max_total_ms", nan)),
+                "status": v.get("first_request_status"),
+                "calls": v.get("first_request_calls") or {},
                 "rss_kb": v["median_maxrss_kb"],
                 "extra_rss_kb": v["median_maxrss_kb"] - floor["median_maxrss_kb"],
                 "min_ms": v["min_ms"],
                 "max_ms": v["max_ms"],
                 "process_ms": v["median_process_wall_ms"],
+                "instructions": instructions.get("import", nan),
+                "instructions_ratio": instructions.get("import", nan)
+                / floor_instructions.get("import", nan),
+                "total_instructions": instructions.get("import_and_first_request", nan),
+                "total_instructions_ratio": instructions.get("import_and_first_request", nan)
+                / floor_instructions.get("import_and_first_request", nan),
+                "import_time": v.get("import_time"),
             }
         )
     return rows
@@ -124,6 +152,22 @@ def cost_model(aws: Mapping[str, Any], prices: Prices) -> dict[str, Any]:
     weights, invocation_weights = busy_weights(aws)
     busy = cost_lines(usage, prices, weights, invocation_weights)
     return {"lines": measured, "total": total(measured), "busy_total": total(busy)}
+
+
+def write_units_of(
+    usages: Sequence[PhaseUsage], weights: Mapping[str, float] | None = None
+) -> float:
+    """DynamoDB write units over one message's life (each step weighted, as in the cost model:
+    a busy key's usage batch shared by the messages in it)."""
+    return sum((weights or {}).get(u.phase, 1.0) * u.dynamodb_write_units for u in usages)
+
+
+def busy_calls(aws: Mapping[str, Any]) -> float:
+    """AWS calls per message for a busy key, weighted as the busy cost model is: no authorizer
+    call (its answer cached), the SQS poller's receive and delete shared by a batch, the usage
+    stream's read and transaction shared by the messages in one batch."""
+    weights, _ = busy_weights(aws)
+    return sum(weights.get(u.phase, 1.0) * sum(u.calls.values()) for u in phases(aws))
 
 
 def calls_by_operation(usages: Sequence[PhaseUsage]) -> Counter[str]:
@@ -166,6 +210,7 @@ def _header(results: Mapping[str, Any]) -> str:
 def _summary(results: Mapping[str, Any], prices: Prices) -> str:
     cold = [r for r in cold_start_rows(results["cold_start"]) if r["name"] != FLOOR]
     slowest = max(cold, key=lambda r: r["median_ms"])
+    slowest_total = max(cold, key=lambda r: r["total_ms"] if not math.isnan(r["total_ms"]) else 0)
     warm = results["warm_cost"]
     aws = results["aws_calls"]
     steady = calls_by_operation(phases(aws))
@@ -175,7 +220,14 @@ def _summary(results: Mapping[str, Any], prices: Prices) -> str:
         [
             "Cold start, slowest function (import and set-up)",
             f"{slowest['name']}: {ms(slowest['median_ms'])}, {times(slowest['ratio'])} the "
-            f"floor ({signed_ms(slowest['extra_ms'])})",
+            f"floor ({signed_ms(slowest['extra_ms'])})"
+            + (
+                ""
+                if math.isnan(slowest_total["total_ms"])
+                else f"; import and first request: {slowest_total['name']}: "
+                f"{ms(slowest_total['total_ms'])}, {times(slowest_total['total_ratio'])} the "
+                f"floor's ({signed_ms(slowest_total['total_extra_ms'])})"
+            ),
         ],
         [
             "Warm CPU per send request",
@@ -189,7 +241,19 @@ def _summary(results: Mapping[str, Any], prices: Prices) -> str:
         ],
         [
             "AWS calls per message, steady state",
-            f"{sum(steady.values())} ({_by_service(steady)})",
+            f"{sum(steady.values())} ({_by_service(steady)}); "
+            f"{count(busy_calls(aws))} for a busy key",
+        ],
+        [
+            "DynamoDB write units per message",
+            f"{count(write_units_of(phases(aws)))} for a plain live message"
+            + (
+                f"; {count(write_units_of(phases(aws, 'with_limits')))} with limits configured"
+                if "with_limits" in aws
+                else ""
+            )
+            + f"; {count(write_units_of(phases(aws), weights=busy_weights(aws)[0]))} for a "
+            "busy key",
         ],
         [
             "Modeled AWS cost per million messages",
@@ -234,6 +298,8 @@ def _by_service(calls: Mapping[str, int]) -> str:
 
 def _cold_start(cold: Mapping[str, Any]) -> str:
     rows = []
+    first_rows = []
+    item_rows = []
     for r in cold_start_rows(cold):
         label = (
             "floor: `import boto3; boto3.client('dynamodb')`" if r["name"] == FLOOR else r["name"]
@@ -253,10 +319,92 @@ def _cold_start(cold: Mapping[str, Any]) -> str:
                 ms(r["process_ms"]),
             ]
         )
+        first_label = "floor: the same, then one `GetItem`" if is_floor else r["name"]
+        first_rows.append(
+            [
+                first_label,
+                ms(r["first_request_ms"]),
+                ms(r["total_ms"]),
+                "1.00x" if is_floor else times(r["total_ratio"]),
+                "" if is_floor else signed_ms(r["total_extra_ms"]),
+                f"{r['min_total_ms']:,.0f}-{r['max_total_ms']:,.0f}",
+                "" if is_floor else str(r["status"]),
+                ", ".join(f"`{op}` x {n}" for op, n in sorted(r["calls"].items())),
+            ]
+        )
+        if r["import_time"]:
+            item_rows.append(
+                [
+                    r["name"],
+                    ", ".join(f"{m} {t:,.1f}" for m, t in r["import_time"]["modules"]),
+                    ", ".join(f"{p} {t:,.0f}" for p, t in r["import_time"]["packages"]),
+                ]
+            )
     skipped = cold.get("skipped") or []
     note = (
         f"\n\nNot measured (their code is not in this checkout): {', '.join(skipped)}."
         if skipped
+        else ""
+    )
+    first_request = (
+        ""
+        if math.isnan(cold_start_rows(cold)[0]["total_ms"])
+        else "\n\n### Import and first request\n\n"
+        "What a caller of a cold function waits for. In the same processes as above, right after "
+        "the import, the handler is invoked once with its function's event (events/<function>.json "
+        "with the bench store's ids; the send and the status callback as bench.warm_cost builds "
+        "them) and a Lambda context; every AWS call is answered in-process by bench/fake_aws.py's "
+        "`before-send` hook from a store filled beforehand (the demo workspace, one sent "
+        "message), so botocore validates, serialises, signs and parses as in Lambda and only the "
+        "network is skipped. The floor's first request is one `GetItem` of an item in that store "
+        "with its client. Installing the hook is not timed. Our functions create their AWS "
+        "clients in their first request: the floor's client creation is in its import.\n\n"
+        + table(
+            [
+                "Variant",
+                "First request (median)",
+                "Import and first request (median)",
+                "vs floor",
+                "Extra",
+                "Range, ms",
+                "Answer",
+                "AWS calls",
+            ],
+            first_rows,
+        )
+    )
+    instruction_rows = [
+        [
+            r["name"],
+            f"{r['instructions'] / 1e6:,.0f} M",
+            "1.00x" if r["name"] == FLOOR else times(r["instructions_ratio"]),
+            f"{r['total_instructions'] / 1e6:,.0f} M",
+            "1.00x" if r["name"] == FLOOR else times(r["total_instructions_ratio"]),
+        ]
+        for r in cold_start_rows(cold)
+        if not math.isnan(r["instructions"])
+    ]
+    instructions = (
+        "\n\n### Instructions executed\n\n"
+        "The same code once more per variant under valgrind (`--tool=cachegrind`): instructions "
+        "executed, less those of a process that only starts the interpreter (and, for the "
+        "import and first request, less the benchmark's harness, counted once on the floor). "
+        "Unlike times, they do not move with the machine's load; they do not see what waits "
+        "on memory.\n\n"
+        + table(
+            ["Variant", "Import", "vs floor", "Import and first request", "vs floor"],
+            instruction_rows,
+        )
+        if instruction_rows
+        else ""
+    )
+    items = (
+        "\n\n### Heaviest imports\n\n"
+        "One `python -X importtime` run of each variant's import (self times in ms, their own "
+        "imports excluded, inflated by the measurement itself): the five modules and the five "
+        "top-level packages that took longest.\n\n"
+        + table(["Variant", "Modules (ms)", "Packages (ms)"], item_rows)
+        if item_rows
         else ""
     )
     return (
@@ -264,16 +412,18 @@ def _cold_start(cold: Mapping[str, Any]) -> str:
         f"Each function's handler module imported in a fresh process (`python -c`, the way "
         f"Lambda's runtime loads `app.lambda_handler`: `importlib.util.spec_from_file_location`, "
         f"then the module's top-level set-up runs), with the environment template.yaml gives it "
-        f"(resource names faked, AWS endpoint unreachable: nothing is called). The time is "
+        f"(resource names faked, AWS answered in-process, see below: nothing reaches a network). "
+        f"The time is "
         f"`time.perf_counter()` around the import, inside the process; peak memory is the "
-        f"process's `ru_maxrss`, interpreter included. The floor is a fresh process that imports "
-        f"boto3 and creates a DynamoDB client, measured in the same run. Median of "
+        f"process's `ru_maxrss` after the import, interpreter included. The floor is a fresh "
+        f"process that imports boto3 and creates a DynamoDB client, measured in the same run. "
+        f"Median of "
         f"{cold['runs_per_variant']} runs per variant, every variant interleaved in a seeded "
         f"random order per round, after one discarded run each (bytecode compiled, page cache "
         f"warm, as in a reused Lambda sandbox image). Our functions create their AWS clients on "
         f"first use, so the floor includes a client creation that the functions defer to their "
         f"first request. *Whole process* is the wall time of the process, interpreter start-up "
-        f"included, seen from outside.\n\n"
+        f"and first request included, seen from outside.\n\n"
         + table(
             [
                 "Variant",
@@ -288,6 +438,9 @@ def _cold_start(cold: Mapping[str, Any]) -> str:
             rows,
         )
         + note
+        + first_request
+        + instructions
+        + items
     )
 
 
@@ -401,10 +554,20 @@ def _aws_calls(aws: Mapping[str, Any], prices: Prices) -> str:
         + "\n\n### Modeled AWS cost per million messages\n\n"
         "From the steady-state counts above. DynamoDB request units: a write costs one unit per "
         "KB of the item (rounded up) in the table, and again in every global secondary index "
-        "of template.yaml that holds it and projects all attributes (an index of keys only is "
-        "written when an item enters it); the message item ends its life at "
-        f"{size:,} bytes, {headroom:,} bytes short of the next KB, past which each write of it "
-        "costs one more unit in the table and in each such index. A strongly "
+        "of template.yaml whose entry for the item the write changes (the entry's size: the "
+        "item for an index projecting all attributes, its keys and included attributes "
+        "otherwise; an entry is written when the item enters the index or a projected "
+        "attribute changes, never by a write of attributes the index does not hold, and a "
+        "change of its keys also deletes the old entry, one unit); the message item ends its "
+        f"life at {size:,} bytes, "
+        + (
+            f"{headroom:,} bytes short of the next KB, past which each write of it costs one "
+            "more unit. "
+            if size <= 1024
+            else f"{size - 1024:,} bytes past 1 KB, so each write of it late in its life costs "
+            "two units. "
+        )
+        + "A strongly "
         "consistent read costs one unit per 4 KB, a key with no item the minimum. Lambda: one "
         "request per invocation and the measured durations rounded up to the millisecond, at "
         "each function's memory size and architecture in template.yaml; API Gateway: one "
@@ -514,12 +677,41 @@ def _end_to_end(e2e: Mapping[str, Any]) -> str:
         ],
     ]
     delays = e2e["callback_delays_seconds"]
+    # What runs where: the functions' sandboxes (their concurrency), and the processor time of
+    # the benchmark's process against the sandboxes' (older results have neither).
+    concurrency: Mapping[str, int] = e2e.get("sandbox_concurrency") or {}
+    usual = Counter(concurrency.values()).most_common(1)[0][0] if concurrency else None
+    others = ", ".join(f"{n} {f}" for f, n in sorted(concurrency.items()) if n != usual)
+    sandboxes = (
+        f"up to {usual} at once per function"
+        + (f" ({others})" if others else "")
+        + (f", on {e2e['cores']} cores" if e2e.get("cores") else "")
+        if usual is not None
+        else "up to as many at once per function as the machine has cores"
+    )
+    front_cpu, sandbox_cpu = e2e.get("front_cpu_seconds"), e2e.get("sandbox_cpu_seconds")
+    aws_cpu = e2e.get("aws_cpu_seconds")
+    # Older results ran moto in the benchmark's process (no aws_cpu_seconds).
+    front = (
+        "(the front, the pollers, the simulators, the senders), "
+        f"{aws_cpu:,.1f} s in moto's process, "
+        if aws_cpu is not None
+        else "(moto, the front, the pollers, the simulators, the senders), "
+    )
+    cpu_split = (
+        f" Processor time over the measured run: {front_cpu:,.1f} s in the benchmark's process "
+        f"{front}{sandbox_cpu:,.1f} s in the functions' sandboxes."
+        if front_cpu is not None and sandbox_cpu is not None
+        else ""
+    )
     return (
         "## End to end on the local stack\n\n"
-        f"`sms_local.stack.LocalStackRunner` started in-process on a free port (moto, with "
-        f"DynamoDB atomic per item, the HTTP "
-        f"front with the authorizer, the SQS poller, the Twilio simulator, which sends its "
-        f"callbacks {delays[0]} s and {delays[1]} s apart as in `make dev`). After "
+        f"`sms_local.stack.LocalStackRunner` started on a free port as `make dev` starts it: "
+        f"in the benchmark's process, moto (DynamoDB atomic per item), the HTTP front with the "
+        f"authorizer's cache, the SQS, stream and pipe pollers, the Twilio simulator, which sends "
+        f"its callbacks {delays[0]} s and {delays[1]} s apart as in `make dev`, and the senders; "
+        f"every function in worker processes of its own, as Lambda's sandboxes, "
+        f"{sandboxes}. After "
         f"{e2e['warm_up_messages']} warm-up messages, {e2e['messages']:,} messages are sent at "
         f"once from a thread pool over HTTP with the demo live key, to valid US mobile numbers "
         f"that avoid the simulator's magic suffixes; then the message list (`GET /v1/sms/`, "
@@ -528,10 +720,8 @@ def _end_to_end(e2e: Mapping[str, Any]) -> str:
         f"terminal status (the messages' own `updated_at`). Lost: sent but never terminal. "
         f"Duplicated: the simulator asked to create more messages than were accepted, a stored "
         f"message nobody sent, or a provider MessageSid on two messages. Both must be 0: "
-        f"{verdict}. Everything, the senders included, shares one Python process, and the "
-        f"local front runs one route handler at a time as Lambda runs one event per sandbox, so "
-        f"this measures the local stack's pipeline, not AWS's scaling.\n\n"
-        + table(["", ""], rows, align="ll")
+        f"{verdict}. The machine's cores are shared by all of it, so this measures the local "
+        f"stack's pipeline, not AWS's scaling.{cpu_split}\n\n" + table(["", ""], rows, align="ll")
     )
 
 
@@ -555,7 +745,8 @@ def _atomicity(atomic: Mapping[str, Any], unserialized: Mapping[str, Any]) -> st
     ]  # fmt: skip
     return (
         "### What DynamoDB's atomicity costs the local stack\n\n"
-        "The local DynamoDB (moto's server) runs one request at a time, so that a condition and "
+        "The local DynamoDB (moto's server, in the benchmark's process; the functions run in "
+        "worker processes of their own) runs one request at a time, so that a condition and "
         "the write it guards are one step and no read sees half a write, as on DynamoDB; moto "
         "alone serves them concurrently, without that isolation. The same benchmark ran a second "
         f"time in this run, with {unserialized['messages']:,} messages, against moto without "
@@ -563,6 +754,198 @@ def _atomicity(atomic: Mapping[str, Any], unserialized: Mapping[str, Any]) -> st
         "gateway). Throughput with the lock is "
         f"**{times(atomicity_cost(atomic, unserialized))} the throughput without it**.\n\n"
         + table(["", "Atomic (as shipped)", "moto alone (not atomic)"], rows, align="l")
+    )
+
+
+# -- optional features and the status callbacks' front -------------------------------------------
+
+
+def _cost_items(lines: Sequence[CostLine]) -> str:
+    """The lines that cost something, largest first: `item $x`."""
+    priced = sorted(
+        (line for line in lines if round(line.usd_per_million_messages, 4)),
+        key=lambda line: -abs(line.usd_per_million_messages),
+    )
+    return ", ".join(f"{line.item.split(' (')[0]} {usd_signed(line.usd_per_million_messages)}"
+                     for line in priced) or "-"  # fmt: skip
+
+
+def usd_signed(value: float) -> str:
+    return "-" + usd(-value) if value < 0 else usd(value)
+
+
+def _signed_count(value: float) -> str:
+    return ("+" if value > 0 else "") + count(value) if value else "0"
+
+
+def _feature_costs(features: Mapping[str, Any], aws: Mapping[str, Any], prices: Prices) -> str:
+    """What each optional feature adds, and the status callbacks through the HTTP API against a
+    Lambda function URL."""
+    heading = "### What optional features add per message\n\n"
+    if "error" in features:
+        body = f"Not measured in this run: {features['error']}"
+        return heading + body + "\n\n" + _callback_front(features, aws, prices)
+    figures = feature_figures(features, prices)
+    rows = []
+    for name, figure in figures.items():
+        calls = ", ".join(
+            f"{op} {'+' if n > 0 else ''}{count(n)}" for op, n in sorted(figure["calls"].items())
+        )
+        rows.append(
+            [
+                FEATURE_LABELS.get(name, name),
+                figure["unit"],
+                calls or "-",
+                _signed_count(figure["write_units"]),
+                _signed_count(figure["read_units"]),
+                _cost_items(figure["lines"]),
+                f"**{usd_signed(figure['total'])}**",
+            ]
+        )
+    events = features.get("webhook_events_per_message") or 1
+    template = features.get("template", {})
+    unstable = [v for v, same in features.get("steady_counts_identical", {}).items() if not same]
+    note = (
+        f" The counts of some lives differed ({', '.join(sorted(unstable))}): a read each "
+        "container caches for a few seconds (the providers' health in the handoff) fell in a "
+        "few of them; the most common counts are used."
+        if unstable
+        else ""
+    )
+    return (
+        heading
+        + "Measured in a run of its own (`python -m bench.feature_costs`), on the same local "
+        "set-up as the section above (moto in server mode with template.yaml's resources, the "
+        "Twilio simulator, every function invoked with AWS's event, the same botocore hooks "
+        "counting calls and DynamoDB units). Each round takes one message of every variant "
+        "through its whole steady-state life, after one uncounted round that fills every "
+        "cache; each variant's most common counts and median durations over "
+        f"{features['lives']} rounds are compared with the plain message of the same run.{note} "
+        "Assumptions, row by row: *template*: the send names a template by id with its "
+        f"variables (`{template.get('body', '')}`), which it reads; *customer webhook*: the send "
+        "has a `status_callback_url` (a local receiver answering 204); the stream's usage "
+        "function queues the message's events (SendMessageBatch, up to 10 jobs a call), the "
+        "caller webhook queue's event source mapping receives and deletes them, and "
+        "CallerWebhookFunction signs, sends and records each one; the difference with a plain "
+        f"message is divided by its {count(events)} events (message.sent, message.delivered), "
+        "the receiver answering at the first attempt (a retry costs one more delivery); "
+        "*inbound reply*: after a plain message, the person answers: Twilio's incoming-message "
+        "webhook (one HTTP API request) to InboundSmsFunction, which finds the workspace and the "
+        "answered message and stores the reply; ReplyForwardingPipe's filter lets nothing "
+        "through; *reply forwarding*: the send asks for forwarding to a webhook, and the reply "
+        "then goes through ReplyForwardingPipe (one event), its queue, ReplyForwardingFunction "
+        "and one delivery by CallerWebhookFunction, counted against the reply without "
+        "forwarding (forwarding by SMS is one more message, by email one SES email, neither "
+        "measured here); *failover*: the use case lists aws_eum then twilio while AWS End User "
+        "Messaging SMS answers 503 (its simulator's outage knob): the handoff asks it once, "
+        "records the attempt and the provider's failure, and Twilio takes the message; AWS End "
+        "User Messaging SMS's own per-message price is not included, and a refused request is "
+        "not a message it charges for. Prices as in the section above; a difference of "
+        "durations is of medians of local wall times, so a few cents either way are noise.\n\n"
+        + table(
+            [
+                "Feature",
+                "Counted per",
+                "Extra calls",
+                "DynamoDB WRU",
+                "DynamoDB RRU",
+                "Where the dollars go",
+                "$ per million",
+            ],
+            rows,
+            align="lllrrlr",
+        )
+        + "\n\n"
+        + _callback_front(features, aws, prices)
+    )
+
+
+def _callback_front(features: Mapping[str, Any], aws: Mapping[str, Any], prices: Prices) -> str:
+    front = callback_front(phases(aws), prices)
+    model = cost_model(aws, prices)
+    n = front["callbacks_per_message"]
+    if not n:
+        return (
+            "### Status callbacks: HTTP API or function URL\n\n"
+            "No status callback in the steady state above: nothing to compare."
+        )
+    api = front["http_api"]
+    url = front["function_url"]
+    saving = front["saving_per_million_messages"]
+    callback_ms = sum(
+        p.duration_ms for p in phases(aws) if p.phase.startswith(CALLBACK_PHASE_PREFIX)
+    )
+    biggest = max(model["lines"], key=lambda line: line.usd_per_million_messages)
+    api_line = next(line for line in model["lines"] if line.item == "API Gateway HTTP API")
+    rank = (
+        "the biggest item"
+        if saving >= biggest.usd_per_million_messages
+        else f"not the biggest item (the biggest is {biggest.item.split(' (')[0]}, at "
+        f"{usd(biggest.usd_per_million_messages)})"
+    )
+    rows = [
+        [
+            "HTTP API route (today)",
+            f"{n} requests",
+            usd(total(api["lines"]) - saving),
+            usd(saving),
+            f"**{usd(api['total'])}**",
+            usd(model["total"]),
+        ],
+        [
+            "Lambda function URL",
+            "0 (the invocation only)",
+            usd(total(url["lines"])),
+            "$0",
+            f"**{usd(url['total'])}**",
+            usd(model["total"] - saving),
+        ],
+    ]
+    cheaper = "the function URL" if saving > 0 else "the HTTP API"
+    per_reserved = 1000.0 / (callback_ms / n) if n and callback_ms else math.nan
+    return (
+        "### Status callbacks: HTTP API or function URL\n\n"
+        f"Twilio makes {n} status callbacks per message (the *callback* steps of the steady "
+        f"state above). Through the HTTP API each is a request at "
+        f"${prices.http_api_requests_per_million:.2f} per million: "
+        f"{usd(saving)} per million messages of the {usd(api_line.usd_per_million_messages)} of "
+        f"API Gateway requests, {rank}. A Lambda function URL has no request charge of its own: "
+        "the same invocations and durations, which both fronts pay, and nothing else. "
+        "Assumptions: the same StatusCallbackFunction, the same X-Twilio-Signature check over the "
+        "URL Twilio was given, the same durations as measured above; data transfer, the "
+        "requests a refused signature costs (an invocation on either front) and free tiers "
+        "left out.\n\n"
+        + table(
+            [
+                "Front",
+                "Requests billed per message",
+                "Lambda (requests and duration)",
+                "Request charge",
+                "Callbacks, $ per million messages",
+                "Whole message, $ per million",
+            ],
+            rows,
+            align="ll",
+        )
+        + f"\n\n**Cheaper: {cheaper}, by {usd(abs(saving))} per million messages** "
+        f"({abs(saving) / model['total'] * 100:.0f} % of the plain message's modeled "
+        f"{usd(model['total'])}). What it takes: a function URL on StatusCallbackFunction "
+        "(`FunctionUrlConfig: {AuthType: NONE}` in template.yaml, which SAM gives the public "
+        "`lambda:InvokeFunctionUrl` permission) and its reserved concurrency "
+        "(WebhookReservedConcurrency, today 0: unreserved), as the only bound on what the "
+        "internet can make it cost: without the HTTP API there is no stage throttling "
+        "(ApiThrottlingRateLimit) and no access log. At the local stack's measured "
+        f"{ms(callback_ms / n if n else math.nan)} per callback, each unit of reserved "
+        f"concurrency serves about {per_reserved:,.0f} callbacks a second "
+        f"({per_reserved / n if n else math.nan:,.0f} messages a second). The handoff must give "
+        "Twilio the function URL as StatusCallback (a setting of its own, from "
+        "`!GetAtt StatusCallbackFunctionUrl.FunctionUrl`, where PUBLIC_BASE_URL serves it "
+        "today); StatusCallbackFunction checks the signature over the URL the request came "
+        "to, whose domain a function URL's event carries as an HTTP API's does (payload format "
+        "2.0); the HTTP API route stays until the messages handed off before the change have "
+        "had their last callback; the local stack (sms_local's front, template.py's routes) "
+        "serves the function URL's path as a route without the authorizer. The same applies to "
+        "InboundSmsFunction's incoming-message webhook (one request per reply)."
     )
 
 
@@ -575,6 +958,11 @@ def render(results: Mapping[str, Any], prices: Prices | None = None) -> str:
         _warm_cost(results["warm_cost"]),
         _aws_calls(results["aws_calls"], prices),
         *([_limits(results["aws_calls"], prices)] if "with_limits" in results["aws_calls"] else []),
+        *(
+            [_feature_costs(results["feature_costs"], results["aws_calls"], prices)]
+            if "feature_costs" in results
+            else []
+        ),
         _end_to_end(results["end_to_end"]),
         *(
             [_atomicity(results["end_to_end"], results["end_to_end_unserialized"])]
@@ -583,7 +971,8 @@ def render(results: Mapping[str, Any], prices: Prices | None = None) -> str:
         ),
         "## Rerun\n\n`make bench` (all of the above; `make bench N=500` sends 500 messages "
         "end to end instead of 2,000). Each section also runs alone and prints its raw JSON: "
-        "`python -m bench.cold_start`, `bench.warm_cost`, `bench.aws_calls`, `bench.end_to_end` "
+        "`python -m bench.cold_start`, `bench.warm_cost`, `bench.aws_calls`, "
+        "`bench.feature_costs`, `bench.end_to_end` "
         "(`--unserialized-dynamodb` for the run without DynamoDB's atomicity).",
     ]
     return "\n\n".join(parts) + "\n"

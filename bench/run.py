@@ -107,6 +107,17 @@ def run_section(name: str, module: str, *args: str) -> tuple[dict[str, Any], flo
     return result, seconds
 
 
+def run_optional_section(name: str, module: str, *args: str) -> tuple[dict[str, Any], float]:
+    """run_section, but a failure is a result ({"error": why}), not the end of the run."""
+    started = time.perf_counter()
+    try:
+        return run_section(name, module, *args)
+    except (SystemExit, ValueError) as exc:  # the section failed, or printed no JSON
+        print(f"bench: {name} failed; reported as such", file=sys.stderr, flush=True)
+        why = f"`python -m bench.{module}` failed ({type(exc).__name__}: {exc})"
+        return {"error": why}, time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--messages", type=int, default=2000, help="messages sent end to end")
@@ -130,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name, (module, section_args) in sections.items():
         results[name], results["section_seconds"][name] = run_section(name, module, *section_args)
+        if name == "aws_calls":
+            # Optional features: a failure is reported in the report, it does not stop the bench.
+            results["feature_costs"], results["section_seconds"]["feature_costs"] = (
+                run_optional_section("feature_costs", "feature_costs")
+            )
     results["total_seconds"] = time.perf_counter() - started
 
     args.output.write_text(report.render(results))

@@ -327,3 +327,37 @@ def test_a_busy_workspace_shares_a_usage_batch_between_its_messages() -> None:
     aws = results()["aws_calls"] | {"usage_batch_size": 30, "usage_records_per_message": 6.0}
     weights, _ = report.busy_weights(aws)
     assert weights["usage"] == weights["usage event source mapping"] == pytest.approx(0.2)
+
+
+def test_cold_start_reports_the_first_request_against_the_floors_of_the_same_run() -> None:
+    data = results()
+    extra = {
+        "floor": (2.0, 1000e6, 1010e6, {"dynamodb.GetItem": 1}, None),
+        "SendFunction": (50.0, 1200e6, 1515e6, {"dynamodb.PutItem": 1}, 201),
+        "AuthorizerFunction": (40.0, 900e6, 1212e6, {"dynamodb.GetItem": 1}, True),
+    }
+    for name, (first, imported, answered, calls, status) in extra.items():
+        variant = data["cold_start"]["variants"][name]
+        total = variant["median_ms"] + first
+        variant.update(
+            median_first_request_ms=first,
+            median_total_ms=total,
+            min_total_ms=total - 5,
+            max_total_ms=total + 5,
+            first_request_status=status,
+            first_request_calls=calls,
+            instructions={"import": imported, "import_and_first_request": answered},
+            import_time={"modules": [["pydantic_core.core_schema", 11.0]], "packages": []},
+        )
+    rows = {r["name"]: r for r in report.cold_start_rows(data["cold_start"])}
+    assert rows["SendFunction"]["total_ratio"] == pytest.approx(200 / 102)
+    assert rows["SendFunction"]["instructions_ratio"] == pytest.approx(1.2)
+    assert rows["SendFunction"]["total_instructions_ratio"] == pytest.approx(1.5)
+    text = report.render(data)
+    assert (
+        "SendFunction: 150 ms, 1.50x the floor (+50 ms); import and first request: "
+        "SendFunction: 200 ms, 1.96x the floor's (+98 ms)"
+    ) in text
+    assert "### Import and first request" in text
+    assert "| SendFunction | 1,200 M | 1.20x | 1,515 M | 1.50x |" in text
+    assert "pydantic_core.core_schema 11.0" in text

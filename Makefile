@@ -5,6 +5,9 @@ export SAM_CLI_TELEMETRY := 0
 
 PORT ?= 3000
 INFO_FILE ?=
+# Sandboxes (worker processes) per function in `make dev`: N, Function=N,... or both; empty:
+# $SMS_LOCAL_CONCURRENCY, else the machine's cores.
+CONCURRENCY ?=
 STAGE ?= dev
 SAM_CONFIG_ENV ?= $(STAGE)
 
@@ -31,7 +34,7 @@ SAM_PATH := $(dir $(PYTHON313)):$(PATH)
 
 .PHONY: help
 help:
-	@echo "make dev      start the whole service locally (PORT=$(PORT), INFO_FILE=path for a JSON info file)"
+	@echo "make dev      start the whole service locally (PORT=$(PORT), INFO_FILE=path for a JSON info file, CONCURRENCY=sandboxes per function)"
 	@echo "make test     lint, types, template checks, unit, integration and end-to-end tests"
 	@echo "make lint | typecheck | validate | scan | unit | integration | e2e | build | deploy | logs | openapi | bench | mutants"
 
@@ -68,7 +71,7 @@ install: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
 .PHONY: dev
 dev: $(VENV)/.installed
-	$(VENV)/bin/sms-gateway-local --port $(PORT) $(if $(INFO_FILE),--info-file $(INFO_FILE))
+	$(VENV)/bin/sms-gateway-local --port $(PORT) $(if $(INFO_FILE),--info-file $(INFO_FILE)) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY))
 
 .PHONY: lint
 lint: $(VENV)/.installed

@@ -1,14 +1,20 @@
-"""End to end on the local stack: N messages sent concurrently over HTTP with the demo live key,
-then the message list polled until every one is terminal (or a timeout). Throughput is N over the
-time from the first send to the last terminal status (the messages' own `updated_at`); a message
-is lost when it never became terminal, duplicated when the provider (the Twilio simulator) was
-asked to create it more than once or the gateway stored a message nobody sent.
+"""End to end on the local stack, started as `make dev` starts it: moto in a process of its own,
+the HTTP front, the pollers and the simulators in this process, every function in worker
+processes of its own (as Lambda's sandboxes; --concurrency sets how many per function, as
+`make dev CONCURRENCY=` does).
+N messages sent concurrently over HTTP with the demo live key, then the message list polled until
+every one is terminal (or a timeout). Throughput is N over the time from the first send to the
+last terminal status (the messages' own `updated_at`); a message is lost when it never became
+terminal, duplicated when the provider (the Twilio simulator) was asked to create it more than
+once or the gateway stored a message nobody sent. Send latency percentiles are the senders' own
+(request to answer); the processor time of this process, of moto's and of the sandboxes says
+where the machine's cores went.
 
 With --unserialized-dynamodb the local DynamoDB runs its requests concurrently, as moto's server
 does alone (not atomic per item, unlike DynamoDB): only to measure what that atomicity costs.
 
     python -m bench.end_to_end [--messages 2000] [--workers 16] [--timeout 400]
-                               [--unserialized-dynamodb]
+                               [--concurrency SPEC] [--unserialized-dynamodb]
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 import urllib.error
 import urllib.request
@@ -23,9 +30,11 @@ import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from bench.common import free_port, json_result_channel, median, percentile, progress
+from sms_local.concurrency import Concurrency, from_environment, machine_cores, parse
 
 TERMINAL = frozenset({"delivered", "undelivered", "failed", "canceled"})
 # Area codes of the demo pool's senders (geomatch), and one with no local sender.
@@ -119,15 +128,48 @@ def _wait_terminal(api: Api, ids: set[str], deadline: float) -> dict[str, dict[s
         time.sleep(max(1.0, 2 * (time.monotonic() - started)))
 
 
+def _sandbox_cpu_seconds(runner: Any) -> float | None:
+    """User and system time of every sandbox alive now (Linux's /proc; None elsewhere)."""
+    if runner.sandboxes is None or not Path("/proc").is_dir():
+        return None
+    total = 0.0
+    for pool in runner.sandboxes.pools.values():
+        for pid in pool.pids():
+            # gone since: its time is lost, as a replaced sandbox's is
+            total += _cpu_seconds(pid) or 0.0
+    return total
+
+
+def _aws_cpu_seconds(runner: Any) -> float | None:
+    """User and system time of moto's process (None when it runs in this one, or without /proc)."""
+    pid = getattr(getattr(runner, "aws", None), "pid", None)
+    return None if pid is None else _cpu_seconds(pid)
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
-    messages: int, workers: int, timeout: float, *, serialize_dynamodb: bool = True
+    messages: int,
+    workers: int,
+    timeout: float,
+    *,
+    serialize_dynamodb: bool = True,
+    concurrency: Concurrency | None = None,
 ) -> dict[str, Any]:
     warnings.filterwarnings("ignore", "No application metrics to publish")
     for noisy in ("werkzeug", "botocore", "urllib3", "sms_local"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from sms_local.stack import LocalStackRunner
 
-    runner = LocalStackRunner(free_port(), serialize_dynamodb=serialize_dynamodb)
+    runner = LocalStackRunner(
+        free_port(), serialize_dynamodb=serialize_dynamodb, concurrency=concurrency
+    )
     info = runner.start()
     try:
         api = Api(info["api_url"], info["keys"]["live"])
@@ -139,6 +181,8 @@ def measure(
         creates_before = int(_simulator_counters(info["simulator_url"])["create_count"])
 
         numbers = [destination(WARM_UP_MESSAGES + i) for i in range(messages)]
+        front_cpu_before, sandbox_cpu_before = time.process_time(), _sandbox_cpu_seconds(runner)
+        aws_cpu_before = _aws_cpu_seconds(runner)
         started_at = time.time()
         clock = time.perf_counter()
         sent = _send_all(api, use_case_id, numbers, workers)
@@ -149,6 +193,19 @@ def measure(
 
         listed = _wait_terminal(api, set(accepted), time.monotonic() + timeout)
         observed_seconds = time.perf_counter() - clock
+        front_cpu = time.process_time() - front_cpu_before
+        sandbox_cpu_after = _sandbox_cpu_seconds(runner)
+        aws_cpu_after = _aws_cpu_seconds(runner)
+        aws_cpu = (
+            aws_cpu_after - aws_cpu_before
+            if aws_cpu_after is not None and aws_cpu_before is not None
+            else None
+        )
+        sandbox_cpu = (
+            sandbox_cpu_after - sandbox_cpu_before
+            if sandbox_cpu_after is not None and sandbox_cpu_before is not None
+            else None
+        )
         # Let callbacks still in flight land before the provider's counters are read.
         time.sleep(1.0)
         creates = int(_simulator_counters(info["simulator_url"])["create_count"]) - creates_before
@@ -200,6 +257,11 @@ def measure(
         "callback_delays_seconds": list(runner.callback_delays),
         "warm_up_messages": WARM_UP_MESSAGES,
         "serialized_dynamodb": serialize_dynamodb,
+        "cores": machine_cores(),
+        "sandbox_concurrency": info["sandboxes"].get("concurrency", {}),
+        "front_cpu_seconds": front_cpu,
+        "sandbox_cpu_seconds": sandbox_cpu,
+        "aws_cpu_seconds": aws_cpu,
     }
 
 
@@ -213,11 +275,21 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds to wait for terminal statuses after the sends (default: N / 5, at least 120)",
     )
     parser.add_argument(
+        "--concurrency",
+        metavar="SPEC",
+        help="sandboxes per function, as `make dev CONCURRENCY=` takes it (default: "
+        "$SMS_LOCAL_CONCURRENCY, else the machine's cores)",
+    )
+    parser.add_argument(
         "--unserialized-dynamodb",
         action="store_true",
         help="let moto run DynamoDB requests concurrently (not atomic per item): for comparison",
     )
     args = parser.parse_args(argv)
+    try:
+        concurrency = parse(args.concurrency) if args.concurrency else from_environment()
+    except ValueError as error:
+        parser.error(str(error))
     messages = max(1, args.messages)
     timeout = args.timeout if args.timeout is not None else max(120.0, messages / 5)
     with json_result_channel() as write:
@@ -227,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                 max(1, args.workers),
                 timeout,
                 serialize_dynamodb=not args.unserialized_dynamodb,
+                concurrency=concurrency,
             )
         )
     return 0

@@ -1,5 +1,9 @@
 """An HTTP API front: matches template.yaml's routes, runs the authorizer where the template puts
-one, calls the route's function with a v2.0 event and turns its result into an HTTP response."""
+one, calls the route's function with a v2.0 event and turns its result into an HTTP response.
+
+A function that fails (it raises, its sandbox dies mid-request, or it runs past its timeout) is
+answered as API Gateway answers a Lambda error: 500 {"message":"Internal Server Error"}, the
+same for the authorizer. Nothing is retried: the caller may not know whether it took effect."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sms_local import http_events
-from sms_local.lambda_runtime import invoke
+from sms_local.lambda_runtime import Invoke, invoke
 from sms_local.template import FunctionSpec, Route
 
 log = logging.getLogger("sms_local.gateway")
@@ -50,7 +54,11 @@ class HttpApiGateway:
         functions: dict[str, FunctionSpec],
         authorizer: str | None,
         authorizer_ttl_seconds: float = 300.0,
+        *,
+        invoke: Invoke | None = None,
     ) -> None:
+        """`invoke` runs a function (the stack's sandboxes); without it the functions run in
+        this process, one route handler at a time (see `_run`)."""
         # HTTP API prefers the most specific route: literal paths before ones with parameters.
         self._routes = sorted(routes, key=lambda r: ("{" in r.path, -len(r.path)))
         self._patterns = {r: _route_pattern(r.path) for r in routes}
@@ -59,8 +67,10 @@ class HttpApiGateway:
         self._authorizer_ttl = authorizer_ttl_seconds
         self._auth_cache: dict[str, tuple[float, dict[str, Any]]] = {}
         self._cache_lock = threading.Lock()
+        self._invoke = invoke
         # Powertools' resolvers keep the current event in class state shared by every resolver
-        # in the process; Lambda runs one event per process, so route handlers run one at a time.
+        # in the process; Lambda runs one event per process, so in-process route handlers run
+        # one at a time (sandboxes are processes of their own, and run side by side).
         self._route_lock = threading.Lock()
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
@@ -100,8 +110,7 @@ class HttpApiGateway:
             if denied is not None:
                 return denied
         try:
-            with self._route_lock:
-                result = invoke(self._functions[route.function], event)
+            result = self._run(route.function, event, route=True)
         except Exception:
             log.exception("%s raised", route.function)
             return _json_result(500, {"message": "Internal Server Error"})
@@ -121,7 +130,7 @@ class HttpApiGateway:
             auth_event = http_events.authorizer_event(event, [identity])
             assert self._authorizer is not None
             try:
-                response = invoke(self._functions[self._authorizer], auth_event)
+                response = self._run(self._authorizer, auth_event, route=False)
             except Exception:
                 log.exception("the authorizer raised")
                 return _json_result(500, {"message": "Internal Server Error"})
@@ -131,6 +140,15 @@ class HttpApiGateway:
             return _json_result(403, {"message": "Forbidden"})
         event["requestContext"]["authorizer"] = {"lambda": response.get("context") or {}}
         return None
+
+    def _run(self, function: str, event: dict[str, Any], *, route: bool) -> Any:
+        spec = self._functions[function]
+        if self._invoke is not None:
+            return self._invoke(spec, event)
+        if not route:  # the authorizer keeps no per-event state in module globals
+            return invoke(spec, event)
+        with self._route_lock:
+            return invoke(spec, event)
 
     @staticmethod
     def _to_http(result: Any) -> HttpResult:

@@ -1,7 +1,11 @@
 """Runs the functions of template.yaml in this process the way Lambda would: the handler named in
 the template, the template's environment, a context object, and the function's role: every AWS
 call a handler makes is checked against what template.yaml grants that function
-(sms_local.iam), since moto enforces no IAM."""
+(sms_local.iam), since moto enforces no IAM.
+
+The running stack (`make dev`, the end-to-end benchmark) runs each function in worker processes
+of its own (sms_local.sandboxes), each of which loads its handler through this module; the
+integration tests call `invoke` here, in their own process, so that they can patch handlers."""
 
 from __future__ import annotations
 
@@ -21,6 +25,9 @@ from sms_local import iam
 from sms_local.template import PROJECT_ROOT, FunctionSpec, project_template
 
 Handler = Callable[[dict[str, Any], Any], Any]
+# How the front and the event sources run a function on an event: `invoke` below (in this
+# process), or sms_local.sandboxes.Sandboxes.invoke (in a worker process of the function's).
+Invoke = Callable[[FunctionSpec, dict[str, Any]], Any]
 
 
 @dataclass
@@ -84,8 +91,10 @@ def as_function(name: str, handler: Handler) -> Handler:
 def merged_environment(
     specs: dict[str, FunctionSpec], resolve: Callable[[dict[str, Any]], dict[str, str]]
 ) -> dict[str, str]:
-    """All functions share one process here, so they share one environment: refuse a template in
-    which two functions give one variable different values (they would see the wrong one)."""
+    """In-process, all functions share one process, so they share one environment: refuse a
+    template in which two functions give one variable different values (they would see the wrong
+    one). Sandboxes each get their function's own variables; this is also what resolves the
+    roles' ${...} and what the info file's settings list."""
     merged: dict[str, str] = {}
     for spec in specs.values():
         for name, value in resolve(spec.environment).items():
@@ -131,11 +140,16 @@ def reset_cached_state() -> None:
 
 
 def use_local_aws(
-    endpoint_url: str, environment: dict[str, str], parameters: dict[str, Any] | None = None
+    endpoint_url: str,
+    environment: dict[str, str],
+    parameters: dict[str, Any] | None = None,
+    *,
+    iam_environment: dict[str, str] | None = None,
 ) -> None:
     """Point this process's functions at an AWS endpoint on this machine (moto), with moto's
     fake credentials, give them the template's environment, and hold each to its role's grants
-    (the environment says what the grants' ${TwilioSecretPrefix} and the like are here)."""
+    (`iam_environment`, by default `environment`, says what the grants' ${TwilioSecretPrefix}
+    and the like are here: a sandbox has only its function's variables, the grants need all)."""
     os.environ.update(
         {
             "AWS_ENDPOINT_URL": endpoint_url,
@@ -148,4 +162,7 @@ def use_local_aws(
     os.environ.pop("AWS_PROFILE", None)
     reset_cached_state()
     template = project_template()
-    iam.enforce(iam.Policy(template, iam.environment_values(template, environment, parameters)))
+    values = iam.environment_values(
+        template, environment if iam_environment is None else iam_environment, parameters
+    )
+    iam.enforce(iam.Policy(template, values))

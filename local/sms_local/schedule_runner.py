@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sms_local.aws_resources import LocalStack
-from sms_local.lambda_runtime import invoke
+from sms_local.lambda_runtime import Invoke, invoke
 from sms_local.template import FunctionSpec
 
 log = logging.getLogger("sms_local.scheduler")
@@ -36,13 +36,18 @@ class ScheduleRunner:
         functions: dict[str, FunctionSpec],
         group_names: list[str],
         interval_seconds: float = 0.25,
+        *,
+        invoke: Invoke | None = None,
     ) -> None:
+        """`invoke` runs the target function (the stack's sandboxes); without it, in this
+        process."""
         self._stack = stack
         self._scheduler = stack.client("scheduler")
         self._sqs = stack.client("sqs")
         self._functions = functions
         self._groups = group_names
         self._interval = interval_seconds
+        self._invoke = invoke
         self._failures: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
@@ -74,7 +79,7 @@ class ScheduleRunner:
         name = schedule["Name"]
         function = self._functions[target["Arn"].rsplit(":", 1)[-1]]
         try:
-            invoke(function, json.loads(target.get("Input") or "{}"))
+            (self._invoke or invoke)(function, json.loads(target.get("Input") or "{}"))
         except Exception:
             self._failures[name] = self._failures.get(name, 0) + 1
             attempts = target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 185)

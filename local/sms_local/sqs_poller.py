@@ -1,6 +1,8 @@
 """Feeds an SQS event source of template.yaml to its function as Lambda's event source mapping
 does: batches of the configured size, successes deleted, reported failures left for redelivery
-after the visibility timeout (and moved to the DLQ by the redrive policy)."""
+after the visibility timeout (and moved to the DLQ by the redrive policy). A batch whose
+invocation failed in any way (the function raised, its sandbox died or timed out) is not
+deleted: it comes back after the visibility timeout, as with Lambda."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import uuid
 from typing import Any
 
 from sms_local.aws_resources import REGION, LocalStack
-from sms_local.lambda_runtime import invoke
+from sms_local.lambda_runtime import Invoke, invoke
 from sms_local.pipe_runner import feeding
 from sms_local.template import FunctionSpec, SqsSource
 
@@ -38,13 +40,25 @@ def sqs_event(records: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
 
 
 class SqsPoller:
-    def __init__(self, stack: LocalStack, source: SqsSource, function: FunctionSpec) -> None:
+    """One of the event source mapping's pollers: one batch in flight at a time, so a function
+    gets as many pollers as it may run sandboxes at once. `invoke` runs the function (the
+    stack's sandboxes); without it, in this process (tests patch this module's `invoke`)."""
+
+    def __init__(
+        self,
+        stack: LocalStack,
+        source: SqsSource,
+        function: FunctionSpec,
+        *,
+        invoke: Invoke | None = None,
+    ) -> None:
         self._stack = stack
         self._sqs = stack.client("sqs")
         self._url = stack.refs[source.queue]
         self._arn = stack.attributes[source.queue]["Arn"]
         self._source = source
         self._function = function
+        self._invoke = invoke
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"sqs-{source.function}", daemon=True
@@ -77,7 +91,8 @@ class SqsPoller:
             return 0
         failed_ids: set[str] = set()
         try:
-            result = invoke(self._function, sqs_event(received, self._arn))
+            run = self._invoke or invoke  # looked up now: a test may have patched it
+            result = run(self._function, sqs_event(received, self._arn))
         except Exception:
             log.exception("%s failed; the whole batch will be retried", self._function.name)
             return len(received)

@@ -1,11 +1,14 @@
 """`make dev`: the whole service on one machine, all on 127.0.0.1.
 
-moto in server mode holds the tables, queues and secrets of template.yaml; an HTTP front serves
+moto in server mode, in a process of its own (sms_local.aws_process), holds the tables, queues
+and secrets of template.yaml; in this process, an HTTP front serves
 the template's routes (authorizer included); pollers feed the SQS and DynamoDB stream event
 sources to their functions; a runner fires due EventBridge Scheduler schedules; the Twilio
 simulator plays the provider and calls back to the front; the AWS End User Messaging SMS
-simulator plays the second provider and publishes its events to moto's SNS. Ctrl-C stops
-everything.
+simulator plays the second provider and publishes its events to moto's SNS. Every function runs
+in worker processes of its own, up to its concurrency at once (sms_local.sandboxes), as Lambda
+runs it in sandboxes; `--in-process` runs them all in this process instead (for a debugger).
+Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -22,22 +24,25 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
-from aws_lambda_powertools.logging.types import LogRecord
-
 from sms_gateway import config
 from sms_local import template as tpl
-from sms_local.aws_emulator import start_local_aws
-from sms_local.aws_resources import ACCOUNT_ID, REGION, create_resources
+from sms_local.aws_process import LocalAwsProcess, start_local_aws_process
+from sms_local.aws_resources import ACCOUNT_ID, REGION, LocalStack, create_resources
+from sms_local.concurrency import ENVIRONMENT_VARIABLE, Concurrency, from_environment, parse
 from sms_local.demo_data import DEMO_EUM_NUMBER, DemoData, create_demo_data, new_eum_pool_id
 from sms_local.eum_simulator import EumSimulator, EumSimulatorConfig
 from sms_local.gateway import HttpApiGateway
+from sms_local.handler_logs import compact_handler_logs
 from sms_local.http_server import ApiServer
+from sms_local.lambda_runtime import invoke as invoke_in_process
 from sms_local.lambda_runtime import load_handler, merged_environment, use_local_aws
 from sms_local.pipe_runner import start_pipes, stop_pipes
+from sms_local.sandbox_worker import WorkerSetup
+from sms_local.sandboxes import Sandboxes
 from sms_local.schedule_runner import ScheduleRunner
 from sms_local.sqs_poller import SqsPoller
 from sms_local.stream_poller import start_stream_pollers, stop_stream_pollers
+from sms_local.template import FunctionSpec, SqsSource
 from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
 
 log = logging.getLogger("sms_local")
@@ -49,9 +54,10 @@ INBOUND_PATH = "/v1/webhook/twilio/sms-inbound"
 # The retry schedule of status webhooks here: seconds (the template's default spans 28 hours).
 LOCAL_WEBHOOK_RETRY_DELAYS = "1,2,2,4,4,8,8"
 # Lambda runs several invocations of a function fed by SQS at once (a slow webhook receiver
-# must not hold up the others'). Here they share one process: only a function that keeps no
-# state of an invocation in its module may run twice at once (the handoff's batch processor
-# does; CallerWebhookFunction does not).
+# must not hold up the others'). In-process they share one process: only a function that keeps
+# no state of an invocation in its module may run twice at once (the handoff's batch processor
+# does; CallerWebhookFunction does not). Sandboxes are processes: every function gets a poller
+# per sandbox it may run.
 CONCURRENT_POLLERS = {"CallerWebhookFunction": 4}
 
 # botocore's service-specific endpoint variable for pinpoint-sms-voice-v2.
@@ -62,21 +68,6 @@ def eum_pool_arn(pool_id: str) -> str:
     return f"arn:aws:sms-voice:{REGION}:{ACCOUNT_ID}:pool/{pool_id}"
 
 
-# Keys of our handlers' structured logs worth one compact line each.
-_LOG_KEYS = ("message_id", "status", "provider_status", "applied", "result", "error_code", "code")
-
-
-class CompactFormatter(LambdaPowertoolsFormatter):
-    """One short line per event instead of Powertools' JSON, for a terminal."""
-
-    def serialize(self, log: LogRecord) -> str:
-        # Functions share one process (and Powertools' logger) here, so no function name.
-        fields: dict[str, Any] = dict(log)
-        extras = " ".join(f"{key}={fields[key]}" for key in _LOG_KEYS if key in fields)
-        moment = str(log.get("timestamp", ""))[11:19]
-        return f"{moment} {'sms_gateway':<16} {log.get('message')} {extras}".rstrip()
-
-
 class LocalStackRunner:
     def __init__(
         self,
@@ -85,28 +76,43 @@ class LocalStackRunner:
         authorizer_ttl_seconds: float = 300.0,
         *,
         serialize_dynamodb: bool = True,
+        concurrency: Concurrency | None = None,
+        in_process: bool = False,
     ) -> None:
+        """`concurrency`: sandboxes per function (by default SMS_LOCAL_CONCURRENCY's, else the
+        machine's cores); `in_process` runs every function in this process instead."""
         self.port = port
         self.callback_delays = callback_delays
         self.authorizer_ttl_seconds = authorizer_ttl_seconds
         # False only for the benchmark that measures what DynamoDB's atomicity costs here.
         self.serialize_dynamodb = serialize_dynamodb
+        self.concurrency = concurrency if concurrency is not None else from_environment()
+        self.in_process = in_process
+        self.sandboxes: Sandboxes | None = None
+        self.aws: LocalAwsProcess | None = None
         self._stoppers: list[Any] = []
         self.info: dict[str, Any] = {}
 
     def start(self) -> dict[str, Any]:
         template = tpl.project_template()
         functions = tpl.functions(template)
+        unknown = sorted(set(self.concurrency.per_function) - set(functions))
+        if unknown:
+            raise ValueError(f"no such function in template.yaml: {', '.join(unknown)}")
+        invoke = None if self.in_process else self._invoke
         gateway = HttpApiGateway(
             tpl.http_routes(template),
             functions,
             tpl.default_authorizer(template),
             authorizer_ttl_seconds=self.authorizer_ttl_seconds,
+            invoke=invoke,
         )
         api = ApiServer(gateway, self.port)  # bound now, so its URL is known to everything else
         self._stoppers.append(api.stop)
 
-        moto = start_local_aws(serialize_dynamodb=self.serialize_dynamodb)
+        # In a process of its own: moto and this process's front each get a core (and a GIL).
+        moto = start_local_aws_process(serialize_dynamodb=self.serialize_dynamodb)
+        self.aws = moto
         self._stoppers.append(moto.stop)
         endpoint = moto.endpoint_url
 
@@ -148,22 +154,30 @@ class LocalStackRunner:
         eum.start()
         self._stoppers.append(eum.stop)
         environment = merged_environment(functions, stack.environment)
-        use_local_aws(
-            endpoint,
-            {
+
+        def local(variables: dict[str, str]) -> dict[str, str]:
+            return {
                 # Nowhere to ship EMF metrics to on a laptop; they would only clutter the log.
                 "POWERTOOLS_METRICS_DISABLED": "true",
-                **environment,
+                **variables,
                 # Receivers on this machine: http:// to 127.0.0.1 may be called (only here).
                 "CALLER_WEBHOOK_ALLOW_LOOPBACK_HTTP": "true",
                 # botocore's endpoint for this one service: the simulator, not moto.
                 EUM_ENDPOINT_VARIABLE: eum.base_url,
-            },
-            stack.parameters,
-        )
-        for spec in functions.values():
-            load_handler(spec)  # import now: the first request should not pay for it
-        _compact_handler_logs()
+            }
+
+        # This process too: the demo data and the operator's calls use the shared package.
+        use_local_aws(endpoint, local(environment), stack.parameters)
+        if self.in_process:
+            for spec in functions.values():
+                load_handler(spec)  # import now: the first request should not pay for it
+            compact_handler_logs()
+        else:
+            self.sandboxes = Sandboxes(
+                sandbox_setups(functions, stack, local, environment), self.concurrency
+            )
+            self._stoppers.append(self.sandboxes.stop)
+            self.sandboxes.warm()  # one sandbox each now: the first request should not wait
 
         demo = create_demo_data(eum_pool_id)
         simulator.configure(
@@ -181,12 +195,14 @@ class LocalStackRunner:
         self._stoppers.append(lambda: stop_pipes(stack, pipes))
 
         # Functions fed by a table's stream directly (a SAM event of Type DynamoDB).
-        stream_pollers = start_stream_pollers(stack, tpl.stream_sources(template), functions)
+        stream_pollers = start_stream_pollers(
+            stack, tpl.stream_sources(template), functions, invoke=invoke or invoke_in_process
+        )
         self._stoppers.append(lambda: stop_stream_pollers(stream_pollers))
 
         for source in tpl.sqs_sources(template):
-            for _ in range(CONCURRENT_POLLERS.get(source.function, 1)):
-                poller = SqsPoller(stack, source, functions[source.function])
+            for _ in range(self._pollers(source, stack)):
+                poller = SqsPoller(stack, source, functions[source.function], invoke=invoke)
                 poller.start()
                 self._stoppers.append(poller.stop)
 
@@ -194,7 +210,7 @@ class LocalStackRunner:
             stack.refs[name]
             for name in tpl.resources_of_type(template, "AWS::Scheduler::ScheduleGroup")
         ]
-        runner = ScheduleRunner(stack, functions, groups)
+        runner = ScheduleRunner(stack, functions, groups, invoke=invoke)
         runner.start()
         self._stoppers.append(runner.stop)
 
@@ -206,7 +222,32 @@ class LocalStackRunner:
             "origination_number": DEMO_EUM_NUMBER,
             "configuration_set": environment.get("EUM_CONFIGURATION_SET", ""),
         }
+        self.info["sandboxes"] = (
+            {"in_process": True}
+            if self.sandboxes is None
+            else {
+                "in_process": False,
+                "concurrency": {n: self.sandboxes.concurrency_of(n) for n in sorted(functions)},
+            }
+        )
         return self.info
+
+    def _invoke(self, spec: FunctionSpec, event: dict[str, Any]) -> Any:
+        """Run a function in its sandboxes (the gateway is made before they exist)."""
+        if self.sandboxes is None:
+            raise RuntimeError("the stack's sandboxes are not started")
+        return self.sandboxes.invoke(spec, event)
+
+    def _pollers(self, source: SqsSource, stack: LocalStack) -> int:
+        """How many batches of an SQS source may be in flight at once: in-process, what the
+        function tolerates; in sandboxes, one per sandbox, within the mapping's
+        MaximumConcurrency."""
+        if self.sandboxes is None:
+            return CONCURRENT_POLLERS.get(source.function, 1)
+        count = self.sandboxes.concurrency_of(source.function)
+        if source.maximum_concurrency is not None:
+            count = min(count, int(stack.resolve(source.maximum_concurrency)))
+        return count
 
     def stop(self) -> None:
         # Last started, first stopped: pollers before the simulator before moto.
@@ -218,10 +259,28 @@ class LocalStackRunner:
                 log.exception("while stopping")
 
 
-def _compact_handler_logs() -> None:
-    service = os.environ.get("POWERTOOLS_SERVICE_NAME", "sms-gateway")
-    for handler in logging.getLogger(service).handlers:
-        handler.setFormatter(CompactFormatter())
+def sandbox_setups(
+    functions: dict[str, FunctionSpec],
+    stack: LocalStack,
+    local: Any,
+    environment: dict[str, str],
+) -> dict[str, WorkerSetup]:
+    """What each function's sandboxes start with: its own variables of template.yaml (with the
+    local stack's additions, `local`), none of the other functions', and every function's to
+    resolve the roles' grants."""
+    everyone = local(environment)
+    setups = {}
+    for name, spec in functions.items():
+        own = local(stack.environment(spec.environment))
+        setups[name] = WorkerSetup(
+            function=spec,
+            endpoint_url=stack.endpoint_url,
+            environment=own,
+            unset=tuple(sorted(set(everyone) - set(own))),
+            iam_environment=everyone,
+            parameters=dict(stack.parameters),
+        )
+    return setups
 
 
 def _info(
@@ -301,7 +360,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sms-gateway-local", description=__doc__)
     parser.add_argument("--port", type=int, default=3000, help="HTTP API port (default 3000)")
     parser.add_argument("--info-file", type=Path, help="write the stack's details here as JSON")
+    parser.add_argument(
+        "--concurrency",
+        metavar="SPEC",
+        help="sandboxes (worker processes) per function: N for every function, "
+        "Function=N,... for some, or both, e.g. 3,HandoffFunction=6 (default: "
+        f"${ENVIRONMENT_VARIABLE}, else the machine's cores)",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run every function in this one process, one route handler at a time (a debugger "
+        "sees them all)",
+    )
     args = parser.parse_args(argv)
+    try:
+        concurrency = parse(args.concurrency) if args.concurrency else from_environment()
+    except ValueError as error:
+        parser.error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)-16s %(message)s",
                         datefmt="%H:%M:%S", stream=sys.stdout)  # fmt: skip
     warnings.filterwarnings("ignore", "No application metrics to publish")
@@ -314,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    runner = LocalStackRunner(args.port)
+    runner = LocalStackRunner(args.port, concurrency=concurrency, in_process=args.in_process)
     stopped = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

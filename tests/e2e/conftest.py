@@ -38,6 +38,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _serves(url: str) -> bool:
+    address = urllib.parse.urlsplit(url)
+    with socket.socket() as probe:
+        return probe.connect_ex((address.hostname or "", address.port or 0)) == 0
+
+
 @dataclass
 class Reply:
     status: int
@@ -135,6 +141,7 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     info_file: Path = tmp_path_factory.mktemp("stack") / "stack.json"
     log_file = info_file.with_name("stack.log")
+    stack_info: dict[str, Any] | None = None
     with log_file.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "sms_local.stack", "--port", str(free_port()),
@@ -149,7 +156,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"the local stack did not start:\n{log_file.read_text()}")
                 time.sleep(0.2)
-            yield Stack(json.loads(info_file.read_text()))
+            stack_info = json.loads(info_file.read_text())
+            yield Stack(stack_info)
         finally:
             # Ctrl-C must stop everything: the process exits by itself, cleanly, and its port
             # is free again.
@@ -162,3 +170,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 pytest.fail(f"the local stack ignored Ctrl-C:\n{log_file.read_text()}")
             assert code == 0, log_file.read_text()
             assert not info_file.exists(), "the info file outlived the stack"
+            if stack_info is not None:
+                # moto runs in a process of its own: it stopped with the stack.
+                assert not _serves(stack_info["aws_endpoint_url"]), "moto outlived the stack"

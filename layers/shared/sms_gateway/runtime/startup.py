@@ -40,8 +40,8 @@ LAZY_PACKAGES = (
     "aws_lambda_powertools.event_handler",
     "aws_lambda_powertools.utilities.data_classes",
     "phonenumbers",
-    # What boto3 gives the layer and Powertools is boto3.dynamodb.types (store.dynamo, the
-    # idempotency layer), and a module attribute they never use unless given no client: its
+    # What boto3 gives Powertools is boto3.dynamodb.types (its idempotency layer; store.dynamo
+    # converts values itself), and a module attribute it never uses unless given no client: its
     # __init__ builds a session, the resource factory and its documentation generator.
     "boto3",
 )

@@ -945,7 +945,15 @@ def _callback_front(features: Mapping[str, Any], aws: Mapping[str, Any], prices:
         "2.0); the HTTP API route stays until the messages handed off before the change have "
         "had their last callback; the local stack (sms_local's front, template.py's routes) "
         "serves the function URL's path as a route without the authorizer. The same applies to "
-        "InboundSmsFunction's incoming-message webhook (one request per reply)."
+        "InboundSmsFunction's incoming-message webhook (one request per reply).\n\n"
+        "**Chosen: the HTTP API stays, for now.** The saving holds only for a stack on the "
+        "default execute-api domain: a function URL takes no custom domain, and putting "
+        "CloudFront in front of it for PublicBaseUrl costs about as much per request "
+        "(HTTPS requests at $0.01 per 10,000 in North America, list price as known to the "
+        "author, not re-checked) as the HTTP API it replaces. What the HTTP API gives for its "
+        "price, per-route throttling before any invocation and a JSON access log, is also what "
+        "bounds a public, unauthenticated route's cost. A stack without a custom domain would "
+        "save the figure above; the switch is left for a later change, with the steps listed."
     )
 
 

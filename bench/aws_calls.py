@@ -187,7 +187,9 @@ class CallCounter:
             size = sum(item_size(i) for i in parsed.get("Items", []))
             record.read_units = read_units(size, consistent=consistent)
         elif op == "TransactWriteItems":
-            record.write_units = self._transaction_units(params)
+            # A canceled transaction still costs its units, but writes nothing: no index entry,
+            # no new image.
+            record.write_units = self._transaction_units(params, written=record.ok)
         elif op in ("PutItem", "UpdateItem", "DeleteItem"):
             if not record.ok:
                 record.write_units = 1.0  # a failed condition still costs a write
@@ -205,7 +207,7 @@ class CallCounter:
                 write_units(record.item_bytes) + self._index_units(record.table, old, item)
             )
 
-    def _transaction_units(self, params: dict[str, Any]) -> float:
+    def _transaction_units(self, params: dict[str, Any], *, written: bool = True) -> float:
         """A transactional write costs two units per KB of each item it writes or checks (and
         a canceled one as much); its index writes cost as a plain write's. An Update's item is
         not in the request: these are small items (limits, counters, markers; under 1 KB) the
@@ -216,8 +218,10 @@ class CallCounter:
             table = request.get("TableName")
             if kind == "Put":
                 size = item_size(request["Item"])
-                old = self._remember(table, request["Item"])
-                units += 2 * write_units(size) + self._index_units(table, old, request["Item"])
+                units += 2 * write_units(size)
+                if written:
+                    old = self._remember(table, request["Item"])
+                    units += self._index_units(table, old, request["Item"])
             else:
                 units += 2 * write_units(
                     item_size({**request["Key"], **request.get("ExpressionAttributeValues", {})})

@@ -77,7 +77,12 @@ class Sandbox:
             theirs.close()  # the worker's end: ours must see EOF when the worker dies
         self._connection = Connection(ours.detach())
         self.pid = self.process.pid
-        self._connection.send(setup)
+        try:
+            self._connection.send(setup)
+        except BaseException:
+            # No Sandbox comes of it, so nobody else would ever reap this process.
+            self.kill()
+            raise
 
     def wait_ready(self, timeout: float = INIT_SECONDS) -> None:
         kind, value = self._answer(timeout, "start")
@@ -191,8 +196,14 @@ class FunctionPool:
             while True:
                 if self._closed:
                     raise SandboxCrashed(f"the sandboxes of {self.name} are stopped")
-                if self._idle:
-                    return self._idle.pop()
+                while self._idle:
+                    sandbox = self._idle.pop()
+                    if sandbox.alive:
+                        return sandbox
+                    # It died while idle (killed, out of memory): Lambda would start a fresh
+                    # environment for the event, never hand it a dead one.
+                    self._sandboxes.discard(sandbox)
+                    sandbox.kill()
                 if len(self._sandboxes) + self._starting < self.concurrency:
                     self._starting += 1
                     break

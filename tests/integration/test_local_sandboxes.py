@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
 import threading
 import urllib.request
 import uuid
@@ -217,6 +219,31 @@ def test_a_crash_is_reported_to_the_caller_and_the_next_event_gets_a_fresh_sandb
     with pytest.raises(SandboxCrashed, match="exited with"):
         pool.invoke({"Records": []})
     assert pool.invoke({"Records": []}) == {"batchItemFailures": []}
+
+
+def test_a_sandbox_that_died_while_idle_is_never_handed_an_event(
+    tmp_path: Path, pools: list[FunctionPool]
+) -> None:
+    pool = FunctionPool(probe("RaisingFunction", "raises", tmp_path), concurrency=1)
+    pools.append(pool)
+    with pytest.raises(FunctionError):
+        pool.invoke({})
+    (dead,) = pool.pids()
+    os.kill(dead, signal.SIGKILL)
+    wait_until(lambda: not _running(dead), "the idle sandbox is gone")
+    # The next event gets a fresh sandbox (its handler's own error), not a crash.
+    with pytest.raises(FunctionError, match="RuntimeError: the handler failed"):
+        pool.invoke({})
+    assert pool.pids() != [dead]
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie not yet reaped counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
 
 
 def test_the_front_answers_a_crashed_sandbox_as_api_gateway_does(tmp_path: Path) -> None:

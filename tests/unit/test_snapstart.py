@@ -49,7 +49,9 @@ print(json.dumps(result))
 """
 
 
-def _probe(tmp_path: Path, *, enabled: str | None, with_hooks: bool) -> dict[str, object]:
+def _probe(
+    tmp_path: Path, *, enabled: str | None, with_hooks: bool, initialization: str = "snap-start"
+) -> dict[str, object]:
     path, env = FUNCTIONS["SendFunction"]
     hooks_dir = tmp_path / "hooks"
     hooks_dir.mkdir()
@@ -59,6 +61,7 @@ def _probe(tmp_path: Path, *, enabled: str | None, with_hooks: bool) -> dict[str
     env.pop(snapstart.ENABLED_VARIABLE, None)
     if enabled is not None:
         env[snapstart.ENABLED_VARIABLE] = enabled
+    env[snapstart.INITIALIZATION_TYPE_VARIABLE] = initialization
     completed = subprocess.run(
         [sys.executable, "-c", _PROBE.format(path=path)],
         env=env,
@@ -90,6 +93,14 @@ def test_without_snapstart_or_its_runtime_nothing_happens_at_init(
     tmp_path: Path, enabled: str | None, with_hooks: bool
 ) -> None:
     result = _probe(tmp_path, enabled=enabled, with_hooks=with_hooks)
+    assert result["hooks"] in (None, [])
+    assert result["clients_made"] == 0
+
+
+def test_a_plain_cold_start_of_a_snapstart_stack_warms_nothing_up(tmp_path: Path) -> None:
+    # A function invoked on $LATEST (no snapshot) starts "on-demand": nothing would keep a
+    # warm-up, and no restore will ever come.
+    result = _probe(tmp_path, enabled="true", with_hooks=True, initialization="on-demand")
     assert result["hooks"] in (None, [])
     assert result["clients_made"] == 0
 

@@ -52,6 +52,7 @@ def package(tmp_path: Path) -> Iterator[str]:
             from .alpha import Alpha
             from .beta import beta as renamed_beta
             from lazy_pkg_under_test.gamma import GAMMA
+            from .epsilon import epsilon
             COMPUTED = Alpha.__name__ + "!"
             __all__ = ["Alpha", "renamed_beta", "GAMMA", "COMPUTED"]
             """
@@ -61,6 +62,7 @@ def package(tmp_path: Path) -> Iterator[str]:
     (root / "beta.py").write_text("def beta():\n    return 'b'\n")
     (root / "gamma.py").write_text("GAMMA = 3\n")
     (root / "delta.py").write_text("DELTA = 4\n")
+    (root / "epsilon.py").write_text("def epsilon():\n    return 'e'\n")
     sys.path.insert(0, str(tmp_path))
     import builtins
 
@@ -89,6 +91,17 @@ def test_names_imported_from_submodules_come_without_the_init(package: str) -> N
     assert module.GAMMA == 3
     assert _init_runs() == 0
     assert startup.is_lazy(package)
+
+
+def test_a_name_its_submodule_shares_stays_the_name_the_init_binds(package: str) -> None:
+    # `from .epsilon import epsilon`: a plain import binds the function over the submodule; a
+    # lazy package must not let an import of the submodule leave the module there instead.
+    startup.lazy_package(package)
+    import lazy_pkg_under_test.epsilon  # type: ignore[import-not-found]  # noqa: F401
+    from lazy_pkg_under_test import epsilon
+
+    assert callable(epsilon) and epsilon() == "e"
+    assert _init_runs() == 0
 
 
 def test_a_submodule_imports_without_the_init(package: str) -> None:

@@ -270,6 +270,19 @@ def test_no_message_index_is_written_by_a_status_change(index: str) -> None:
     assert set(projection.get("NonKeyAttributes", [])) <= MESSAGE_ATTRIBUTES_FIXED_AT_CREATION
 
 
+@pytest.mark.parametrize(
+    "function", sorted(tpl.resources_of_type(TEMPLATE, "AWS::Serverless::Function"))
+)
+def test_a_change_of_the_shared_code_publishes_a_version_the_alias_points_at(
+    function: str,
+) -> None:
+    # SAM's AutoPublishAlias names a version from the function's own code and a few properties:
+    # without these, a fix in the shared layer would update $LATEST and leave every alias (so
+    # every route, queue and stream) on the old code.
+    assert props(function)["AutoPublishAliasAllProperties"] is True
+    assert props("SharedLayer")["PublishLambdaVersion"] is True
+
+
 def test_idempotency_records_expire() -> None:
     assert props("IdempotencyTable")["TimeToLiveSpecification"] == {
         "AttributeName": "expiration",

@@ -27,8 +27,18 @@ import random
 ENABLED_VARIABLE = "SMS_GATEWAY_SNAPSTART"
 
 
+# Lambda's own variable: "snap-start" only in the init phase of a version being snapshotted
+# ("on-demand" for a plain cold start, e.g. of a function invoked on $LATEST).
+INITIALIZATION_TYPE_VARIABLE = "AWS_LAMBDA_INITIALIZATION_TYPE"
+
+
 def enabled() -> bool:
-    return os.environ.get(ENABLED_VARIABLE, "").lower() == "true"
+    """SnapStart is on for the stack and this init phase is the one a snapshot keeps: a plain
+    cold start must not pay for a warm-up it would not keep."""
+    return (
+        os.environ.get(ENABLED_VARIABLE, "").lower() == "true"
+        and os.environ.get(INITIALIZATION_TYPE_VARIABLE) == "snap-start"
+    )
 
 
 def prepare() -> bool:

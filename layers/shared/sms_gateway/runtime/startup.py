@@ -99,6 +99,18 @@ class _LazyInit:
                     return self.module.__dict__[name]
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
+    def bind_shadowed(self) -> None:
+        """Bind now each name the __init__ imports from a submodule of the same name (`from
+        .event_source import event_source`): importing that submodule sets the package's
+        attribute to the module, which would hide the name for good, where the real __init__
+        binds the name after it."""
+        package = self.module.__name__
+        if self.names is None:
+            self.names = _from_imports(self.source, package)
+        for name, (module_name, _) in self.names.items():
+            if module_name == f"{package}.{name}":
+                self(name)
+
     def initialize(self) -> None:
         """Run the real __init__ in the module, as a plain import would have."""
         self.initialized = True
@@ -123,11 +135,13 @@ def lazy_package(name: str) -> bool:
         if not isinstance(source, str):
             return False
         module = importlib.util.module_from_spec(spec)
-        setattr(module, "__getattr__", _LazyInit(module, source))  # noqa: B010 - PEP 562
+        lazy = _LazyInit(module, source)
+        setattr(module, "__getattr__", lazy)  # noqa: B010 - PEP 562
         sys.modules[name] = module
         parent, _, child = name.rpartition(".")
         if parent:
             setattr(sys.modules[parent], child, module)
+        lazy.bind_shadowed()
         return True
 
 

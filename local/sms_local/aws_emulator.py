@@ -22,6 +22,11 @@ SQS refuses a message body holding a character outside XML's (U+0009, U+000A, U+
 U+D7FF, U+E000 to U+FFFD, U+10000 and up) with InvalidMessageContents; moto takes any. So does
 the emulator now (`install_sqs_body_check`), so a body that AWS would refuse fails here too.
 
+moto spends most of its processor time serializing DynamoDB's answers through a generic,
+model-driven walk that looks every member of every AttributeValue up by several names; the
+local stack's throughput is bound by it. `install_fast_serializer` (sms_local.moto_serializer)
+makes those answers cheap, byte for byte the same.
+
 The tests, the local stack and the benchmarks all start AWS through `start_local_aws`, so none of
 them can forget this. `serialize_dynamodb=False` exists for one reader: the benchmark that
 measures what the lock costs, against the same server without it.
@@ -54,6 +59,8 @@ from moto.moto_server.werkzeug_app import (
 from moto.sqs.exceptions import SQSException
 from moto.sqs.models import SQSBackend
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from sms_local.moto_serializer import install_fast_serializer
 
 # moto's backend names (the Flask app's `service`) whose data DynamoDB keeps per item.
 SERIALIZED_BACKENDS = frozenset({"dynamodb", "dynamodb_v20111205", "dynamodbstreams"})
@@ -134,6 +141,7 @@ class LocalAws:
     def start(self) -> LocalAws:
         install_item_snapshots()
         install_sqs_body_check()
+        install_fast_serializer()
         # moto keeps its backends in module globals, not in the server: a server started after
         # another in the same process (mutation testing runs the suite several times in one
         # process) would find the last one's tables. A new server starts empty, as a new

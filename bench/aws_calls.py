@@ -103,6 +103,29 @@ class Gsi:
         return put + (1 if moved else 0)
 
 
+def template_gsis(template: dict[str, Any]) -> dict[str, list[Gsi]]:
+    """Each table of template.yaml with its global secondary indexes."""
+    return {
+        name: [
+            Gsi(
+                keys=[k["AttributeName"] for k in index["KeySchema"]],
+                table_keys=[k["AttributeName"] for k in resource["Properties"]["KeySchema"]],
+                projection=str(index.get("Projection", {}).get("ProjectionType", "KEYS_ONLY")),
+                included=list(index.get("Projection", {}).get("NonKeyAttributes", [])),
+            )
+            for index in resource["Properties"].get("GlobalSecondaryIndexes", [])
+        ]
+        for name, resource in tpl.resources_of_type(template, "AWS::DynamoDB::Table").items()
+    }
+
+
+def quiet_logs(*more: str) -> None:
+    """Only warnings from the libraries and simulators a measured life runs through."""
+    warnings.filterwarnings("ignore", "No application metrics to publish")
+    for noisy in ("werkzeug", "botocore", "urllib3", "sms_local.twilio_simulator", *more):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 @dataclass
 class CallCounter:
     """Registered on clients; records the calls made while a phase is set."""
@@ -324,27 +347,14 @@ def measure(lives: int) -> dict[str, Any]:
     from sms_local.stream_poller import StreamPoller
     from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
 
-    warnings.filterwarnings("ignore", "No application metrics to publish")
-    for noisy in ("werkzeug", "botocore", "urllib3", "sms_local.twilio_simulator"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_logs()
     template = tpl.project_template()
     functions = tpl.functions(template)
     routes = {(r.method, r.path): r.function for r in tpl.http_routes(template)}
     send_function = routes[("POST", "/v1/sms/")]
     callback_function = routes[("POST", CALLBACK_PATH)]
     authorizer_function = tpl.default_authorizer(template)
-    gsis = {
-        name: [
-            Gsi(
-                keys=[k["AttributeName"] for k in index["KeySchema"]],
-                table_keys=[k["AttributeName"] for k in resource["Properties"]["KeySchema"]],
-                projection=str(index.get("Projection", {}).get("ProjectionType", "KEYS_ONLY")),
-                included=list(index.get("Projection", {}).get("NonKeyAttributes", [])),
-            )
-            for index in resource["Properties"].get("GlobalSecondaryIndexes", [])
-        ]
-        for name, resource in tpl.resources_of_type(template, "AWS::DynamoDB::Table").items()
-    }
+    gsis = template_gsis(template)
 
     moto = start_local_aws()
     receiver = CallbackReceiver()

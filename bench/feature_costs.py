@@ -31,12 +31,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import time
 import urllib.parse
 import urllib.request
-import warnings
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -57,7 +55,8 @@ from bench.aws_calls import (
     USAGE_ESM,
     CallbackReceiver,
     CallCounter,
-    Gsi,
+    quiet_logs,
+    template_gsis,
     usage_of,
 )
 from bench.common import json_result_channel, median, progress
@@ -113,15 +112,7 @@ def measure(lives: int) -> dict[str, Any]:
     from sms_local.stream_poller import StreamPoller
     from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
 
-    warnings.filterwarnings("ignore", "No application metrics to publish")
-    for noisy in (
-        "werkzeug",
-        "botocore",
-        "urllib3",
-        "sms_local.twilio_simulator",
-        "sms_local.eum_simulator",
-    ):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_logs("sms_local.eum_simulator")
     template = tpl.project_template()
     functions = tpl.functions(template)
     routes = {(r.method, r.path): r.function for r in tpl.http_routes(template)}
@@ -129,19 +120,7 @@ def measure(lives: int) -> dict[str, Any]:
     callback_function = routes[("POST", CALLBACK_PATH)]
     inbound_function = routes[("POST", INBOUND_PATH)]
     authorizer_function = tpl.default_authorizer(template)
-    # As bench.aws_calls.measure builds them (inline there): each table's indexes.
-    gsis = {
-        name: [
-            Gsi(
-                keys=[k["AttributeName"] for k in index["KeySchema"]],
-                table_keys=[k["AttributeName"] for k in resource["Properties"]["KeySchema"]],
-                projection=str(index.get("Projection", {}).get("ProjectionType", "KEYS_ONLY")),
-                included=list(index.get("Projection", {}).get("NonKeyAttributes", [])),
-            )
-            for index in resource["Properties"].get("GlobalSecondaryIndexes", [])
-        ]
-        for name, resource in tpl.resources_of_type(template, "AWS::DynamoDB::Table").items()
-    }
+    gsis = template_gsis(template)
 
     moto = start_local_aws()
     receiver = CallbackReceiver()

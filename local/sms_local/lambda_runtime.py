@@ -114,29 +114,9 @@ def invoke(spec: FunctionSpec, event: dict[str, Any]) -> Any:
 def reset_cached_state() -> None:
     """Forget everything the shared package derived from the environment (settings, clients,
     cached secrets, use cases and providers' health), as a new Lambda sandbox would start."""
-    from sms_gateway import config
-    from sms_gateway.providers.twilio import callbacks as twilio_callbacks
-    from sms_gateway.providers.twilio import client as twilio_client
-    from sms_gateway.store import (
-        aws_clients,
-        idempotency,
-        price_store,
-        provider_health,
-        secrets,
-        sms_voice,
-        use_case_store,
-    )
+    from sms_gateway.runtime import cached_state
 
-    config.reset_settings()
-    aws_clients.reset_clients()
-    idempotency.reset()
-    secrets.reset()
-    twilio_callbacks.reset()
-    twilio_client.reset()
-    use_case_store.clear_cache()
-    price_store.clear_cache()
-    provider_health.forget()
-    sms_voice.reset()
+    cached_state.forget(settings=True, client_models=True)
 
 
 def use_local_aws(

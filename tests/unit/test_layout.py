@@ -32,7 +32,7 @@ TWILIO_IMPORTERS = {
     "api/webhook_routes.py",
     "api/inbound_webhook_routes.py",
     "api/twilio_requests.py",
-    "runtime/snapstart.py",  # drops the Twilio client's connections after a restore
+    "runtime/cached_state.py",  # forgets the Twilio client's connections and cached tokens
 }
 # What makes AWS calls (catching botocore's ClientError that a store call raised is not one).
 AWS_CALLERS = (

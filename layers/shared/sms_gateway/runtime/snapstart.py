@@ -68,23 +68,7 @@ def warm_up() -> None:
 
 def after_restore() -> None:
     """Reset what each resumed environment must have of its own."""
-    from sms_gateway.providers.twilio import client as twilio_client
-    from sms_gateway.store import (
-        aws_clients,
-        idempotency,
-        price_store,
-        provider_health,
-        secrets,
-        sms_voice,
-        use_case_store,
-    )
+    from sms_gateway.runtime import cached_state
 
     random.seed()
-    aws_clients.reset_clients(keep_models=True)
-    idempotency.reset()
-    secrets.reset()
-    twilio_client.reset()
-    sms_voice.reset()
-    use_case_store.clear_cache()
-    price_store.clear_cache()
-    provider_health.forget()
+    cached_state.forget(settings=False, client_models=False)

@@ -958,11 +958,130 @@ def _callback_front(features: Mapping[str, Any], aws: Mapping[str, Any], prices:
     )
 
 
+# The steps of a plain live message's life that the write-unit target counts (send with limits
+# configured, handoff, the sent and delivered callbacks).
+TARGET_WRITE_STEPS = ("send", "handoff", "callback sent", "callback delivered")
+
+
+def _met(value: float, limit: float) -> str:
+    return "n/a" if math.isnan(value) else ("**met**" if value <= limit else "not met")
+
+
+def _targets(results: Mapping[str, Any], prices: Prices) -> str:
+    """Each target of the performance work, this run's figure, and, where it is not met, what
+    stands in the way as this run measured it and what it would take."""
+    cold = [r for r in cold_start_rows(results["cold_start"]) if r["name"] != FLOOR]
+    worst_import = max(cold, key=lambda r: r["ratio"])
+    worst_total = max(
+        cold, key=lambda r: r["total_ratio"] if not math.isnan(r["total_ratio"]) else 0
+    )
+    warm = results["warm_cost"]
+    aws = results["aws_calls"]
+    steady = calls_by_operation(phases(aws))
+    busy = busy_calls(aws)
+    model = cost_model(aws, prices)
+    limited = phases(aws, "with_limits") if "with_limits" in aws else phases(aws)
+    target_writes = sum(u.dynamodb_write_units for u in limited if u.phase in TARGET_WRITE_STEPS)
+    life_writes = write_units_of(limited)
+    e2e = results["end_to_end"]
+    per_message_moto = (
+        e2e["aws_cpu_seconds"] * 1000.0 / e2e["messages"]
+        if e2e.get("aws_cpu_seconds") is not None and e2e.get("messages")
+        else math.nan
+    )
+    size = int(aws.get("final_message_item_bytes") or 0)
+    rows = [
+        [
+            "Cold start, import, every function <= 1.15x the floor",
+            f"slowest {worst_import['name']} {times(worst_import['ratio'])} "
+            f"(instructions: {times(worst_import['instructions_ratio'])})",
+            _met(worst_import["ratio"], 1.15),
+            "pydantic (its core schema and the models each function builds at import, about 30 "
+            "ms in *Heaviest imports*), the gateway's own modules (sms_gateway, 30-70 ms: the use "
+            "case and message models, the routes); would take models built on first use "
+            "(pydantic's defer_build) and settings without pydantic",
+        ],
+        [
+            "Cold start, import and first request, every function <= 1.15x the floor",
+            f"slowest {worst_total['name']} {times(worst_total['total_ratio'])} "
+            f"(instructions: {times(worst_total['total_instructions_ratio'])})",
+            _met(worst_total["total_ratio"], 1.15),
+            "the first request makes the function's botocore clients (endpoint rules, service "
+            "models), builds its first pydantic validators and Powertools' resolver: about 60-75 "
+            "ms against the floor's one call; SnapStart (the `SnapStart` switch) moves the "
+            "clients into the snapshot",
+        ],
+        [
+            "DynamoDB write units <= 8 (send with limits, handoff, sent and delivered)",
+            f"{count(target_writes)} ({count(life_writes)} over the whole life, with the queued "
+            "callback and the usage batch)",
+            _met(target_writes, 8),
+            "the limits transaction (two items at two units each), the item past 1 KB "
+            f"({size:,} bytes at the end: history and provider attempts) so each late write costs "
+            "two, the reply index entry written at acceptance; would take a compact history, "
+            "shorter index sort keys (a migration) and a non-transactional charge with a refund",
+        ],
+        [
+            "AWS calls per message, steady state, <= 9",
+            f"{sum(steady.values())} per message alone; {count(busy)} for a busy key",
+            _met(float(sum(steady.values())), 9),
+            "the outbox (stream read and SQS send by the pipe, receive and delete by the event "
+            "source mapping: 4 calls for one message, about 1.3 in full batches), the handoff's "
+            "read before its claim (a claim returning the item would drop it; the claim's race "
+            "tests pin that order), three callbacks, the usage stream",
+        ],
+        [
+            "Modeled AWS cost <= $10 per million plain messages",
+            f"{usd(model['total'])} as measured; {usd(model['busy_total'])} for a busy key",
+            _met(model["busy_total"], 10.0),
+            "DynamoDB writes, then the status callbacks' API Gateway requests ($1 per million "
+            "each, three a message: a function URL would save them on the default domain only, "
+            "see *Status callbacks: HTTP API or function URL*)",
+        ],
+        [
+            "Warm CPU, send <= 1.3x the bare AWS calls",
+            times(_ratio(warm["send"])),
+            _met(_ratio(warm["send"]), 1.3),
+            f"our code's {ms(warm['send']['handler_cpu_ms'] - warm['send']['bare_aws_cpu_ms'])} "
+            "per send: composing (number parsing, segments, price), the item's mapping, "
+            "Powertools' logging",
+        ],
+        [
+            "Warm CPU, status callback <= 1.4x the bare AWS calls",
+            times(_ratio(warm["status_callback"])),
+            _met(_ratio(warm["status_callback"]), 1.4),
+            "the signature check (HMAC over the sorted form), the event's parsing and the "
+            "conditional update's expression",
+        ],
+        [
+            "End to end on the local stack >= 50 messages/s, 0 lost, 0 duplicated",
+            f"{e2e['messages_per_second']:.1f} messages/s, lost {e2e['lost']}, duplicated "
+            f"{e2e['duplicated']}",
+            _met(-float(e2e["messages_per_second"]), -50.0),
+            "moto's server, one process on one of the two cores"
+            + (
+                f": {per_message_moto:,.0f} ms of its processor time per message"
+                if not math.isnan(per_message_moto)
+                else ""
+            )
+            + "; would take a faster DynamoDB emulator or more cores",
+        ],
+    ]
+    return (
+        "## Targets\n\n"
+        "The performance work's targets, against this run's figures. Where one is not met, what "
+        "stands in the way is what this run measured (the sections below), and what it would "
+        "take is the next step, not done.\n\n"
+        + table(["Target", "This run", "", "What stands in the way, what it would take"], rows)
+    )
+
+
 def render(results: Mapping[str, Any], prices: Prices | None = None) -> str:
     prices = prices or Prices()
     parts = [
         _header(results),
         _summary(results, prices),
+        _targets(results, prices),
         _cold_start(results["cold_start"]),
         _warm_cost(results["warm_cost"]),
         _aws_calls(results["aws_calls"], prices),

@@ -1072,7 +1072,11 @@ def _targets(results: Mapping[str, Any], prices: Prices) -> str:
         "The performance work's targets, against this run's figures. Where one is not met, what "
         "stands in the way is what this run measured (the sections below), and what it would "
         "take is the next step, not done.\n\n"
-        + table(["Target", "This run", "", "What stands in the way, what it would take"], rows)
+        + table(
+            ["Target", "This run", "", "What stands in the way, what it would take"],
+            rows,
+            align="llll",
+        )
     )
 
 

@@ -708,7 +708,8 @@ def _end_to_end(e2e: Mapping[str, Any]) -> str:
     return (
         "## End to end on the local stack\n\n"
         f"`sms_local.stack.LocalStackRunner` started on a free port as `make dev` starts it: "
-        f"in the benchmark's process, moto (DynamoDB atomic per item), the HTTP front with the "
+        f"moto in a process of its own (DynamoDB atomic per item); in the benchmark's process, "
+        f"the HTTP front with the "
         f"authorizer's cache, the SQS, stream and pipe pollers, the Twilio simulator, which sends "
         f"its callbacks {delays[0]} s and {delays[1]} s apart as in `make dev`, and the senders; "
         f"every function in worker processes of its own, as Lambda's sandboxes, "
@@ -746,7 +747,7 @@ def _atomicity(atomic: Mapping[str, Any], unserialized: Mapping[str, Any]) -> st
     ]  # fmt: skip
     return (
         "### What DynamoDB's atomicity costs the local stack\n\n"
-        "The local DynamoDB (moto's server, in the benchmark's process; the functions run in "
+        "The local DynamoDB (moto's server, in a process of its own; the functions run in "
         "worker processes of their own) runs one request at a time, so that a condition and "
         "the write it guards are one step and no read sees half a write, as on DynamoDB; moto "
         "alone serves them concurrently, without that isolation. The same benchmark ran a second "

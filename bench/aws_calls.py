@@ -26,6 +26,7 @@ import time
 import urllib.parse
 import warnings
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
@@ -278,6 +279,29 @@ def usage_of(
     )
 
 
+# The factories of sms_gateway.store.aws_clients whose clients a life's calls go through.
+OUR_CLIENT_FACTORIES = ("dynamodb", "sqs", "secretsmanager", "scheduler", "sesv2")
+
+
+def counted_clients(counter: CallCounter, endpoint: str, others: Iterable[Any]) -> tuple[Any, Any]:
+    """Attach `counter` to our functions' clients and to `others` (the pipes', or a provider's
+    client of its own); return the SQS client that plays Lambda's poller (counted: its receive
+    and delete are the mapping's, not our code's) and a DynamoDB client that only observes (not
+    counted)."""
+    from sms_gateway.store import aws_clients
+    from sms_local.aws_resources import REGION
+
+    for factory in OUR_CLIENT_FACTORIES:
+        if hasattr(aws_clients, factory):
+            counter.attach(getattr(aws_clients, factory)())
+    for client in others:
+        counter.attach(client)
+    esm_sqs = boto3.session.Session().client("sqs", endpoint_url=endpoint, region_name=REGION)
+    counter.attach(esm_sqs)
+    observer = boto3.session.Session().client("dynamodb", endpoint_url=endpoint, region_name=REGION)
+    return esm_sqs, observer
+
+
 # -- the Twilio callbacks' receiver --------------------------------------------------------------
 
 
@@ -331,10 +355,10 @@ def measure(lives: int) -> dict[str, Any]:
 
     from sms_gateway.domain.limits import SendRate
     from sms_gateway.logic import limits_admin
-    from sms_gateway.store import aws_clients, secrets, use_case_store
+    from sms_gateway.store import secrets, use_case_store
     from sms_local import http_events
     from sms_local.aws_emulator import start_local_aws
-    from sms_local.aws_resources import REGION, create_resources
+    from sms_local.aws_resources import create_resources
     from sms_local.demo_data import create_demo_data, new_eum_pool_id
     from sms_local.lambda_runtime import (
         LambdaContext,
@@ -389,18 +413,7 @@ def measure(lives: int) -> dict[str, Any]:
         pipe_runner = PipeRunner(stack, pipe)
         handoff_function = source.function
         counter = CallCounter(gsis)
-        factories = ("dynamodb", "sqs", "secretsmanager", "scheduler")
-        for factory in factories:
-            if hasattr(aws_clients, factory):
-                counter.attach(getattr(aws_clients, factory)())
-        # Lambda's poller, not our code, receives and deletes: a client of its own.
-        esm_sqs = boto3.session.Session().client("sqs", endpoint_url=endpoint, region_name=REGION)
-        counter.attach(esm_sqs)
-        for client in pipe_runner.clients:
-            counter.attach(client)
-        observer = boto3.session.Session().client(
-            "dynamodb", endpoint_url=endpoint, region_name=REGION
-        )
+        esm_sqs, observer = counted_clients(counter, endpoint, pipe_runner.clients)
         queue_url = stack.refs[source.queue]
         queue_arn = stack.attributes[source.queue]["Arn"]
         messages_table = os.environ["MESSAGES_TABLE"]

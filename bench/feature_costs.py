@@ -40,8 +40,6 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any, cast
 
-import boto3
-
 from bench.aws_calls import (
     AUTHORIZER,
     CALLBACK_PATH,
@@ -55,6 +53,7 @@ from bench.aws_calls import (
     USAGE_ESM,
     CallbackReceiver,
     CallCounter,
+    counted_clients,
     quiet_logs,
     template_gsis,
     usage_of,
@@ -94,12 +93,12 @@ def measure(lives: int) -> dict[str, Any]:
     from sms_gateway.domain.use_cases import UseCaseSpec
     from sms_gateway.logic import template_admin
     from sms_gateway.logic.use_case_admin import create_use_case
-    from sms_gateway.store import aws_clients, secrets, sms_voice, use_case_store
+    from sms_gateway.store import secrets, sms_voice, use_case_store
     from sms_local import http_events
     from sms_local.aws_emulator import start_local_aws
-    from sms_local.aws_resources import REGION, create_resources
-    from sms_local.demo_data import DEMO_EUM_NUMBER, create_demo_data, new_eum_pool_id
-    from sms_local.eum_simulator import EumSimulator, EumSimulatorConfig
+    from sms_local.aws_resources import create_resources
+    from sms_local.demo_data import create_demo_data, new_eum_pool_id
+    from sms_local.eum_simulator import EumSimulator
     from sms_local.lambda_runtime import (
         LambdaContext,
         load_handler,
@@ -108,7 +107,7 @@ def measure(lives: int) -> dict[str, Any]:
     )
     from sms_local.pipe_runner import PipeRunner
     from sms_local.sqs_poller import sqs_event
-    from sms_local.stack import EUM_ENDPOINT_VARIABLE, eum_pool_arn
+    from sms_local.stack import EUM_ENDPOINT_VARIABLE, demo_eum_simulator, eum_pool_arn
     from sms_local.stream_poller import StreamPoller
     from sms_local.twilio_simulator import SimulatorConfig, TwilioSimulator
 
@@ -143,18 +142,7 @@ def measure(lives: int) -> dict[str, Any]:
         )
         # AWS End User Messaging SMS down for the whole run: only the failover variant's use
         # case asks it first.
-        eum = EumSimulator(
-            EumSimulatorConfig(
-                origination_identities={
-                    eum_pool_id: DEMO_EUM_NUMBER,
-                    eum_pool_arn(eum_pool_id): DEMO_EUM_NUMBER,
-                },
-                configuration_sets=dict(stack.configuration_sets),
-                sns_endpoint_url=endpoint,
-                region=REGION,
-                outage=True,
-            )
-        )
+        eum = demo_eum_simulator(stack, eum_pool_id, endpoint, outage=True)
         eum.start()
         environment = {
             **merged_environment(functions, stack.environment),
@@ -193,19 +181,12 @@ def measure(lives: int) -> dict[str, Any]:
         reply_pipe = PipeRunner(stack, pipes[forwarding_source.queue])
         handoff_function = handoff_source.function
         counter = CallCounter(gsis)
-        for factory in ("dynamodb", "sqs", "secretsmanager", "scheduler", "sesv2"):
-            if hasattr(aws_clients, factory):
-                counter.attach(getattr(aws_clients, factory)())
-        # The handoff's AWS End User Messaging SMS client is its own (no retries): counted too.
-        counter.attach(sms_voice._client())
-        # Lambda's pollers and EventBridge Pipes, not our code: clients of their own.
-        esm_sqs = boto3.session.Session().client("sqs", endpoint_url=endpoint, region_name=REGION)
-        counter.attach(esm_sqs)
-        for runner in (handoff_pipe, reply_pipe):
-            for client in runner.clients:
-                counter.attach(client)
-        observer = boto3.session.Session().client(
-            "dynamodb", endpoint_url=endpoint, region_name=REGION
+        # The handoff's AWS End User Messaging SMS client is its own (no retries): counted too,
+        # as are EventBridge Pipes' clients.
+        esm_sqs, observer = counted_clients(
+            counter,
+            endpoint,
+            [sms_voice._client(), *handoff_pipe.clients, *reply_pipe.clients],
         )
         messages_table = os.environ["MESSAGES_TABLE"]
         [usage_source] = tpl.stream_sources(template)

@@ -68,6 +68,26 @@ def eum_pool_arn(pool_id: str) -> str:
     return f"arn:aws:sms-voice:{REGION}:{ACCOUNT_ID}:pool/{pool_id}"
 
 
+def demo_eum_simulator(
+    stack: LocalStack, eum_pool_id: str, endpoint: str, **options: Any
+) -> EumSimulator:
+    """The AWS End User Messaging SMS simulator of a local stack: the demo pool (by id and ARN)
+    sending from the demo number, the stack's configuration sets, their events published to
+    moto's SNS at `endpoint`; `options`: the rest of EumSimulatorConfig (delays, outage)."""
+    return EumSimulator(
+        EumSimulatorConfig(
+            origination_identities={
+                eum_pool_id: DEMO_EUM_NUMBER,
+                eum_pool_arn(eum_pool_id): DEMO_EUM_NUMBER,
+            },
+            configuration_sets=dict(stack.configuration_sets),
+            sns_endpoint_url=endpoint,
+            region=REGION,
+            **options,
+        )
+    )
+
+
 class LocalStackRunner:
     def __init__(
         self,
@@ -139,18 +159,7 @@ class LocalStackRunner:
         )
         # AWS End User Messaging SMS: the simulator holds the stack's configuration sets and
         # publishes their events to moto's SNS, which delivers them to EumEventsQueue.
-        eum = EumSimulator(
-            EumSimulatorConfig(
-                origination_identities={
-                    eum_pool_id: DEMO_EUM_NUMBER,
-                    eum_pool_arn(eum_pool_id): DEMO_EUM_NUMBER,
-                },
-                configuration_sets=dict(stack.configuration_sets),
-                sns_endpoint_url=endpoint,
-                region=REGION,
-                event_delays=self.callback_delays,
-            )
-        )
+        eum = demo_eum_simulator(stack, eum_pool_id, endpoint, event_delays=self.callback_delays)
         eum.start()
         self._stoppers.append(eum.stop)
         environment = merged_environment(functions, stack.environment)
